@@ -1,0 +1,62 @@
+// Pure ATen layer: no napi.h here. Everything in this header can be called from a
+// plain C++ program (see test/native/), which is how the native tests exercise it.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace smoothce {
+
+// A host buffer described without any JavaScript type. `storage` is the element type
+// of the memory at `data`; `compute` is the dtype ATen computes in (they differ for
+// bfloat16/float16 inputs given as float32 data, and for int32 targets).
+struct RawTensor {
+  void* data = nullptr;
+  std::vector<int64_t> shape;
+  at::ScalarType storage = at::kFloat;
+  at::ScalarType compute = at::kFloat;
+  bool present = false;
+};
+
+struct CrossEntropyArgs {
+  RawTensor input;
+  RawTensor target;
+  RawTensor weight;       // present == false: no class weights
+  RawTensor grad_output;  // present == false: use grad_output_scalar
+  double grad_output_scalar = 1.0;
+  int64_t reduction = at::Reduction::Mean;  // 0 none, 1 mean, 2 sum (at::Reduction)
+  int64_t ignore_index = -100;
+  double label_smoothing = 0.0;
+  bool want_grad = false;
+  std::string device = "cpu";
+};
+
+struct CrossEntropyResult {
+  at::Tensor loss;  // CPU, contiguous; dtype as PyTorch gives it (float32 for reduced-precision input)
+  at::Tensor grad;  // CPU, contiguous, input's storage dtype; undefined unless want_grad
+};
+
+// Wraps a RawTensor as an ATen tensor without copying (from_blob; no deleter: the
+// caller keeps the memory alive), then converts to the compute dtype if needed.
+at::Tensor view_raw(const RawTensor& raw);
+
+// The whole computation, as PyTorch runs it: at::cross_entropy_loss, and when asked,
+// the gradient through the same autograd kernels PyTorch's backward() uses.
+// Throws c10::Error (and subclasses) or std::exception on failure.
+CrossEntropyResult cross_entropy(const CrossEntropyArgs& args);
+
+// Parses "cpu", "cuda", "cuda:N"; throws c10::ValueError with a message that says
+// whether this LibTorch has no CUDA support or no GPU is visible.
+at::Device parse_device(const std::string& spec);
+
+std::string torch_version();
+bool cuda_built();  // the linked LibTorch was built with CUDA
+bool cuda_available();
+int64_t cuda_device_count();
+void set_num_threads(int n);
+int get_num_threads();
+
+}  // namespace smoothce

@@ -1,0 +1,133 @@
+#include "cross_entropy_binding.h"
+
+#include "cross_entropy.h"
+#include "errors.h"
+#include "tensor_view.h"
+
+#include <optional>
+#include <vector>
+
+namespace smoothce {
+namespace {
+
+// Everything one call needs, read from JS before any work starts. The HostInputs keep
+// the memory behind args' RawTensors alive (pins or snapshot copies).
+struct Call {
+  CrossEntropyArgs args;
+  std::vector<HostInput> holders;
+};
+
+RawTensor keep(Call& call, HostInput&& in) {
+  RawTensor raw = in.raw;
+  call.holders.push_back(std::move(in));
+  return raw;
+}
+
+Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
+  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropy");
+  Napi::Object o = value.As<Napi::Object>();
+  Call call;
+  call.holders.reserve(4);
+  call.args.input = keep(call, read_tensor(env, o.Get("input"), "input", Role::Input, async));
+  call.args.target = keep(call, read_tensor(env, o.Get("target"), "target", Role::Target, async));
+  Napi::Value w = o.Get("weight");
+  if (!w.IsNull() && !w.IsUndefined()) call.args.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
+  Napi::Value g = o.Get("gradOutput");
+  if (g.IsNumber()) {
+    call.args.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
+  } else if (!g.IsNull() && !g.IsUndefined()) {
+    call.args.grad_output = keep(call, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
+  }
+
+  Napi::Value r = o.Get("reduction");
+  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
+  const int64_t red = r.As<Napi::Number>().Int64Value();
+  SMOOTHCE_THROW_RANGE_IF(env, red < 0 || red > 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
+  call.args.reduction = red;
+
+  Napi::Value ii = o.Get("ignoreIndex");
+  if (ii.IsBigInt()) {
+    bool lossless = false;
+    call.args.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
+    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
+  } else {
+    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
+    const double d = ii.As<Napi::Number>().DoubleValue();
+    SMOOTHCE_THROW_RANGE_IF(env, d != static_cast<double>(static_cast<int64_t>(d)), "ignoreIndex must be an integer");
+    call.args.ignore_index = static_cast<int64_t>(d);
+  }
+
+  Napi::Value ls = o.Get("labelSmoothing");
+  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
+  const double eps = ls.As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
+  call.args.label_smoothing = eps;
+
+  call.args.want_grad = o.Get("grad").ToBoolean().Value();
+  Napi::Value dev = o.Get("device");
+  if (dev.IsString()) call.args.device = dev.As<Napi::String>().Utf8Value();
+  return call;
+}
+
+Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("loss", tensor_to_js(env, r.loss));
+  if (r.grad.defined()) out.Set("grad", tensor_to_js(env, r.grad));
+  return out;
+}
+
+class CrossEntropyWorker : public Napi::AsyncWorker {
+ public:
+  CrossEntropyWorker(Napi::Env env, Call&& call)
+      : Napi::AsyncWorker(env, "smoothce:crossEntropy"), deferred_(Napi::Promise::Deferred::New(env)),
+        call_(std::move(call)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  // Runs on a libuv thread: ATen only, no N-API.
+  void Execute() override {
+    failure_ = run_guarded([this] { result_ = cross_entropy(call_.args); });
+    if (failure_) SetError(failure_->message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    // Building the JS result may itself throw (e.g. out of memory); reject, never crash.
+    try {
+      deferred_.Resolve(result_to_js(env, result_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+    result_ = CrossEntropyResult();
+  }
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(to_js_error(Env(), *failure_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Call call_;
+  CrossEntropyResult result_;
+  std::optional<NativeFailure> failure_;
+};
+
+}  // namespace
+
+Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
+  Call call = read_call(env, info[0], async);
+  if (async) {
+    auto* worker = new CrossEntropyWorker(env, std::move(call));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+  CrossEntropyResult result;
+  run_or_throw(env, [&] { result = cross_entropy(call.args); });
+  return result_to_js(env, result);
+}
+
+}  // namespace smoothce

@@ -1,0 +1,35 @@
+// Marshalling between JavaScript tensor objects ({ data, shape, dtype }) and the
+// pure ATen layer's RawTensor descriptors. Inputs are viewed, not copied, except
+// when an async call asks for a snapshot (see HostInput).
+#pragma once
+
+#include <napi.h>
+
+#include "cross_entropy.h"
+
+#include <string>
+
+namespace smoothce {
+
+// A RawTensor plus what keeps its memory valid: a reference that pins the JS typed
+// array, and for async snapshots an ATen-owned copy of the bytes.
+struct HostInput {
+  RawTensor raw;
+  Napi::ObjectReference pin;
+  at::Tensor owned;
+};
+
+enum class Role { Input, Target, Weight, GradOutput };
+
+// Reads `value` ({ data, shape, dtype }); `name` is used in error messages.
+// snapshot == true copies the bytes (async calls on non-shared ArrayBuffers: the caller
+// may then mutate, transfer or drop its buffer while the call is in flight).
+HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name, Role role, bool snapshot);
+
+// A CPU tensor as { data, shape, dtype }; the data is an external ArrayBuffer that
+// owns a reference to the tensor's storage (no copy).
+Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t);
+
+const char* dtype_name(at::ScalarType t);
+
+}  // namespace smoothce

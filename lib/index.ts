@@ -1,0 +1,21 @@
+export { tensor, numel } from './tensor';
+export type { Tensor, DType, TensorData, FloatArray } from './tensor';
+export { crossEntropy, crossEntropyAsync } from './cross-entropy';
+export type { CrossEntropyResult, NoneOptions, ScalarOptions } from './cross-entropy';
+export type { CrossEntropyOptions, Reduction, Device } from './options';
+import { native } from './native';
+
+/** The LibTorch version the addon was built against, e.g. "1.13.0". */
+export function torchVersion(): string {
+  return native().torchVersion();
+}
+
+/** Whether the linked LibTorch has CUDA and a GPU is visible. */
+export function cudaAvailable(): boolean {
+  return native().cudaAvailable();
+}
+
+/** Number of visible CUDA devices (0 without CUDA). */
+export function cudaDeviceCount(): number {
+  return native().cudaDeviceCount();
+}

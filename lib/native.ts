@@ -1,0 +1,103 @@
+/**
+ * Loads the native addon and describes its interface.
+ *
+ * Order: SMOOTHCE_NATIVE (a path to a .node file, for debugging or custom builds), then
+ * node-gyp-build's resolution from the package root: build/Release/smoothce.node (a
+ * local build), then prebuilds/<platform>-<arch>/smoothce.node (shipped in the tarball).
+ * A failure lists what was tried and what to do about it, with the original error as
+ * `cause`.
+ */
+import * as path from 'node:path';
+import type { DType, TensorData } from './tensor';
+
+export interface NativeTensor {
+  data: TensorData;
+  shape: number[];
+  dtype: DType;
+}
+
+export interface NativeArgs {
+  input: NativeTensor;
+  target: NativeTensor;
+  weight: NativeTensor | null;
+  reduction: 0 | 1 | 2;
+  ignoreIndex: bigint;
+  labelSmoothing: number;
+  grad: boolean;
+  gradOutput: number | NativeTensor | null;
+  device: string;
+}
+
+export interface NativeResult {
+  loss: NativeTensor;
+  grad?: NativeTensor;
+}
+
+export interface NativeBinding {
+  crossEntropy(args: NativeArgs, async: false): NativeResult;
+  crossEntropy(args: NativeArgs, async: true): Promise<NativeResult>;
+  torchVersion(): string;
+  cudaBuilt(): boolean;
+  cudaAvailable(): boolean;
+  cudaDeviceCount(): number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+}
+
+export const packageRoot = path.resolve(__dirname, '..');
+
+function hints(message: string): string[] {
+  const out: string[] = [];
+  if (/libtorch|libc10|libgomp|cannot open shared object/i.test(message)) {
+    out.push(
+      'LibTorch was not found at run time. Install it (Debian 12: `apt-get install libtorch-dev`), or point ' +
+        'LIBTORCH at a LibTorch root and rebuild with `npm run build:native`.',
+    );
+  }
+  if (/CXXABI_|GLIBCXX_|undefined symbol/i.test(message)) {
+    out.push(
+      'The addon was built against a different LibTorch or C++ runtime than the one found now (ABI mismatch). ' +
+        'Rebuild it against the LibTorch you have: `npm run build:native` (set LIBTORCH or Torch_DIR to choose it).',
+    );
+  }
+  if (/No native build was found|Cannot find module/i.test(message)) {
+    out.push(
+      'No compiled addon for this platform. Build it from source: `npm run build:native` (needs cmake, a C++17 ' +
+        'compiler and LibTorch; `bash scripts/setup.sh` installs them on Debian).',
+    );
+  }
+  if (out.length === 0) out.push('Rebuild the addon with `npm run build:native`; see README.md, Troubleshooting.');
+  return out;
+}
+
+function load(): NativeBinding {
+  const override = process.env.SMOOTHCE_NATIVE;
+  try {
+    if (override) return require(path.resolve(override)) as NativeBinding;
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+    return nodeGypBuild(packageRoot);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    const where = override
+      ? `SMOOTHCE_NATIVE=${override}`
+      : `${path.join(packageRoot, 'build/Release')} or ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)}`;
+    const error = new Error(
+      `smoothce: could not load the native addon (looked in ${where}).\n${message}\n\nPossible solutions:\n` +
+        hints(message)
+          .map((h) => `- ${h}`)
+          .join('\n'),
+      { cause: err },
+    );
+    (error as Error & { code: string }).code = 'ERR_SMOOTHCE_LOAD';
+    throw error;
+  }
+}
+
+let cached: NativeBinding | undefined;
+
+/** The native binding, loaded on first use. */
+export function native(): NativeBinding {
+  cached ??= load();
+  return cached;
+}

@@ -5,6 +5,7 @@
 #include "cross_entropy.h"
 #include "cross_entropy_binding.h"
 #include "errors.h"
+#include "modules.h"
 
 namespace smoothce {
 namespace {
@@ -50,6 +51,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount, "cudaDeviceCount"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  // Other modules add their exports here, one line each (declared in modules.h).
   return exports;
 }
 

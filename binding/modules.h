@@ -1,0 +1,11 @@
+// Each binding module (calibration, device tensors, fused kernel, distributed, ...)
+// exposes one function that adds its exports; addon.cc calls them all from Init.
+#pragma once
+
+#include <napi.h>
+
+namespace smoothce {
+
+// void InitExample(Napi::Env env, Napi::Object exports);
+
+}  // namespace smoothce

@@ -14,7 +14,9 @@ export type ScalarOptions = CrossEntropyOptions & { reduction?: 'mean' | 'sum' }
 
 function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
   const loss = prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
-  return r.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
+  // Decided by the request, not by reading r.grad: a polluted Object.prototype.grad
+  // must not appear as a gradient.
+  return prepared.args.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
 }
 
 /** Adds context to errors whose native text alone would not say what to do. */

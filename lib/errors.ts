@@ -5,6 +5,11 @@
  * that is out of range or inconsistent with the other arguments.
  */
 
+/** 'a' or 'an' for a word as it is read aloud ('an int64', 'an Int32Array', 'a Uint8Array'). */
+export function article(word: string): string {
+  return /^([aeio]|u(?!int))/i.test(word) ? 'an' : 'a';
+}
+
 /** Short, safe description of any value for an error message (never throws). */
 export function describe(value: unknown): string {
   try {
@@ -28,7 +33,7 @@ export function describe(value: unknown): string {
     }
     if (ArrayBuffer.isView(value)) {
       const name = Object.getPrototypeOf(value)?.constructor?.name ?? 'typed array';
-      return `a ${name} of length ${(value as unknown as { length?: number }).length ?? (value as ArrayBufferView).byteLength}`;
+      return `${article(name)} ${name} of length ${(value as unknown as { length?: number }).length ?? (value as ArrayBufferView).byteLength}`;
     }
     if (Array.isArray(value)) return `an array of length ${value.length}`;
     const ctor = Object.getPrototypeOf(value)?.constructor?.name;

@@ -4,7 +4,7 @@
  * where PyTorch is silent (see README, "Where smoothce differs from PyTorch").
  */
 import * as os from 'node:os';
-import { describe, inconsistent, rangeError, typeError } from './errors';
+import { article, describe, inconsistent, rangeError, typeError } from './errors';
 import type { NativeArgs, NativeTensor } from './native';
 import { checkTensor, DTYPES, numel, type DType, type Tensor } from './tensor';
 
@@ -62,11 +62,11 @@ function editDistance(a: string, b: string): number {
  * Object.prototype changes nothing), unknown names rejected with a suggestion.
  */
 export function readOptions(options: unknown, known: readonly string[], fn: string): Record<string, unknown> {
-  if (options === undefined) return {};
+  const out: Record<string, unknown> = Object.create(null);
+  if (options === undefined) return out;
   if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
     throw typeError('options', `an options object for ${fn}`, options);
   }
-  const out: Record<string, unknown> = Object.create(null);
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
       const best = known
@@ -229,10 +229,9 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
   let probabilityTarget = false;
   if (sameShape(t.shape, x.shape)) {
     if (!DTYPES[t.dtype].float) {
-      throw typeError(
-        'target',
-        `class indices of shape ${fmt(lossShape)} or float probabilities of shape ${fmt(x.shape)}`,
-        `${t.dtype} tensor of shape ${fmt(t.shape)}`,
+      throw new TypeError(
+        `Expected class indices of shape ${fmt(lossShape)} or float probabilities of shape ${fmt(x.shape)} ` +
+          `for target but received ${article(t.dtype)} ${t.dtype} tensor of shape ${fmt(t.shape)}`,
       );
     }
     if (t.dtype === 'bfloat16' || t.dtype === 'float16') {
@@ -247,10 +246,9 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       if (t.shape.length === x.shape.length) {
         throw inconsistent('target', `probability targets must have the input's shape ${fmt(x.shape)}, received ${fmt(t.shape)}`);
       }
-      throw typeError(
-        'target',
-        `class indices (int64, int32 or uint8) of shape ${fmt(lossShape)}, or probabilities of shape ${fmt(x.shape)}`,
-        `a ${t.dtype} tensor of shape ${fmt(t.shape)}`,
+      throw new TypeError(
+        `Expected class indices (int64, int32 or uint8) of shape ${fmt(lossShape)}, or probabilities of shape ` +
+          `${fmt(x.shape)}, for target but received ${article(t.dtype)} ${t.dtype} tensor of shape ${fmt(t.shape)}`,
       );
     }
     if (t.dtype === 'uint8' && x.shape.length > 2) {

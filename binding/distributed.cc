@@ -1,0 +1,179 @@
+#include "distributed.h"
+
+#include <c10/util/Exception.h>
+
+#include <mutex>
+
+#ifdef SMOOTHCE_WITH_GLOO
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#endif
+
+#include <thread>
+
+namespace smoothce {
+namespace dist {
+
+#ifdef SMOOTHCE_WITH_GLOO
+
+class Group {
+ public:
+  GroupOptions opts;
+  c10::intrusive_ptr<c10d::Store> tcp;
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> pg;
+  std::mutex mu;  // collectives of one group run one at a time, in call order
+  bool destroyed = false;
+};
+
+bool available() { return true; }
+
+namespace {
+
+bool is_loopback(const std::string& host) {
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
+std::string where(const Group& g) {
+  return "(rank " + std::to_string(g.opts.rank) + " of " + std::to_string(g.opts.world_size) + ", store " +
+         g.opts.host + ":" + std::to_string(g.opts.port) + ", timeout " + std::to_string(g.opts.timeout.count()) +
+         " ms)";
+}
+
+void check_alive(const Group& g) {
+  TORCH_CHECK(!g.destroyed && g.pg, "the process group was destroyed");
+}
+
+// Waits for the collective; gloo reports a dead or missing peer as an error or a
+// timeout, which we rethrow with the group's coordinates.
+void wait(Group& g, const c10::intrusive_ptr<c10d::Work>& work, const char* what) {
+  try {
+    work->wait(g.opts.timeout);
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "distributed ", what, " failed ", where(g),
+                ": a rank may have died, left or not arrived in time: ", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "distributed ", what, " failed ", where(g),
+                ": a rank may have died, left or not arrived in time: ", e.what());
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<Group> create_group(const GroupOptions& o) {
+  TORCH_CHECK_VALUE(o.backend == "gloo", "backend '", o.backend,
+                    "' is not supported by this build (gloo is; nccl needs a CUDA LibTorch with NCCL)");
+  TORCH_CHECK_VALUE(o.world_size >= 1 && o.rank >= 0 && o.rank < o.world_size, "rank ", o.rank,
+                    " is not in [0, worldSize = ", o.world_size, ")");
+  auto g = std::make_shared<Group>();
+  g->opts = o;
+  c10d::TCPStoreOptions so;
+  so.port = o.port;
+  so.isServer = o.rank == 0;
+  so.numWorkers = static_cast<std::size_t>(o.world_size);
+  so.waitWorkers = true;
+  so.timeout = o.timeout;
+  so.multiTenant = true;
+  try {
+    g->tcp = c10::make_intrusive<c10d::TCPStore>(o.host, so);
+    // torch.distributed 1.13: PrefixStore("default_pg", store), then the first group's
+    // own PrefixStore("0", ...) for the process group.
+    auto default_pg = c10::make_intrusive<c10d::PrefixStore>("default_pg", g->tcp);
+    auto group_store = c10::make_intrusive<c10d::PrefixStore>("0", default_pg);
+    auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+    if (!o.interface.empty()) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
+    } else if (is_loopback(o.host)) {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
+    } else {
+      options->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+    }
+    options->threads = static_cast<int>(options->devices.size() * 2);
+    g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, o.rank, o.world_size, options);
+
+    // _store_based_barrier(rank, store, timeout) with _group_count == 1.
+    const std::string key = "store_based_barrier_key:1";
+    default_pg->add(key, 1);
+    const auto start = std::chrono::steady_clock::now();
+    while (default_pg->add(key, 0) != o.world_size) {
+      TORCH_CHECK(std::chrono::steady_clock::now() - start < o.timeout, "timed out after ", o.timeout.count(),
+                  " ms waiting for all ", o.world_size, " ranks to join");
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    g->pg->setSequenceNumberForGroup();
+  } catch (const c10::Error& e) {
+    TORCH_CHECK(false, "distributed init failed ", where(*g), ": ", e.what_without_backtrace());
+  } catch (const std::exception& e) {
+    TORCH_CHECK(false, "distributed init failed ", where(*g), ": ", e.what());
+  }
+  return g;
+}
+
+at::Tensor all_reduce(Group& g, const at::Tensor& t, ReduceOp op) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  check_alive(g);
+  std::vector<at::Tensor> tensors{t.contiguous().clone()};
+  c10d::AllreduceOptions ao;
+  switch (op) {
+    case ReduceOp::Sum: ao.reduceOp = c10d::ReduceOp::SUM; break;
+    case ReduceOp::Product: ao.reduceOp = c10d::ReduceOp::PRODUCT; break;
+    case ReduceOp::Min: ao.reduceOp = c10d::ReduceOp::MIN; break;
+    case ReduceOp::Max: ao.reduceOp = c10d::ReduceOp::MAX; break;
+  }
+  ao.timeout = g.opts.timeout;
+  wait(g, g.pg->allreduce(tensors, ao), "allReduce");
+  return tensors[0];
+}
+
+std::vector<at::Tensor> all_gather(Group& g, const at::Tensor& t) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  check_alive(g);
+  std::vector<at::Tensor> in{t.contiguous()};
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < g.opts.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
+  c10d::AllgatherOptions ao;
+  ao.timeout = g.opts.timeout;
+  wait(g, g.pg->allgather(out, in, ao), "allGather");
+  return out[0];
+}
+
+void barrier(Group& g) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  check_alive(g);
+  c10d::BarrierOptions bo;
+  bo.timeout = g.opts.timeout;
+  wait(g, g.pg->barrier(bo), "barrier");
+}
+
+void destroy(Group& g) {
+  std::lock_guard<std::mutex> lock(g.mu);
+  g.destroyed = true;
+  g.pg.reset();
+  g.tcp.reset();
+}
+
+#else  // !SMOOTHCE_WITH_GLOO
+
+class Group {};
+bool available() { return false; }
+static const char* kMissing =
+    "this smoothce build has no c10d/Gloo support (LibTorch without USE_C10D_GLOO, or Gloo's headers were not found "
+    "at build time: apt-get install libgloo-dev and rebuild)";
+std::shared_ptr<Group> create_group(const GroupOptions&) { TORCH_CHECK(false, kMissing); }
+at::Tensor all_reduce(Group&, const at::Tensor&, ReduceOp) { TORCH_CHECK(false, kMissing); }
+std::vector<at::Tensor> all_gather(Group&, const at::Tensor&) { TORCH_CHECK(false, kMissing); }
+void barrier(Group&) { TORCH_CHECK(false, kMissing); }
+void destroy(Group&) {}
+
+#endif
+
+#ifdef SMOOTHCE_WITH_GLOO
+int rank(const Group& g) { return g.opts.rank; }
+int world_size(const Group& g) { return g.opts.world_size; }
+#else
+int rank(const Group&) { return 0; }
+int world_size(const Group&) { return 1; }
+#endif
+
+}  // namespace dist
+}  // namespace smoothce

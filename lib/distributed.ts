@@ -1,0 +1,252 @@
+/**
+ * Exact metrics across processes and machines through PyTorch's own distributed engine
+ * (c10d: TCPStore rendezvous + Gloo), laid out as torch.distributed 1.13 lays out its
+ * default group, so Node ranks and Python ranks can join one group.
+ *
+ *   const group = await distributed.init({ rank, worldSize, store: 'tcp://127.0.0.1:29500' });
+ *   await group.allReduce(lossAccumulator);   // every rank ends with the global state
+ *   await group.allReduceTensor(t, 'sum');
+ *   await group.barrier();
+ *   group.destroy();
+ *
+ * Defaults follow torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
+ */
+import { rangeError, typeError } from './errors';
+import { native } from './native';
+import { readOptions } from './options';
+import { checkTensor, type Tensor } from './tensor';
+
+export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
+export type Backend = 'gloo' | 'nccl';
+
+export interface InitOptions {
+  /** This process's rank, in [0, worldSize). Default: $RANK. */
+  rank?: number;
+  /** Number of ranks. Default: $WORLD_SIZE. */
+  worldSize?: number;
+  /** 'tcp://host:port' of the TCPStore (rank 0 hosts it). Default: tcp://$MASTER_ADDR:$MASTER_PORT. */
+  store?: string;
+  /** 'gloo' (CPU). 'nccl' needs a CUDA LibTorch with NCCL. Default 'gloo'. */
+  backend?: Backend;
+  /** How long to wait for other ranks, at init and in every collective. Default 30000. */
+  timeoutMs?: number;
+  /** Network interface for Gloo's pairs (as GLOO_SOCKET_IFNAME). Default: $GLOO_SOCKET_IFNAME, else
+   * loopback when the store is on a loopback address, else the address of this host's name. */
+  interface?: string;
+}
+
+/** What allReduce() can combine: anything that serialises, deserialises and merges exactly. */
+export interface Mergeable<T> {
+  toJSON(): unknown;
+  merge(other: T): unknown;
+}
+
+interface NativeDist {
+  distAvailable(): boolean;
+  distInit(o: object): Promise<unknown>;
+  distAllReduce(h: unknown, t: Tensor, op: ReduceOp): Promise<Tensor>;
+  distAllGather(h: unknown, t: Tensor): Promise<Tensor[]>;
+  distBarrier(h: unknown): Promise<void>;
+  distDestroy(h: unknown): void;
+}
+
+function nd(): NativeDist {
+  return native() as unknown as NativeDist;
+}
+
+const OPTION_NAMES = ['rank', 'worldSize', 'store', 'backend', 'timeoutMs', 'interface'];
+
+function envInt(name: string): number | undefined {
+  const v = process.env[name];
+  return v === undefined || v === '' ? undefined : Number(v);
+}
+
+function checkInt(name: string, value: unknown, lo: number, hi: number, what: string): number {
+  if (typeof value !== 'number') throw typeError(name, what, value);
+  if (!Number.isInteger(value) || value < lo || value > hi) throw rangeError(name, what, value);
+  return value;
+}
+
+/** Parses 'tcp://host:port' (IPv6 hosts in brackets). */
+export function parseStore(store: unknown): { host: string; port: number } {
+  if (typeof store !== 'string') throw typeError('store', "a 'tcp://host:port' address", store);
+  const m = /^tcp:\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(store);
+  if (!m) throw rangeError('store', "a 'tcp://host:port' address", store);
+  const port = Number(m[2]);
+  if (port < 1 || port > 65535) throw rangeError('store', 'a port in [1, 65535]', store);
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}
+
+export class DistributedError extends Error {
+  code: string;
+  constructor(message: string, code: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'DistributedError';
+    this.code = code;
+  }
+}
+
+function wrap(err: unknown, what: string): unknown {
+  if (!(err instanceof Error)) return err;
+  const timeout = /time ?out|timed out|Socket Timeout|Connection reset|Connection closed|may have died/i.test(err.message);
+  return new DistributedError(
+    `${what}: ${err.message}`,
+    timeout ? 'ERR_SMOOTHCE_DIST_TIMEOUT' : 'ERR_SMOOTHCE_DIST',
+    err,
+  );
+}
+
+export class ProcessGroup {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly backend: Backend;
+  #handle: unknown;
+  #chain: Promise<unknown> = Promise.resolve();
+
+  /** @internal use distributed.init() */
+  constructor(handle: unknown, rank: number, worldSize: number, backend: Backend) {
+    this.#handle = handle;
+    this.rank = rank;
+    this.worldSize = worldSize;
+    this.backend = backend;
+  }
+
+  get destroyed(): boolean {
+    return this.#handle === undefined;
+  }
+
+  /** Runs collectives one at a time, in call order (as every rank must issue them). */
+  #enqueue<T>(what: string, op: (h: unknown) => Promise<T>): Promise<T> {
+    const handle = this.#handle;
+    if (handle === undefined) {
+      return Promise.reject(new DistributedError(`${what}: the process group was destroyed`, 'ERR_SMOOTHCE_DIST_DESTROYED'));
+    }
+    const run = this.#chain.then(
+      () => op(handle),
+      () => op(handle),
+    );
+    this.#chain = run.catch(() => undefined);
+    return run.catch((err) => {
+      throw wrap(err, what);
+    });
+  }
+
+  /** Reduces a tensor over all ranks; returns the result (the argument is not modified). */
+  allReduceTensor(tensor: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
+    const t = checkTensor(tensor, 'tensor');
+    if (t.dtype !== 'float32' && t.dtype !== 'float64' && t.dtype !== 'int64') {
+      throw typeError('tensor.dtype', 'float32, float64 or int64', t.dtype);
+    }
+    if (!['sum', 'product', 'min', 'max'].includes(op as string)) {
+      throw typeError('op', "'sum', 'product', 'min' or 'max'", op);
+    }
+    return this.#enqueue('allReduceTensor', (h) => nd().distAllReduce(h, t, op));
+  }
+
+  /** Every rank's tensor, in rank order (same shape and dtype on every rank). */
+  allGather(tensor: Tensor): Promise<Tensor[]> {
+    const t = checkTensor(tensor, 'tensor');
+    return this.#enqueue('allGather', (h) => nd().distAllGather(h, t));
+  }
+
+  /**
+   * Combines an accumulator (LossAccumulator, calibration.Accumulator, or anything with
+   * toJSON(), merge() and a static fromJSON()) over all ranks. Each rank's state is
+   * gathered and merged in rank order, so every rank ends with the same, exact global
+   * state: `acc` is updated in place and also returned.
+   */
+  async allReduce<T extends Mergeable<T>>(acc: T): Promise<T> {
+    if (acc === null || typeof acc !== 'object' || typeof acc.toJSON !== 'function' || typeof acc.merge !== 'function') {
+      throw typeError('accumulator', 'an accumulator with toJSON() and merge()', acc);
+    }
+    const Ctor = acc.constructor as { fromJSON?: (json: unknown) => T };
+    if (typeof Ctor.fromJSON !== 'function') {
+      throw typeError('accumulator', 'an accumulator whose class has a static fromJSON()', acc);
+    }
+    const bytes = new TextEncoder().encode(JSON.stringify(acc.toJSON()));
+    const longest = await this.allReduceTensor(
+      { data: new BigInt64Array([BigInt(bytes.length)]), shape: [1], dtype: 'int64' },
+      'max',
+    );
+    const width = Number((longest.data as BigInt64Array)[0]);
+    const padded = new Uint8Array(width + 8);
+    new DataView(padded.buffer).setBigUint64(0, BigInt(bytes.length), true);
+    padded.set(bytes, 8);
+    const parts = await this.allGather({ data: padded, shape: [width + 8], dtype: 'uint8' });
+    const decoder = new TextDecoder();
+    let merged: T | undefined;
+    for (const part of parts) {
+      const buf = part.data as Uint8Array;
+      const n = Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
+      const state = Ctor.fromJSON(JSON.parse(decoder.decode(buf.subarray(8, 8 + n))));
+      if (merged === undefined) merged = state;
+      else merged.merge(state);
+    }
+    const global = Ctor.fromJSON(JSON.parse(JSON.stringify(merged!.toJSON())));
+    Object.assign(acc, global);
+    return acc;
+  }
+
+  /** Waits until every rank has reached the barrier. */
+  barrier(): Promise<void> {
+    return this.#enqueue('barrier', (h) => nd().distBarrier(h));
+  }
+
+  /** Leaves the group and closes its sockets. Safe to call more than once. */
+  destroy(): void {
+    const h = this.#handle;
+    this.#handle = undefined;
+    if (h !== undefined) nd().distDestroy(h);
+  }
+}
+
+/** Whether this build of the addon has c10d with Gloo. */
+export function available(): boolean {
+  return nd().distAvailable();
+}
+
+/**
+ * Joins (or, as rank 0, hosts) a process group. Every rank calls it with the same store
+ * address and worldSize; it resolves once all ranks have joined, and rejects with a
+ * DistributedError (code ERR_SMOOTHCE_DIST_TIMEOUT) when they have not within timeoutMs.
+ */
+export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
+  const o = readOptions(options, OPTION_NAMES, 'distributed.init');
+  const worldSize = checkInt('worldSize', o.worldSize ?? envInt('WORLD_SIZE'), 1, 65536, 'an integer in [1, 65536] (or $WORLD_SIZE)');
+  const rank = checkInt('rank', o.rank ?? envInt('RANK'), 0, worldSize - 1, `an integer in [0, ${worldSize}) (or $RANK)`);
+  let storeAddr = o.store;
+  if (storeAddr === undefined) {
+    const addr = process.env.MASTER_ADDR;
+    const port = process.env.MASTER_PORT;
+    if (!addr || !port) {
+      throw typeError('store', "a 'tcp://host:port' address (or $MASTER_ADDR and $MASTER_PORT)", undefined);
+    }
+    storeAddr = `tcp://${addr.includes(':') ? `[${addr}]` : addr}:${port}`;
+  }
+  const { host, port } = parseStore(storeAddr);
+  const backend = o.backend ?? 'gloo';
+  if (backend !== 'gloo' && backend !== 'nccl') throw typeError('backend', "'gloo' or 'nccl'", backend);
+  const timeoutMs = checkInt('timeoutMs', o.timeoutMs ?? 30000, 1, 86_400_000, 'an integer number of milliseconds in [1, 86400000]');
+  const iface = o.interface ?? process.env.GLOO_SOCKET_IFNAME;
+  if (iface !== undefined && typeof iface !== 'string') throw typeError('interface', 'a network interface name', iface);
+  if (!available()) {
+    throw new DistributedError(
+      'distributed.init: this build of smoothce has no c10d/Gloo support (install libgloo-dev and rebuild: npm run build:native)',
+      'ERR_SMOOTHCE_DIST_UNAVAILABLE',
+    );
+  }
+  if (backend === 'nccl') {
+    throw new DistributedError(
+      `distributed.init: backend 'nccl' needs a CUDA LibTorch with NCCL; this addon was built against LibTorch ${native().torchVersion()} without it (use 'gloo')`,
+      'ERR_SMOOTHCE_DIST_UNAVAILABLE',
+    );
+  }
+  let handle: unknown;
+  try {
+    handle = await nd().distInit({ host, port, rank, worldSize, backend, timeoutMs, interface: iface || undefined });
+  } catch (err) {
+    throw wrap(err, `distributed.init (rank ${rank} of ${worldSize}, store ${storeAddr}, timeout ${timeoutMs} ms; not all ranks joined in time?)`);
+  }
+  return new ProcessGroup(handle, rank, worldSize, backend);
+}
+

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { register as registerInfo } from './cli/info';
+import { register as registerParity } from './cli/parity';
 
 export function buildProgram(): Command {
   const program = new Command('smoothce')
@@ -14,6 +15,7 @@ export function buildProgram(): Command {
       throw err;
     });
   registerInfo(program);
+  registerParity(program);
   return program;
 }
 

@@ -19,3 +19,33 @@ export function cudaAvailable(): boolean {
 export function cudaDeviceCount(): number {
   return native().cudaDeviceCount();
 }
+export {
+  checkParity,
+  loadCaseFile,
+  parseCaseFile,
+  writeCaseFile,
+  findCaseFiles,
+  CaseFormatError,
+  readNpy,
+  writeNpy,
+  parseNpy,
+  formatNpy,
+  NpyError,
+  toMatchTorch,
+  reference,
+  DEFAULT_TOLERANCES,
+} from './parity';
+export type {
+  ParityCase,
+  CaseFile,
+  CaseTensor,
+  CaseResult,
+  CaseStatus,
+  ParityOptions,
+  ParityReport,
+  ParitySummary,
+  NpyArray,
+  MatchTorchOptions,
+  ReferenceResult,
+  Tolerance,
+} from './parity';

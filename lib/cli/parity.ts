@@ -1,0 +1,114 @@
+/**
+ * npx smoothce parity <file-or-dir>... [--json] [--rtol x] [--atol y]
+ *
+ * Replays every case of the case files through crossEntropy and compares with PyTorch's
+ * values. One line per case and a summary; exit code 0 only when no case fails
+ * (cases smoothce rejects on purpose are listed but are not failures), 1 when some
+ * case fails, 2 when a file cannot be read or is not a valid case file.
+ */
+import { InvalidArgumentError, type Command } from 'commander';
+import { torchVersion } from '../index';
+import { findCaseFiles, loadCaseFile, type CaseFile } from '../parity/cases';
+import { checkParity, formatResult, summarise, type CaseResult, type ParityOptions } from '../parity/check';
+
+export interface ParityCliOptions {
+  json?: boolean;
+  rtol?: number;
+  atol?: number;
+  device?: string;
+}
+
+export interface Output {
+  log(line: string): void;
+  error(line: string): void;
+}
+
+function tolerance(name: string): (value: string) => number {
+  return (value) => {
+    const x = Number(value);
+    if (value.trim() === '' || !Number.isFinite(x) || x < 0) {
+      throw new InvalidArgumentError(`${name} must be a non-negative number, got '${value}'`);
+    }
+    return x;
+  };
+}
+
+/** JSON with non-finite numbers as strings (as in case files). */
+function toJson(value: unknown): string {
+  return JSON.stringify(
+    value,
+    (_k, v) => {
+      if (typeof v === 'number' && !Number.isFinite(v)) return Number.isNaN(v) ? 'NaN' : v > 0 ? 'Infinity' : '-Infinity';
+      if (typeof v === 'bigint') return v.toString();
+      return v;
+    },
+    2,
+  );
+}
+
+/** Runs the parity command; returns the exit code. */
+export function runParity(paths: readonly string[], options: ParityCliOptions, out: Output = console): number {
+  const parityOptions: ParityOptions = {};
+  if (options.rtol !== undefined) parityOptions.rtol = options.rtol;
+  if (options.atol !== undefined) parityOptions.atol = options.atol;
+  if (options.device !== undefined) parityOptions.device = options.device;
+
+  let files: string[];
+  let skipped: string[];
+  const loaded: CaseFile[] = [];
+  try {
+    ({ files, skipped } = findCaseFiles(paths));
+    if (files.length === 0) throw new Error(`no case files found in ${paths.join(', ')}`);
+    for (const f of files) loaded.push(loadCaseFile(f));
+  } catch (err) {
+    out.error(`smoothce parity: ${(err as Error).message}`);
+    return 2;
+  }
+
+  const torch = torchVersion();
+  const all: CaseResult[] = [];
+  const perFile = loaded.map((file) => {
+    const report = checkParity(file, parityOptions);
+    all.push(...report.results);
+    return { file: file.source!, torch: file.torch ?? null, results: report.results, summary: report.summary };
+  });
+  const summary = summarise(all);
+
+  if (options.json) {
+    out.log(toJson({ torch, files: perFile, skipped, summary }));
+    return summary.ok ? 0 : 1;
+  }
+
+  for (const f of perFile) {
+    const captured = /^\d+\.\d+\.\d+/.exec(f.torch ?? '')?.[0];
+    const note = f.torch && captured !== /^\d+\.\d+\.\d+/.exec(torch)?.[0] ? ` (captured with torch ${f.torch}; replayed with LibTorch ${torch})` : '';
+    out.log(`${f.file}: ${f.results.length} case(s)${note}`);
+    const width = Math.min(48, Math.max(0, ...f.results.map((r) => r.name.length)));
+    for (const r of f.results) out.log(`  ${formatResult(r, width)}`);
+  }
+  for (const s of skipped) out.log(`skipped ${s} (not a case file)`);
+  const parts = [`${summary.passed} passed`, `${summary.failed} failed`];
+  if (summary.errorsMatched) parts.push(`${summary.errorsMatched} errors matched`);
+  if (summary.rejected) parts.push(`${summary.rejected} rejected (deviation)`);
+  if (summary.accepted) parts.push(`${summary.accepted} accepted (deviation)`);
+  out.log(`parity: ${summary.total} cases in ${perFile.length} file(s): ${parts.join(', ')}`);
+  const deviations = all.filter((r) => r.status === 'rejected' || r.status === 'accepted');
+  if (deviations.length) out.log(`deviations (not failures): ${deviations.map((r) => r.name).join(', ')}`);
+  if (!summary.ok) out.log(`FAILED: ${summary.failedNames.join(', ')}`);
+  return summary.ok ? 0 : 1;
+}
+
+export function register(program: Command): void {
+  program
+    .command('parity')
+    .description('replay PyTorch case files (JSON, with .npy for large arrays) and compare loss and gradient')
+    .argument('<paths...>', 'case files, or directories whose *.json case files are all replayed')
+    .option('--json', 'machine-readable output')
+    .option('--rtol <x>', 'relative tolerance for every dtype (default: torch.testing.assert_close per dtype)', tolerance('--rtol'))
+    .option('--atol <y>', 'absolute tolerance for every dtype (default: per dtype)', tolerance('--atol'))
+    .option('--device <device>', "replay on 'cpu' (default) or 'cuda[:N]'")
+    .action((paths: string[], opts: ParityCliOptions) => {
+      const code = runParity(paths, opts);
+      if (code !== 0) process.exitCode = code;
+    });
+}

@@ -1,0 +1,637 @@
+/**
+ * Case files: the format both sides of a parity test read and write (docs/parity.md).
+ *
+ *   { "format": "smoothce-cases", "version": 1, "torch": "1.13.1", "cases": [ case, ... ] }
+ *
+ * A case holds input, target, weight, options, grad_output and the expected loss and
+ * gradient (or the error PyTorch raised). A tensor is inline
+ *   { "dtype": "float32", "shape": [2, 3], "data": [ ... ] }
+ * or, for large arrays, a reference to a .npy file next to the JSON
+ *   { "dtype": "float32", "shape": [4096, 1000], "npy": "cases.data/big.input.npy" }.
+ * Validation is strict: any problem names the file, the case and the field.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../tensor';
+import type { Reduction } from '../options';
+import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
+
+export const CASE_FORMAT = 'smoothce-cases';
+export const CASE_FORMAT_VERSION = 1;
+
+/**
+ * A tensor of a case. `dtype` is one of smoothce's dtypes, except in cases whose
+ * expected outcome is an error, which may name others (int16, bool, complex64, ...):
+ * those keep their dtype and shape, with empty data, so that replaying them fails.
+ */
+export interface CaseTensor {
+  data: TensorData;
+  shape: number[];
+  dtype: DType | string;
+}
+
+export interface CaseOptions {
+  reduction: Reduction;
+  ignoreIndex: bigint;
+  /** May be NaN, negative or above 1 in a case: such cases record PyTorch's behaviour. */
+  labelSmoothing: number;
+}
+
+export interface ExpectedValues {
+  loss: CaseTensor;
+  gradInput: CaseTensor | null;
+}
+
+export interface ExpectedError {
+  error: { type: string; message: string };
+}
+
+export interface ParityCase {
+  name: string;
+  input: CaseTensor;
+  target: CaseTensor;
+  weight: CaseTensor | null;
+  options: CaseOptions;
+  gradOutput: CaseTensor | number | null;
+  expected: ExpectedValues | ExpectedError;
+  /** Set when smoothce rejects this case on purpose; says why. */
+  deviation?: string;
+}
+
+export interface CaseFile {
+  format: typeof CASE_FORMAT;
+  version: number;
+  /** The torch version that produced the expected values, when known. */
+  torch?: string;
+  cases: ParityCase[];
+  /** The path the file was read from. */
+  source?: string;
+}
+
+export function isExpectedError(e: ParityCase['expected']): e is ExpectedError {
+  return Object.prototype.hasOwnProperty.call(e, 'error');
+}
+
+/** A problem in a case file: `file`, `caseName` and `field` say where. */
+export class CaseFormatError extends Error {
+  readonly code = 'ERR_SMOOTHCE_CASE_FORMAT';
+  constructor(
+    message: string,
+    readonly file?: string,
+    readonly caseName?: string,
+    readonly field?: string,
+  ) {
+    super(message);
+    this.name = 'CaseFormatError';
+  }
+}
+
+interface Ctx {
+  file?: string;
+  baseDir: string;
+  caseName?: string;
+  caseIndex?: number;
+}
+
+function where(ctx: Ctx, field: string): string {
+  const parts: string[] = [];
+  if (ctx.file) parts.push(ctx.file);
+  if (ctx.caseIndex !== undefined) {
+    parts.push(ctx.caseName !== undefined ? `case "${ctx.caseName}" (#${ctx.caseIndex})` : `case #${ctx.caseIndex}`);
+  }
+  if (field) parts.push(field);
+  return parts.join(': ');
+}
+
+function fail(ctx: Ctx, field: string, message: string): never {
+  throw new CaseFormatError(`${where(ctx, field)}: ${message}`, ctx.file, ctx.caseName, field || undefined);
+}
+
+function show(v: unknown): string {
+  if (v === undefined) return 'nothing';
+  let s: string;
+  try {
+    s = JSON.stringify(v) ?? String(v);
+  } catch {
+    s = String(v);
+  }
+  return s.length > 60 ? `${s.slice(0, 60)}…` : s;
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && !ArrayBuffer.isView(v);
+}
+
+function own(o: Record<string, unknown>, k: string): unknown {
+  return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
+}
+
+function editDistance(a: string, b: string): number {
+  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = dp[0];
+    dp[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = dp[j];
+      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return dp[b.length];
+}
+
+/**
+ * Keys outside `known` are rejected when `strict`; otherwise they are kept as free
+ * metadata unless they look like a misspelling of a known key.
+ */
+function checkKeys(o: Record<string, unknown>, known: readonly string[], ctx: Ctx, field: string, strict: boolean): void {
+  for (const key of Object.keys(o)) {
+    if (known.includes(key)) continue;
+    const norm = key.toLowerCase().replace(/[-_]/g, '');
+    const near = known.find((k) => editDistance(norm, k.toLowerCase().replace(/[-_]/g, '')) <= 2);
+    if (strict || near) {
+      fail(ctx, field ? `${field}.${key}` : key, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known keys: ${known.join(', ')}`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+// Reading
+
+const NONFINITE: Readonly<Record<string, number>> = {
+  NaN: NaN,
+  nan: NaN,
+  Infinity: Infinity,
+  '+Infinity': Infinity,
+  inf: Infinity,
+  '+inf': Infinity,
+  '-Infinity': -Infinity,
+  '-inf': -Infinity,
+};
+
+function readFloat(v: unknown, ctx: Ctx, field: string): number {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'string' && Object.prototype.hasOwnProperty.call(NONFINITE, v)) return NONFINITE[v];
+  if (typeof v === 'string' && /^-?\d+$/.test(v)) return Number(v); // a large integer literal kept as text by parseJson
+  return fail(ctx, field, `expected a number or "NaN", "Infinity", "-Infinity", got ${show(v)}`);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function readInt64(v: unknown, ctx: Ctx, field: string): bigint {
+  let b: bigint | undefined;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
+  else if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) b = BigInt(v.trim());
+  if (b === undefined) {
+    return fail(ctx, field, `expected an integer (a number, or a decimal string beyond 2^53), got ${show(v)}`);
+  }
+  if (b < INT64_MIN || b > INT64_MAX) fail(ctx, field, `${v} is outside the int64 range`);
+  return b;
+}
+
+function readShape(v: unknown, ctx: Ctx, field: string): number[] {
+  if (!Array.isArray(v)) fail(ctx, field, `expected an array of non-negative integers, got ${show(v)}`);
+  return v.map((d, i) => {
+    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
+      fail(ctx, `${field}[${i}]`, `expected a non-negative integer, got ${show(d)}`);
+    }
+    return d;
+  });
+}
+
+/** Flattens `data` (flat, nested to `shape`, or a bare scalar for a 0-d tensor) in C order. */
+function flatten(data: unknown, shape: number[], ctx: Ctx, field: string): unknown[] {
+  const n = numel(shape);
+  if (!Array.isArray(data)) {
+    if (shape.length === 0 && (typeof data === 'number' || typeof data === 'string')) return [data];
+    fail(ctx, field, `expected an array, got ${show(data)}`);
+  }
+  if (data.length === n && !data.some(Array.isArray)) return data;
+  if (shape.length > 1 && data.some(Array.isArray)) {
+    const out: unknown[] = [];
+    const walk = (node: unknown, dim: number, at: string): void => {
+      if (dim === shape.length) {
+        if (Array.isArray(node)) fail(ctx, at, `nested deeper than the shape [${shape.join(', ')}]`);
+        out.push(node);
+        return;
+      }
+      if (!Array.isArray(node) || node.length !== shape[dim]) {
+        fail(ctx, at, `expected ${shape[dim]} entries along dimension ${dim} of shape [${shape.join(', ')}], got ${show(node)}`);
+      }
+      node.forEach((child, i) => walk(child, dim + 1, `${at}[${i}]`));
+    };
+    walk(data, 0, field);
+    return out;
+  }
+  return fail(ctx, field, `shape [${shape.join(', ')}] needs ${n} values but data has ${data.length}`);
+}
+
+function toTyped(values: unknown[], dtype: DType, ctx: Ctx, field: string): TensorData {
+  const n = values.length;
+  switch (dtype) {
+    case 'int64': {
+      const out = new BigInt64Array(n);
+      for (let i = 0; i < n; i++) out[i] = readInt64(values[i], ctx, `${field}[${i}]`);
+      return out;
+    }
+    case 'int32':
+    case 'uint8': {
+      const [lo, hi] = dtype === 'int32' ? [-(2 ** 31), 2 ** 31 - 1] : [0, 255];
+      const out = dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = values[i];
+        if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) {
+          fail(ctx, `${field}[${i}]`, `expected an integer in [${lo}, ${hi}] for ${dtype}, got ${show(v)}`);
+        }
+        out[i] = v;
+      }
+      return out;
+    }
+    default: {
+      const out = dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+      for (let i = 0; i < n; i++) out[i] = readFloat(values[i], ctx, `${field}[${i}]`);
+      return out;
+    }
+  }
+}
+
+const TENSOR_KEYS = ['dtype', 'shape', 'data', 'npy'] as const;
+
+interface TensorRules {
+  /** Accept dtypes smoothce does not have (only in cases that expect an error). */
+  foreign?: boolean;
+  /** Only floating dtypes. */
+  float?: boolean;
+}
+
+/**
+ * Reads one tensor: inline JSON ({dtype, shape, data}), a .npy reference
+ * ({dtype, shape, npy}), or an already-typed tensor ({data: TypedArray, shape, dtype}).
+ */
+function readTensor(v: unknown, ctx: Ctx, field: string, rules: TensorRules = {}): CaseTensor {
+  if (!isPlainObject(v)) fail(ctx, field, `expected a tensor {"dtype", "shape", "data"} or {"dtype", "shape", "npy"}, got ${show(v)}`);
+  checkKeys(v, TENSOR_KEYS, ctx, field, true);
+  const dtype = own(v, 'dtype');
+  const shape = readShape(own(v, 'shape'), ctx, `${field}.shape`);
+  if (typeof dtype !== 'string') fail(ctx, `${field}.dtype`, `expected a dtype name, got ${show(dtype)}`);
+  if (!isDType(dtype)) {
+    if (rules.foreign && /^[a-z][a-z0-9_]*$/.test(dtype)) return { data: new Float64Array(0), shape, dtype };
+    fail(ctx, `${field}.dtype`, `expected one of ${Object.keys(DTYPES).join(', ')}, got ${show(dtype)}`);
+  }
+  if (rules.float && !DTYPES[dtype].float) {
+    fail(ctx, `${field}.dtype`, `expected a floating dtype (float32, float64, bfloat16, float16), got ${show(dtype)}`);
+  }
+  const data = own(v, 'data');
+  const npy = own(v, 'npy');
+  if ((data === undefined) === (npy === undefined)) fail(ctx, field, 'expected exactly one of "data" and "npy"');
+  if (npy !== undefined) return readNpyTensor(npy, dtype, shape, ctx, field);
+  if (ArrayBuffer.isView(data)) {
+    const name = Object.getPrototypeOf(data)?.constructor?.name;
+    if (name !== DTYPES[dtype].array) fail(ctx, `${field}.data`, `expected a ${DTYPES[dtype].array} for ${dtype}, got a ${name}`);
+    const typed = data as TensorData;
+    if (typed.length !== numel(shape)) {
+      fail(ctx, `${field}.data`, `shape [${shape.join(', ')}] needs ${numel(shape)} values but data has ${typed.length}`);
+    }
+    return { data: typed, shape, dtype };
+  }
+  const values = flatten(data, shape, ctx, `${field}.data`);
+  return { data: toTyped(values, dtype, ctx, `${field}.data`), shape, dtype };
+}
+
+function readNpyTensor(ref: unknown, dtype: DType, shape: number[], ctx: Ctx, field: string): CaseTensor {
+  if (typeof ref !== 'string' || ref === '') fail(ctx, `${field}.npy`, `expected a path relative to the case file, got ${show(ref)}`);
+  const file = path.resolve(ctx.baseDir, ref);
+  let arr;
+  try {
+    arr = readNpy(file);
+  } catch (err) {
+    if (err instanceof NpyError) fail(ctx, `${field}.npy`, err.message);
+    throw err;
+  }
+  const want = npyDTypeFor(dtype);
+  if (arr.dtype !== want) {
+    fail(ctx, `${field}.npy`, `${ref} holds ${arr.dtype} (${arr.descr}) but ${dtype} is stored as ${want}`);
+  }
+  if (arr.shape.length !== shape.length || arr.shape.some((d, i) => d !== shape[i])) {
+    fail(ctx, `${field}.npy`, `${ref} has shape [${arr.shape.join(', ')}] but the case says [${shape.join(', ')}]`);
+  }
+  return { data: arr.data, shape, dtype };
+}
+
+const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
+const OPTION_KEYS = ['reduction', 'ignore_index', 'label_smoothing'] as const;
+
+function readOptionsBlock(v: unknown, ctx: Ctx): CaseOptions {
+  if (v === undefined || v === null) return { reduction: 'mean', ignoreIndex: -100n, labelSmoothing: 0 };
+  if (!isPlainObject(v)) fail(ctx, 'options', `expected an object, got ${show(v)}`);
+  checkKeys(v, OPTION_KEYS, ctx, 'options', true);
+  const reduction = own(v, 'reduction') ?? 'mean';
+  if (typeof reduction !== 'string' || !REDUCTIONS.includes(reduction as Reduction)) {
+    fail(ctx, 'options.reduction', `expected "mean", "sum" or "none", got ${show(reduction)}`);
+  }
+  const ig = own(v, 'ignore_index');
+  const ignoreIndex = ig === undefined || ig === null ? -100n : readInt64(ig, ctx, 'options.ignore_index');
+  let eps = own(v, 'label_smoothing');
+  if (typeof eps === 'boolean') eps = eps ? 1 : 0; // PyTorch converts a Python bool to double
+  const labelSmoothing = eps === undefined || eps === null ? 0 : readFloat(eps, ctx, 'options.label_smoothing');
+  return { reduction: reduction as Reduction, ignoreIndex, labelSmoothing };
+}
+
+function readExpected(v: unknown, ctx: Ctx, input: CaseTensor): ParityCase['expected'] {
+  if (!isPlainObject(v)) fail(ctx, 'expected', `expected {"loss", "grad_input"} or {"error"}, got ${show(v)}`);
+  if (own(v, 'error') !== undefined) {
+    checkKeys(v, ['error'], ctx, 'expected', true);
+    const e = own(v, 'error');
+    if (!isPlainObject(e)) fail(ctx, 'expected.error', `expected {"type", "message"}, got ${show(e)}`);
+    checkKeys(e, ['type', 'message'], ctx, 'expected.error', true);
+    const type = own(e, 'type');
+    const message = own(e, 'message');
+    if (typeof type !== 'string') fail(ctx, 'expected.error.type', `expected a string (e.g. "RuntimeError"), got ${show(type)}`);
+    if (typeof message !== 'string') fail(ctx, 'expected.error.message', `expected a string, got ${show(message)}`);
+    return { error: { type, message } };
+  }
+  checkKeys(v, ['loss', 'grad_input'], ctx, 'expected', true);
+  const lossRaw = own(v, 'loss');
+  let loss: CaseTensor;
+  if (typeof lossRaw === 'number' || typeof lossRaw === 'string') {
+    const dtype = isDType(input.dtype) && DTYPES[input.dtype].float ? input.dtype : 'float64';
+    loss = { data: toTyped([lossRaw], dtype, ctx, 'expected.loss'), shape: [], dtype };
+  } else {
+    loss = readTensor(lossRaw, ctx, 'expected.loss', { float: true });
+  }
+  const g = own(v, 'grad_input');
+  const gradInput = g === undefined || g === null ? null : readTensor(g, ctx, 'expected.grad_input', { float: true });
+  if (gradInput && (gradInput.shape.length !== input.shape.length || gradInput.shape.some((d, i) => d !== input.shape[i]))) {
+    fail(ctx, 'expected.grad_input.shape', `[${gradInput.shape.join(', ')}] differs from the input's [${input.shape.join(', ')}]`);
+  }
+  return { loss, gradInput };
+}
+
+const CASE_KEYS = ['name', 'input', 'target', 'weight', 'options', 'grad_output', 'expected', 'deviation'] as const;
+
+/** Validates one case (JSON form, or with typed arrays in place of the data lists). */
+export function parseCase(v: unknown, options: { file?: string; baseDir?: string; index?: number } = {}): ParityCase {
+  const ctx: Ctx = {
+    file: options.file,
+    baseDir: options.baseDir ?? (options.file ? path.dirname(path.resolve(options.file)) : process.cwd()),
+    caseIndex: options.index ?? 0,
+  };
+  if (!isPlainObject(v)) fail(ctx, '', `expected a case object, got ${show(v)}`);
+  const name = own(v, 'name');
+  if (typeof name !== 'string' || name === '') fail(ctx, 'name', `expected a non-empty string, got ${show(name)}`);
+  ctx.caseName = name;
+  checkKeys(v, CASE_KEYS, ctx, '', false);
+  const ex = own(v, 'expected');
+  const expectsError = isPlainObject(ex) && own(ex, 'error') !== undefined;
+  const rules: TensorRules = { foreign: expectsError };
+  const input = readTensor(own(v, 'input'), ctx, 'input', rules);
+  const target = readTensor(own(v, 'target'), ctx, 'target', rules);
+  const w = own(v, 'weight');
+  const weight = w === undefined || w === null ? null : readTensor(w, ctx, 'weight', rules);
+  const opts = readOptionsBlock(own(v, 'options'), ctx);
+  const go = own(v, 'grad_output');
+  let gradOutput: ParityCase['gradOutput'] = null;
+  if (typeof go === 'number' || typeof go === 'string') gradOutput = readFloat(go, ctx, 'grad_output');
+  else if (go !== undefined && go !== null) gradOutput = readTensor(go, ctx, 'grad_output', { ...rules, float: !expectsError });
+  const expected = readExpected(ex, ctx, input);
+  const dev = own(v, 'deviation');
+  if (dev !== undefined && dev !== null && (typeof dev !== 'string' || dev === '')) {
+    fail(ctx, 'deviation', `expected a non-empty string saying why smoothce rejects this case, got ${show(dev)}`);
+  }
+  const out: ParityCase = { name, input, target, weight, options: opts, gradOutput, expected };
+  if (typeof dev === 'string') out.deviation = dev;
+  return out;
+}
+
+/**
+ * Validates a whole case file: `{ "format": "smoothce-cases", "version": 1, "cases": [...] }`
+ * or a bare `{ "cases": [...] }`. `file` is used in messages and to resolve .npy paths.
+ */
+export function parseCaseFile(v: unknown, options: { file?: string; baseDir?: string } = {}): CaseFile {
+  const ctx: Ctx = { file: options.file, baseDir: options.baseDir ?? process.cwd() };
+  if (!isPlainObject(v)) fail(ctx, '', `expected a case file object {"format": "${CASE_FORMAT}", "cases": [...]}, got ${show(v)}`);
+  const format = own(v, 'format');
+  if (format !== undefined && format !== CASE_FORMAT) fail(ctx, 'format', `expected "${CASE_FORMAT}", got ${show(format)}`);
+  const version = own(v, 'version') ?? CASE_FORMAT_VERSION;
+  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
+    fail(ctx, 'version', `expected a positive integer, got ${show(version)}`);
+  }
+  if (version > CASE_FORMAT_VERSION) {
+    fail(ctx, 'version', `this smoothce reads case format version ${CASE_FORMAT_VERSION}; the file is version ${version} (upgrade smoothce)`);
+  }
+  const torch = own(v, 'torch');
+  if (torch !== undefined && torch !== null && typeof torch !== 'string') fail(ctx, 'torch', `expected a version string, got ${show(torch)}`);
+  const cases = own(v, 'cases');
+  if (!Array.isArray(cases)) fail(ctx, 'cases', `expected an array of cases, got ${show(cases)}`);
+  const seen = new Set<string>();
+  const parsed = cases.map((c, index) => {
+    const pc = parseCase(c, { file: options.file, baseDir: ctx.baseDir, index });
+    if (seen.has(pc.name)) fail({ ...ctx, caseIndex: index, caseName: pc.name }, 'name', 'duplicate case name in this file');
+    seen.add(pc.name);
+    return pc;
+  });
+  const out: CaseFile = { format: CASE_FORMAT, version, cases: parsed };
+  if (typeof torch === 'string') out.torch = torch;
+  if (options.file) out.source = options.file;
+  return out;
+}
+
+/** Whether parsed JSON looks like a case file (used to skip other JSON files in a directory). */
+export function looksLikeCaseFile(v: unknown): boolean {
+  return isPlainObject(v) && (own(v, 'format') === CASE_FORMAT || Array.isArray(own(v, 'cases')));
+}
+
+/**
+ * JSON.parse, except that integer literals beyond 2^53 (which Python's json module
+ * writes for large int64 values) become decimal strings instead of losing precision.
+ */
+export function parseJson(text: string): unknown {
+  if (!/\d{16}/.test(text)) return JSON.parse(text);
+  return JSON.parse(
+    text.replace(/"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g, (m) =>
+      m.startsWith('"') || Number.isSafeInteger(Number(m)) ? m : `"${m}"`,
+    ),
+  );
+}
+
+/** Reads and validates a case file (.npy references resolve next to it). */
+export function loadCaseFile(file: string): CaseFile {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CaseFormatError(`${file}: cannot read: ${(err as Error).message}`, file);
+  }
+  let json: unknown;
+  try {
+    json = parseJson(text);
+  } catch (err) {
+    const hint = /\bNaN\b|\bInfinity\b/.test(text) ? ' (write non-finite numbers as the strings "NaN", "Infinity", "-Infinity")' : '';
+    throw new CaseFormatError(`${file}: not valid JSON: ${(err as Error).message}${hint}`, file);
+  }
+  return parseCaseFile(json, { file, baseDir: path.dirname(path.resolve(file)) });
+}
+
+/**
+ * Expands files and directories into case files: a directory contributes every *.json
+ * inside it (recursively, sorted; node_modules and dot-folders skipped) whose content is
+ * a case file. Returns the paths and the JSON files skipped as not being case files.
+ */
+export function findCaseFiles(paths: readonly string[]): { files: string[]; skipped: string[] } {
+  const files: string[] = [];
+  const skipped: string[] = [];
+  const walk = (dir: string): void => {
+    const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const e of entries) {
+      const p = path.join(dir, e.name);
+      if (e.isDirectory()) {
+        if (e.name !== 'node_modules' && !e.name.startsWith('.')) walk(p);
+      } else if (e.isFile() && e.name.endsWith('.json')) {
+        let json: unknown;
+        try {
+          json = parseJson(fs.readFileSync(p, 'utf8'));
+        } catch {
+          json = undefined;
+        }
+        // A file that is not valid JSON but is named like one is still reported by the loader.
+        if (json === undefined ? /"cases"\s*:/.test(fs.readFileSync(p, 'utf8')) : looksLikeCaseFile(json)) files.push(p);
+        else skipped.push(p);
+      }
+    }
+  };
+  for (const p of paths) {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(p);
+    } catch {
+      throw new CaseFormatError(`${p}: no such file or directory`, p);
+    }
+    if (st.isDirectory()) walk(p);
+    else files.push(p);
+  }
+  return { files, skipped };
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing
+
+/** Shortest decimal that reads back as the same float32. */
+function float32Text(v: number): string {
+  for (let p = 1; p <= 9; p++) {
+    const s = v.toPrecision(p);
+    if (Math.fround(Number(s)) === v) return String(Number(s));
+  }
+  return String(v);
+}
+
+function numberText(v: number, f32: boolean): string {
+  if (Number.isNaN(v)) return '"NaN"';
+  if (v === Infinity) return '"Infinity"';
+  if (v === -Infinity) return '"-Infinity"';
+  if (Object.is(v, -0)) return '-0.0';
+  return f32 ? float32Text(v) : String(v);
+}
+
+function dataText(t: CaseTensor): string {
+  const parts: string[] = new Array(t.data.length);
+  if (t.data instanceof BigInt64Array) {
+    for (let i = 0; i < t.data.length; i++) {
+      const b = t.data[i];
+      parts[i] = b >= -(2n ** 53n) && b <= 2n ** 53n ? String(b) : `"${b}"`;
+    }
+  } else {
+    const f32 = t.data instanceof Float32Array;
+    for (let i = 0; i < t.data.length; i++) parts[i] = numberText(t.data[i] as number, f32);
+  }
+  return `[${parts.join(', ')}]`;
+}
+
+export interface WriteOptions {
+  /** Tensors with more elements than this go to .npy files (default 10000; Infinity: never). */
+  npyThreshold?: number;
+  /** The torch version to record (written as "torch"). */
+  torch?: string;
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 100) || 'case';
+}
+
+/**
+ * Writes a case file. Tensors above `npyThreshold` elements are written as .npy files in
+ * `<name>.data/` next to it and referenced by relative path. Returns the files written.
+ */
+export function writeCaseFile(file: string, cases: readonly ParityCase[] | CaseFile, options: WriteOptions = {}): string[] {
+  const list = Array.isArray(cases) ? (cases as readonly ParityCase[]) : (cases as CaseFile).cases;
+  const torch = options.torch ?? (Array.isArray(cases) ? undefined : (cases as CaseFile).torch);
+  const threshold = options.npyThreshold ?? 10_000;
+  const dir = path.dirname(path.resolve(file));
+  const dataDirName = `${path.basename(file).replace(/\.json$/i, '')}.data`;
+  const written: string[] = [];
+  const names = new Set<string>();
+  let madeDir = false;
+
+  const tensorText = (t: CaseTensor, caseName: string, field: string): string => {
+    const head = `{"dtype": ${JSON.stringify(t.dtype)}, "shape": ${JSON.stringify(t.shape)}`;
+    if (t.data.length <= threshold || !isDType(t.dtype)) return `${head}, "data": ${dataText(t)}}`;
+    let base = `${safeName(caseName)}.${field}`;
+    for (let k = 2; names.has(base); k++) base = `${safeName(caseName)}.${field}.${k}`;
+    names.add(base);
+    const rel = `${dataDirName}/${base}.npy`;
+    if (!madeDir) {
+      fs.mkdirSync(path.join(dir, dataDirName), { recursive: true });
+      madeDir = true;
+    }
+    const target = path.join(dir, rel);
+    fs.writeFileSync(target, formatNpy(t.data, t.shape));
+    written.push(target);
+    return `${head}, "npy": ${JSON.stringify(rel)}}`;
+  };
+
+  const caseTexts = list.map((c) => {
+    const o = c.options;
+    const ig = o.ignoreIndex >= -(2n ** 53n) && o.ignoreIndex <= 2n ** 53n ? String(o.ignoreIndex) : `"${o.ignoreIndex}"`;
+    const lines = [
+      `"name": ${JSON.stringify(c.name)}`,
+      `"input": ${tensorText(c.input, c.name, 'input')}`,
+      `"target": ${tensorText(c.target, c.name, 'target')}`,
+      `"weight": ${c.weight ? tensorText(c.weight, c.name, 'weight') : 'null'}`,
+      `"options": {"reduction": ${JSON.stringify(o.reduction)}, "ignore_index": ${ig}, "label_smoothing": ${numberText(o.labelSmoothing, false)}}`,
+      `"grad_output": ${
+        c.gradOutput === null ? 'null' : typeof c.gradOutput === 'number' ? numberText(c.gradOutput, false) : tensorText(c.gradOutput, c.name, 'grad_output')
+      }`,
+    ];
+    if (isExpectedError(c.expected)) {
+      lines.push(`"expected": {"error": ${JSON.stringify(c.expected.error)}}`);
+    } else {
+      const e = c.expected;
+      lines.push(
+        `"expected": {\n      "loss": ${tensorText(e.loss, c.name, 'loss')},\n      "grad_input": ${
+          e.gradInput ? tensorText(e.gradInput, c.name, 'grad_input') : 'null'
+        }}`,
+      );
+    }
+    if (c.deviation !== undefined) lines.push(`"deviation": ${JSON.stringify(c.deviation)}`);
+    return `    {\n      ${lines.join(',\n      ')}\n    }`;
+  });
+  const header = [`"format": "${CASE_FORMAT}"`, `"version": ${CASE_FORMAT_VERSION}`];
+  if (torch !== undefined) header.push(`"torch": ${JSON.stringify(torch)}`);
+  const text = `{\n  ${header.join(',\n  ')},\n  "cases": [\n${caseTexts.join(',\n')}\n  ]\n}\n`;
+  fs.writeFileSync(file, text);
+  written.unshift(path.resolve(file));
+  return written;
+}
+
+/** A case tensor as a smoothce Tensor (throws TypeError for dtypes smoothce does not have). */
+export function asTensor(t: CaseTensor): Tensor {
+  return t as Tensor;
+}
+
+/**
+ * Validates one tensor in case-file form ({dtype, shape, data} or {dtype, shape, npy}
+ * relative to `baseDir`) or as a smoothce Tensor; `field` names it in errors.
+ */
+export function parseTensor(v: unknown, field = 'tensor', baseDir = process.cwd()): CaseTensor {
+  return readTensor(v, { baseDir }, field);
+}

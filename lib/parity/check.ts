@@ -1,0 +1,276 @@
+/**
+ * checkParity: replays case files through crossEntropy and compares with the values
+ * PyTorch produced, using torch.testing.assert_close's tolerances per dtype.
+ */
+import { crossEntropy, type CrossEntropyResult } from '../cross-entropy';
+import type { CrossEntropyOptions } from '../options';
+import type { Tensor } from '../tensor';
+import {
+  isExpectedError,
+  parseCase,
+  parseCaseFile,
+  type CaseFile,
+  type CaseTensor,
+  type ParityCase,
+} from './cases';
+import { compareArrays, describeComparison, fmtNum, toleranceFor, type Comparison, type Tolerance, type ToleranceOptions } from './compare';
+
+/**
+ * - pass: values within tolerance.
+ * - fail: values outside tolerance (or of another shape).
+ * - error: smoothce threw where PyTorch returned values.
+ * - error-matched: PyTorch raised and smoothce threw too.
+ * - error-missed: PyTorch raised but smoothce returned values.
+ * - rejected: smoothce rejects the case on purpose (a documented deviation); PyTorch's values are not checked.
+ * - accepted: PyTorch raised but smoothce accepts the input on purpose (a documented deviation).
+ */
+export type CaseStatus = 'pass' | 'fail' | 'error' | 'error-matched' | 'error-missed' | 'rejected' | 'accepted';
+
+/** Statuses that count as failures. */
+export const FAILING: ReadonlySet<CaseStatus> = new Set<CaseStatus>(['fail', 'error', 'error-missed']);
+
+export interface CaseResult {
+  name: string;
+  /** The case file, when the case came from one. */
+  file?: string;
+  status: CaseStatus;
+  /** Max |actual − expected| of the loss (Infinity when a non-finite value differs); null when not compared. */
+  lossMaxAbs: number | null;
+  lossMaxRel: number | null;
+  gradMaxAbs: number | null;
+  gradMaxRel: number | null;
+  /** Tolerance used for the loss (and the gradient unless gradTolerance differs). */
+  tolerance: Tolerance | null;
+  gradTolerance: Tolerance | null;
+  /** What happened, in one line. */
+  message: string;
+  /** Why smoothce deviates from PyTorch here, for 'rejected' and 'accepted' (and marked cases). */
+  deviation?: string;
+}
+
+export interface ParitySummary {
+  total: number;
+  passed: number;
+  failed: number;
+  /** Of failed: smoothce threw where PyTorch did not, or returned where PyTorch raised. */
+  errors: number;
+  errorsMatched: number;
+  rejected: number;
+  accepted: number;
+  /** True when no case failed. */
+  ok: boolean;
+  /** Names of the failing cases. */
+  failedNames: string[];
+}
+
+export interface ParityReport {
+  results: CaseResult[];
+  summary: ParitySummary;
+}
+
+export interface ParityOptions extends ToleranceOptions {
+  /** Device to replay on ('cpu' default). */
+  device?: string;
+}
+
+/**
+ * Inputs smoothce refuses on purpose although PyTorch takes them (README, "Where
+ * smoothce differs from PyTorch"): the reason, or undefined.
+ */
+export function knownRejection(c: ParityCase): string | undefined {
+  const eps = c.options.labelSmoothing;
+  if (Number.isNaN(eps)) return 'smoothce rejects labelSmoothing NaN; PyTorch silently uses 0';
+  if (eps < 0) return 'smoothce rejects labelSmoothing < 0; PyTorch silently uses 0';
+  const sameShape = c.input.shape.length === c.target.shape.length && c.input.shape.every((d, i) => d === c.target.shape[i]);
+  if (sameShape && (c.target.dtype === 'bfloat16' || c.target.dtype === 'float16')) {
+    return 'smoothce takes probability targets as float32 or float64 only';
+  }
+  return undefined;
+}
+
+/** Inputs PyTorch rejects that smoothce accepts on purpose: the reason, or undefined. */
+export function knownAcceptance(c: ParityCase): string | undefined {
+  if (!isExpectedError(c.expected)) return undefined;
+  const msg = c.expected.error.message;
+  if (c.target.dtype === 'int32' && /found Int\b/.test(msg)) {
+    return 'smoothce accepts int32 class indices (converted to int64); PyTorch wants int64';
+  }
+  const probability = c.input.shape.length === c.target.shape.length && c.input.shape.every((d, i) => d === c.target.shape[i]);
+  if (c.weight && !probability && c.weight.dtype !== c.input.dtype && /expected scalar type \w+ but found \w+/.test(msg)) {
+    return "smoothce converts class weights to the input's dtype; PyTorch wants them in that dtype";
+  }
+  return undefined;
+}
+
+function isParsed(c: unknown): c is ParityCase {
+  const o = c as { options?: { ignoreIndex?: unknown } } | null;
+  return !!o && typeof o === 'object' && typeof o.options?.ignoreIndex === 'bigint';
+}
+
+function normalise(cases: unknown): { cases: ParityCase[]; file?: string } {
+  if (Array.isArray(cases)) {
+    return { cases: cases.map((c, index) => (isParsed(c) ? c : parseCase(c, { index }))) };
+  }
+  if (cases && typeof cases === 'object' && Array.isArray((cases as CaseFile).cases)) {
+    const f = cases as CaseFile;
+    if (f.cases.every(isParsed)) return { cases: f.cases, file: f.source };
+    return { cases: parseCaseFile(cases).cases };
+  }
+  throw new TypeError('Expected an array of cases or a case file { cases: [...] } for cases');
+}
+
+function replay(c: ParityCase, device: string | undefined, grad: boolean): CrossEntropyResult {
+  const opts: CrossEntropyOptions = {
+    reduction: c.options.reduction,
+    ignoreIndex: c.options.ignoreIndex,
+    labelSmoothing: c.options.labelSmoothing,
+  };
+  if (device !== undefined) opts.device = device;
+  if (c.weight) opts.weight = c.weight.data as Float32Array | Float64Array;
+  if (grad) {
+    opts.grad = true;
+    const g = c.gradOutput;
+    if (g !== null) {
+      // Reduced-precision upstream gradients travel as their float32 values.
+      opts.gradOutput = typeof g === 'number' ? g : ({ ...g, dtype: g.dtype === 'bfloat16' || g.dtype === 'float16' ? 'float32' : g.dtype } as Tensor);
+    }
+  }
+  return crossEntropy(c.input as Tensor, c.target as Tensor, opts);
+}
+
+function lossArray(loss: number | Tensor): { data: ArrayLike<number>; shape: number[] } {
+  return typeof loss === 'number' ? { data: [loss], shape: [] } : { data: loss.data as ArrayLike<number>, shape: loss.shape };
+}
+
+function errorText(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message.split('\n')[0]}`;
+  return String(err);
+}
+
+/** Replays one case and compares it with PyTorch's outcome. */
+export function checkCase(c: ParityCase, options: ParityOptions = {}, file?: string): CaseResult {
+  const base = {
+    name: c.name,
+    ...(file !== undefined ? { file } : {}),
+    lossMaxAbs: null,
+    lossMaxRel: null,
+    gradMaxAbs: null,
+    gradMaxRel: null,
+    tolerance: null,
+    gradTolerance: null,
+  };
+  const expected = c.expected;
+  if (isExpectedError(expected)) {
+    try {
+      replay(c, options.device, c.gradOutput !== null);
+    } catch (err) {
+      return {
+        ...base,
+        status: 'error-matched',
+        message: `PyTorch ${expected.error.type}: ${expected.error.message} | smoothce ${errorText(err)}`,
+      };
+    }
+    const accepted = knownAcceptance(c);
+    if (accepted) {
+      return { ...base, status: 'accepted', deviation: accepted, message: `PyTorch ${expected.error.type}: ${expected.error.message}; smoothce accepts it (deviation: ${accepted})` };
+    }
+    return {
+      ...base,
+      status: 'error-missed',
+      message: `PyTorch raised ${expected.error.type}: ${expected.error.message}, but smoothce returned a result`,
+    };
+  }
+
+  const deviation = c.deviation ?? knownRejection(c);
+  let result: CrossEntropyResult;
+  try {
+    result = replay(c, options.device, expected.gradInput !== null);
+  } catch (err) {
+    if (deviation !== undefined) {
+      return { ...base, status: 'rejected', deviation, message: `rejected (deviation: ${deviation}): ${errorText(err)}` };
+    }
+    return { ...base, status: 'error', message: `PyTorch returned values but smoothce threw ${errorText(err)}` };
+  }
+
+  const inputDType = c.input.dtype;
+  const lossTol = toleranceFor([inputDType, expected.loss.dtype], options);
+  const actualLoss = lossArray(result.loss as number | Tensor);
+  const lossCmp = compareArrays(actualLoss.data, actualLoss.shape, expected.loss.data as ArrayLike<number>, expected.loss.shape, lossTol);
+  let gradCmp: Comparison | undefined;
+  let gradTol: Tolerance | null = null;
+  let gradMissing = false;
+  if (expected.gradInput) {
+    gradTol = toleranceFor([inputDType, expected.gradInput.dtype], options);
+    if (result.grad) {
+      gradCmp = compareArrays(result.grad.data, result.grad.shape, expected.gradInput.data as ArrayLike<number>, expected.gradInput.shape, gradTol);
+    } else {
+      gradMissing = true;
+    }
+  }
+  const ok = lossCmp.ok && !gradMissing && (gradCmp?.ok ?? true);
+  const problems: string[] = [];
+  if (!lossCmp.ok) problems.push(describeComparison('loss', lossCmp));
+  if (gradMissing) problems.push('grad: smoothce returned no gradient');
+  if (gradCmp && !gradCmp.ok) problems.push(describeComparison('grad', gradCmp));
+  let message = ok
+    ? `within rtol ${lossTol.rtol} atol ${lossTol.atol}`
+    : problems.join('; ');
+  if (c.deviation !== undefined) message = `marked as a deviation (${c.deviation}) but smoothce accepted it; ${message}`;
+  return {
+    ...base,
+    status: ok ? 'pass' : 'fail',
+    lossMaxAbs: lossCmp.maxAbs,
+    lossMaxRel: lossCmp.maxRel,
+    gradMaxAbs: gradCmp ? gradCmp.maxAbs : null,
+    gradMaxRel: gradCmp ? gradCmp.maxRel : null,
+    tolerance: lossTol,
+    gradTolerance: gradTol,
+    message,
+    ...(c.deviation !== undefined ? { deviation: c.deviation } : {}),
+  };
+}
+
+/** Totals of a list of case results. */
+export function summarise(results: readonly CaseResult[]): ParitySummary {
+  const count = (s: CaseStatus): number => results.filter((r) => r.status === s).length;
+  const failedNames = results.filter((r) => FAILING.has(r.status)).map((r) => r.name);
+  return {
+    total: results.length,
+    passed: count('pass'),
+    failed: failedNames.length,
+    errors: count('error') + count('error-missed'),
+    errorsMatched: count('error-matched'),
+    rejected: count('rejected'),
+    accepted: count('accepted'),
+    ok: failedNames.length === 0,
+    failedNames,
+  };
+}
+
+/**
+ * Replays cases (parsed, or in case-file JSON form; an array or a case file) through
+ * crossEntropy and compares loss and gradient with PyTorch's, per case. Tolerances
+ * default to torch.testing.assert_close's for the least precise dtype involved
+ * (float32 rtol 1.3e-6 atol 1e-5, float64 1e-7/1e-7, bfloat16 1.6e-2/1e-5, float16
+ * 1e-3/1e-5); `rtol`/`atol` override them for every dtype, `tolerances` per dtype.
+ */
+export function checkParity(cases: readonly ParityCase[] | CaseFile | unknown, options: ParityOptions = {}): ParityReport {
+  const { cases: list, file } = normalise(cases);
+  const results = list.map((c) => checkCase(c, options, file));
+  return { results, summary: summarise(results) };
+}
+
+/** One human-readable line for a case result. */
+export function formatResult(r: CaseResult, nameWidth = 0): string {
+  const status = r.status.toUpperCase();
+  const num = (x: number | null): string => (x === null ? '-' : fmtNum(x));
+  const values =
+    r.lossMaxAbs === null
+      ? ''
+      : `  loss abs ${num(r.lossMaxAbs)} rel ${num(r.lossMaxRel)}` +
+        (r.gradMaxAbs === null ? '  grad -' : `  grad abs ${num(r.gradMaxAbs)} rel ${num(r.gradMaxRel)}`);
+  const detail = r.status === 'pass' ? '' : `  ${r.message}`;
+  return `${status.padEnd(13)} ${r.name.padEnd(nameWidth)}${values}${detail}`;
+}
+
+export type { CaseTensor };

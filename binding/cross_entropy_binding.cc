@@ -4,6 +4,7 @@
 #include "errors.h"
 #include "tensor_view.h"
 
+#include <cmath>
 #include <optional>
 #include <vector>
 
@@ -53,7 +54,9 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   } else {
     SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
     const double d = ii.As<Napi::Number>().DoubleValue();
-    SMOOTHCE_THROW_RANGE_IF(env, d != static_cast<double>(static_cast<int64_t>(d)), "ignoreIndex must be an integer");
+    // Range first: casting NaN, Infinity or values past 2^63 to int64 is undefined behaviour.
+    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
+                            "ignoreIndex must be an integer");
     call.args.ignore_index = static_cast<int64_t>(d);
   }
 
@@ -66,6 +69,20 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   call.args.want_grad = o.Get("grad").ToBoolean().Value();
   Napi::Value dev = o.Get("device");
   if (dev.IsString()) call.args.device = dev.As<Napi::String>().Utf8Value();
+  // A zero-element input can still ask for a huge 'none' loss (shape [2^31, 0]): refuse
+  // before computing what could not be returned (tensor_to_js's 2^32-byte limit).
+  if (call.args.reduction == 0 && call.args.input.shape.size() > 1) {
+    uint64_t loss_numel = 1;
+    bool too_big = false;
+    for (size_t i = 0; i < call.args.input.shape.size(); ++i)
+      if (i != 1) too_big = too_big || __builtin_mul_overflow(loss_numel, static_cast<uint64_t>(call.args.input.shape[i]), &loss_numel);
+    const uint64_t elem = call.args.input.compute == at::kDouble || call.args.target.compute == at::kDouble ? 8 : 4;
+    SMOOTHCE_THROW_RANGE_IF(env, too_big || loss_numel > (uint64_t{1} << 32) / elem,
+                            "input's shape gives a 'none' loss of more than 2^32 bytes, more than one ArrayBuffer can hold");
+  }
+  // The Gets above may have run user code (getters, Proxies) that detached or resized a
+  // buffer read earlier: check every pinned view now, with no JavaScript run after this.
+  for (const HostInput& h : call.holders) revalidate(env, h);
   return call;
 }
 

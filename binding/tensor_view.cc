@@ -2,6 +2,7 @@
 
 #include "errors.h"
 
+#include <cmath>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -77,20 +78,6 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
                            "Expected a floating-point dtype for " + n + " but received '" + dtype + "'");
   }
 
-  Napi::Value data_v = obj.Get("data");
-  SMOOTHCE_THROW_TYPE_IF(env, !data_v.IsTypedArray(),
-                         "Expected a " + std::string(info->array_name) + " for " + n + ".data but received " +
-                             describe(data_v));
-  napi_typedarray_type type;
-  size_t length = 0;
-  void* data = nullptr;
-  napi_value buffer;
-  size_t byte_offset = 0;
-  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, data_v, &type, &length, &data, &buffer, &byte_offset),
-                       HostInput());
-  SMOOTHCE_THROW_TYPE_IF(env, type != info->array,
-                         "Expected a " + std::string(info->array_name) + " for " + n + ".data (dtype '" + dtype + "')");
-
   Napi::Value shape_v = obj.Get("shape");
   SMOOTHCE_THROW_TYPE_IF(env, !shape_v.IsArray(), "Expected an array of dimensions for " + n + ".shape but received " +
                                                       describe(shape_v));
@@ -105,12 +92,30 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
     Napi::Value d = shape.Get(i);
     SMOOTHCE_THROW_TYPE_IF(env, !d.IsNumber(), n + ".shape[" + std::to_string(i) + "] is not a number");
     const double dv = d.As<Napi::Number>().DoubleValue();
-    SMOOTHCE_THROW_RANGE_IF(env, !(dv >= 0) || dv != static_cast<double>(static_cast<int64_t>(dv)) || dv > 9007199254740991.0,
+    // Range first: casting NaN, Infinity or values past 2^63 to int64 is undefined behaviour.
+    SMOOTHCE_THROW_RANGE_IF(env, !(dv >= 0 && dv <= 9007199254740991.0) || dv != std::floor(dv),
                             n + ".shape[" + std::to_string(i) + "] must be a non-negative integer");
     const uint64_t du = static_cast<uint64_t>(dv);
     overflow = overflow || __builtin_mul_overflow(numel, du, &numel);
     out.raw.shape.push_back(static_cast<int64_t>(du));
   }
+  // The data pointer is read last: the Gets above may run user code (getters, Proxies)
+  // that detaches or resizes the buffer, so no JavaScript may run between here and the
+  // snapshot copy below (or, for pinned views, the re-check in revalidate()).
+  Napi::Value data_v = obj.Get("data");
+  SMOOTHCE_THROW_TYPE_IF(env, !data_v.IsTypedArray(),
+                         "Expected a " + std::string(info->array_name) + " for " + n + ".data but received " +
+                             describe(data_v));
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_value buffer;
+  size_t byte_offset = 0;
+  NAPI_THROW_IF_FAILED(env, napi_get_typedarray_info(env, data_v, &type, &length, &data, &buffer, &byte_offset),
+                       HostInput());
+  SMOOTHCE_THROW_TYPE_IF(env, type != info->array,
+                         "Expected a " + std::string(info->array_name) + " for " + n + ".data (dtype '" + dtype + "')");
+
   SMOOTHCE_THROW_RANGE_IF(env, overflow || numel != length,
                           n + ".data has " + std::to_string(length) + " elements but its shape needs " +
                               (overflow ? std::string("more than 2^64") : std::to_string(numel)));
@@ -131,8 +136,23 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
     out.raw.data = out.owned.data_ptr();
   } else {
     out.pin = Napi::Persistent(data_v.As<Napi::Object>());
+    out.view_data = data;
+    out.view_length = length;
+    out.name = name;
   }
   return out;
+}
+
+void revalidate(Napi::Env env, const HostInput& in) {
+  if (in.pin.IsEmpty()) return;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  NAPI_THROW_IF_FAILED_VOID(
+      env, napi_get_typedarray_info(env, in.pin.Value(), &type, &length, &data, nullptr, nullptr));
+  SMOOTHCE_THROW_TYPE_IF(env, data != in.view_data || length != in.view_length,
+                         std::string("The ArrayBuffer of ") + in.name +
+                             ".data was detached or resized while the arguments were being read");
 }
 
 namespace {
@@ -146,6 +166,15 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
   const at::ScalarType st = t.scalar_type();
   const int64_t numel = t.numel();
   const int64_t bytes = numel * static_cast<int64_t>(t.element_size());
+  // Node 20 refuses external ArrayBuffers past node::Buffer::kMaxLength (2^32 bytes on
+  // 64-bit); it then frees the memory through the finalizer and node-addon-api frees the
+  // finalizer data again (a double free, abort). Refuse such results before creating one.
+  constexpr int64_t kMaxResultBytes = int64_t{1} << 32;
+  if (bytes > kMaxResultBytes) {
+    throw Napi::RangeError::New(env, "the result has " + std::to_string(numel) + " elements (" +
+                                         std::to_string(bytes) + " bytes), more than the 2^32 bytes " +
+                                         "one ArrayBuffer can hold");
+  }
   Napi::ArrayBuffer ab;
   if (numel == 0) {
     ab = Napi::ArrayBuffer::New(env, 0);

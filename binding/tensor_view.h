@@ -17,6 +17,10 @@ struct HostInput {
   RawTensor raw;
   Napi::ObjectReference pin;
   at::Tensor owned;
+  // For pinned (not copied) views: what the typed array looked like when read.
+  void* view_data = nullptr;
+  size_t view_length = 0;
+  const char* name = "";
 };
 
 enum class Role { Input, Target, Weight, GradOutput };
@@ -26,8 +30,14 @@ enum class Role { Input, Target, Weight, GradOutput };
 // may then mutate, transfer or drop its buffer while the call is in flight).
 HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name, Role role, bool snapshot);
 
+// Throws a TypeError if the pinned typed array behind `in` no longer has the memory it
+// had when read (user code run by a later getter detached or resized its buffer).
+// Call after every argument has been read, with no JavaScript run in between.
+void revalidate(Napi::Env env, const HostInput& in);
+
 // A CPU tensor as { data, shape, dtype }; the data is an external ArrayBuffer that
-// owns a reference to the tensor's storage (no copy).
+// owns a reference to the tensor's storage (no copy). Throws a RangeError for a tensor
+// larger than Node's largest external ArrayBuffer (2^32 bytes).
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t);
 
 const char* dtype_name(at::ScalarType t);

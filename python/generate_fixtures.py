@@ -262,6 +262,10 @@ def main(out_path: str) -> None:
     add("err_1d_input_1d_target", logits(4), torch.tensor([1]))
     add("err_0d_input_int_target", torch.tensor(0.5), torch.tensor(0))
     add("err_0d_input_float_target", torch.tensor(0.5), torch.tensor(1.0))
+    # Not in the spec's table, found by the randomized oracle: uint8 targets with weight and
+    # ε > 0 under 'mean' fail in the smoothing term's weight.gather (sum/none/ε=0 work).
+    add("err_uint8_target_weight_eps_mean", x23, t23.to(torch.uint8), weight=torch.tensor([1.0, 2.0, 3.0]), label_smoothing=0.1)
+    add("uint8_target_weight_eps_sum_works", x23, t23.to(torch.uint8), weight=torch.tensor([1.0, 2.0, 3.0]), reduction="sum", label_smoothing=0.1)
     # E27/E28 (reduction enum 3) cannot be expressed: smoothce takes reduction strings only.
 
     doc = {

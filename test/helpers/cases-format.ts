@@ -3,7 +3,7 @@
  * comparison rule of torch.testing.assert_close, written independently of lib/parity so
  * that the golden and oracle suites do not trust the code they check.
  */
-import type { CrossEntropyOptions, DType, Tensor } from '../../lib/index';
+import type { CrossEntropyOptions, CrossEntropyResult, DType, Tensor } from '../../lib/index';
 
 /** A tensor as written in a case file (inline JSON data only; the fixtures have no .npy). */
 export interface CaseTensor {
@@ -219,3 +219,44 @@ export function maxAbsDiff(actual: ArrayLike<number>, expected: ArrayLike<number
   }
   return m;
 }
+
+// ---------------------------------------------------------------------------------
+// checking a crossEntropy result against a case
+
+function flat(t: number | Tensor): Float64Array {
+  if (typeof t === 'number') return Float64Array.of(t);
+  return Float64Array.from(t.data as ArrayLike<number>);
+}
+
+/** Checks a result against the expectation; returns a list of problems (empty = pass). */
+export function checkResult(c: Case, r: CrossEntropyResult): string[] {
+  const exp = c.expected as CaseExpectedValues;
+  const problems: string[] = [];
+  const lossT = toTensor(exp.loss);
+  const loss = r.loss;
+  if (c.options.reduction === 'none') {
+    if (typeof loss === 'number') return ['loss is a number for reduction none'];
+    if (JSON.stringify(loss.shape) !== JSON.stringify(exp.loss.shape)) {
+      problems.push(`loss shape ${JSON.stringify(loss.shape)} != ${JSON.stringify(exp.loss.shape)}`);
+    }
+    const wantDType = exp.loss.dtype === 'float64' ? 'float64' : 'float32';
+    if (loss.dtype !== wantDType) problems.push(`loss dtype ${loss.dtype} != ${wantDType}`);
+  } else if (typeof loss !== 'number') {
+    problems.push(`loss is not a number for reduction ${c.options.reduction}`);
+  }
+  const lm = compareArrays(flat(loss), flat(lossT), TOLERANCES[exp.loss.dtype], true);
+  if (lm.length) problems.push(describeMismatches('loss', lm));
+  if (exp.grad_input) {
+    if (!r.grad) {
+      problems.push('no grad returned');
+    } else {
+      if (JSON.stringify(r.grad.shape) !== JSON.stringify(exp.grad_input.shape)) {
+        problems.push(`grad shape ${JSON.stringify(r.grad.shape)} != ${JSON.stringify(exp.grad_input.shape)}`);
+      }
+      const gm = compareArrays(flat(r.grad), flat(toTensor(exp.grad_input)), TOLERANCES[exp.grad_input.dtype], false);
+      if (gm.length) problems.push(describeMismatches('grad', gm));
+    }
+  }
+  return problems;
+}
+

@@ -8,4 +8,6 @@ namespace smoothce {
 
 // void InitExample(Napi::Env env, Napi::Object exports);
 
+void InitCalibration(Napi::Env env, Napi::Object exports);  // calibration_binding.cc
+
 }  // namespace smoothce

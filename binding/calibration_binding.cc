@@ -1,0 +1,113 @@
+// N-API marshalling for calibration scoring: reads { scores, labels, ... } objects,
+// calls the pure ATen layer (calibration.h) through run_or_throw, and returns plain
+// objects whose per-bin arrays are float64 tensors ({ data, shape, dtype }).
+#include <napi.h>
+
+#include "calibration.h"
+#include "errors.h"
+#include "modules.h"
+#include "tensor_view.h"
+
+#include <string>
+
+namespace smoothce {
+namespace {
+
+double number_or(Napi::Env env, const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined()) return fallback;
+  SMOOTHCE_THROW_TYPE_IF(env, !v.IsNumber(), std::string("Expected a number for ") + key);
+  return v.As<Napi::Number>().DoubleValue();
+}
+
+std::string string_or(const Napi::Object& o, const char* key, const char* fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string(fallback);
+}
+
+void check_labels_dtype(Napi::Env env, const RawTensor& labels) {
+  SMOOTHCE_THROW_TYPE_IF(env, labels.storage != at::kLong && labels.storage != at::kInt,
+                         "Expected an int32 or int64 tensor for labels");
+}
+
+Napi::Object sums_to_js(Napi::Env env, const BinSums& s) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("edges", tensor_to_js(env, s.edges));
+  o.Set("count", tensor_to_js(env, s.count));
+  o.Set("confSum", tensor_to_js(env, s.conf_sum));
+  o.Set("accSum", tensor_to_js(env, s.acc_sum));
+  return o;
+}
+
+Napi::Value CalibrationStatsEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsObject(),
+                         "Expected an argument object for calibrationStats");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const std::string name = string_or(o, "scoresName", "scores");
+  HostInput scores = read_tensor(env, o.Get("scores"), name.c_str(), Role::Input, false);
+  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, false);
+  check_labels_dtype(env, labels.raw);
+
+  CalibrationArgs a;
+  a.scores = scores.raw;
+  a.labels = labels.raw;
+  a.from_logits = o.Get("fromLogits").ToBoolean().Value();
+  a.temperature = number_or(env, o, "temperature", 1.0);
+  const double bins = number_or(env, o, "bins", 15);
+  SMOOTHCE_THROW_RANGE_IF(env, !(bins >= 1 && bins <= 1e6) || bins != static_cast<double>(static_cast<int64_t>(bins)),
+                          "Expected an integer in [1, 1000000] for bins but received " + std::to_string(bins));
+  a.bins = static_cast<int64_t>(bins);
+  const double conv = number_or(env, o, "convention", 0);
+  SMOOTHCE_THROW_RANGE_IF(env, conv != 0 && conv != 1 && conv != 2, "convention must be 0 (guo), 1 (torchmetrics) or 2 (netcal)");
+  a.convention = static_cast<Convention>(static_cast<int64_t>(conv));
+  a.classwise = o.Get("classwise").ToBoolean().Value();
+  a.adaptive = o.Get("adaptive").ToBoolean().Value();
+  a.sum_tolerance = number_or(env, o, "tolerance", 1e-3);
+  a.device = string_or(o, "device", "cpu");
+  a.scores_name = string_or(o, "scoresName", "scores");
+
+  CalibrationStats st;
+  run_or_throw(env, [&] { st = calibration_stats(a); });
+
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("n", Napi::Number::New(env, static_cast<double>(st.n)));
+  out.Set("classes", Napi::Number::New(env, static_cast<double>(st.classes)));
+  out.Set("correct", Napi::Number::New(env, st.correct));
+  out.Set("nllSum", Napi::Number::New(env, st.nll_sum));
+  out.Set("brierSum", Napi::Number::New(env, st.brier_sum));
+  out.Set("nllClamped", Napi::Number::New(env, static_cast<double>(st.nll_clamped)));
+  out.Set("top", sums_to_js(env, st.top));
+  if (st.classwise.count.defined()) out.Set("classwise", sums_to_js(env, st.classwise));
+  if (st.adaptive.count.defined()) out.Set("adaptive", sums_to_js(env, st.adaptive));
+  return out;
+}
+
+Napi::Value FitTemperatureEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsObject(),
+                         "Expected an argument object for calibrationFitTemperature");
+  Napi::Object o = info[0].As<Napi::Object>();
+  HostInput logits = read_tensor(env, o.Get("logits"), "logits", Role::Input, false);
+  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, false);
+  check_labels_dtype(env, labels.raw);
+  const std::string device = string_or(o, "device", "cpu");
+  TemperatureResult r;
+  run_or_throw(env, [&] { r = fit_temperature(logits.raw, labels.raw, device); });
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("temperature", Napi::Number::New(env, r.temperature));
+  out.Set("nllBefore", Napi::Number::New(env, r.nll_before));
+  out.Set("nllAfter", Napi::Number::New(env, r.nll_after));
+  out.Set("iterations", Napi::Number::New(env, static_cast<double>(r.iterations)));
+  out.Set("atBound", Napi::Boolean::New(env, r.at_bound));
+  return out;
+}
+
+}  // namespace
+
+void InitCalibration(Napi::Env env, Napi::Object exports) {
+  exports.Set("calibrationStats", Napi::Function::New(env, CalibrationStatsEntry, "calibrationStats"));
+  exports.Set("calibrationFitTemperature", Napi::Function::New(env, FitTemperatureEntry, "calibrationFitTemperature"));
+}
+
+}  // namespace smoothce

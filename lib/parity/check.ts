@@ -13,7 +13,7 @@ import {
   type CaseTensor,
   type ParityCase,
 } from './cases';
-import { compareArrays, describeComparison, fmtNum, toleranceFor, type Comparison, type Tolerance, type ToleranceOptions } from './compare';
+import { compareArrays, describeComparison, fmtNum, fmtTol, toleranceFor, type Comparison, type Tolerance, type ToleranceOptions } from './compare';
 
 /**
  * - pass: values within tolerance.
@@ -96,6 +96,9 @@ export function knownAcceptance(c: ParityCase): string | undefined {
     return 'smoothce accepts int32 class indices (converted to int64); PyTorch wants int64';
   }
   const probability = c.input.shape.length === c.target.shape.length && c.input.shape.every((d, i) => d === c.target.shape[i]);
+  if (c.weight && c.weight.shape.length !== 1 && /weight tensor/.test(msg)) {
+    return `smoothce takes class weights as a flat list of C numbers, so a weight of shape [${c.weight.shape.join(', ')}] reaches it as ${c.weight.data.length} weights`;
+  }
   if (c.weight && !probability && c.weight.dtype !== c.input.dtype && /expected scalar type \w+ but found \w+/.test(msg)) {
     return "smoothce converts class weights to the input's dtype; PyTorch wants them in that dtype";
   }
@@ -130,9 +133,14 @@ function replay(c: ParityCase, device: string | undefined, grad: boolean): Cross
   if (grad) {
     opts.grad = true;
     const g = c.gradOutput;
-    if (g !== null) {
+    if (typeof g === 'number') {
+      opts.gradOutput = g;
+    } else if (g !== null && g.shape.length === 0 && g.data.length === 1 && typeof g.data[0] === 'number') {
+      // A 0-d upstream gradient is a number (broadcast over the per-position losses for 'none').
+      opts.gradOutput = g.data[0];
+    } else if (g !== null) {
       // Reduced-precision upstream gradients travel as their float32 values.
-      opts.gradOutput = typeof g === 'number' ? g : ({ ...g, dtype: g.dtype === 'bfloat16' || g.dtype === 'float16' ? 'float32' : g.dtype } as Tensor);
+      opts.gradOutput = { ...g, dtype: g.dtype === 'bfloat16' || g.dtype === 'float16' ? 'float32' : g.dtype } as Tensor;
     }
   }
   return crossEntropy(c.input as Tensor, c.target as Tensor, opts);
@@ -170,7 +178,7 @@ export function checkCase(c: ParityCase, options: ParityOptions = {}, file?: str
         message: `PyTorch ${expected.error.type}: ${expected.error.message} | smoothce ${errorText(err)}`,
       };
     }
-    const accepted = knownAcceptance(c);
+    const accepted = c.deviation ?? knownAcceptance(c);
     if (accepted) {
       return { ...base, status: 'accepted', deviation: accepted, message: `PyTorch ${expected.error.type}: ${expected.error.message}; smoothce accepts it (deviation: ${accepted})` };
     }
@@ -213,7 +221,7 @@ export function checkCase(c: ParityCase, options: ParityOptions = {}, file?: str
   if (gradMissing) problems.push('grad: smoothce returned no gradient');
   if (gradCmp && !gradCmp.ok) problems.push(describeComparison('grad', gradCmp));
   let message = ok
-    ? `within rtol ${lossTol.rtol} atol ${lossTol.atol}`
+    ? `within rtol ${fmtTol(lossTol.rtol)} atol ${fmtTol(lossTol.atol)}`
     : problems.join('; ');
   if (c.deviation !== undefined) message = `marked as a deviation (${c.deviation}) but smoothce accepted it; ${message}`;
   return {
@@ -256,8 +264,27 @@ export function summarise(results: readonly CaseResult[]): ParitySummary {
  */
 export function checkParity(cases: readonly ParityCase[] | CaseFile | unknown, options: ParityOptions = {}): ParityReport {
   const { cases: list, file } = normalise(cases);
-  const results = list.map((c) => checkCase(c, options, file));
+  const results = quietly(() => list.map((c) => checkCase(c, options, file)));
   return { results, summary: summarise(results) };
+}
+
+/**
+ * Runs fn without smoothce's advice warnings (SMOOTHCE_*): a replayed case was captured
+ * from someone's real data, and the advice is for new code, not for a parity check.
+ */
+function quietly<T>(fn: () => T): T {
+  const original = process.emitWarning;
+  process.emitWarning = function (this: unknown, warning: string | Error, ...rest: unknown[]) {
+    const opt = rest[0];
+    const code = typeof opt === 'object' && opt !== null ? (opt as { code?: string }).code : rest[1];
+    if (typeof code === 'string' && code.startsWith('SMOOTHCE_')) return;
+    return (original as (...a: unknown[]) => void).call(process, warning, ...rest);
+  } as typeof process.emitWarning;
+  try {
+    return fn();
+  } finally {
+    process.emitWarning = original;
+  }
 }
 
 /** One human-readable line for a case result. */

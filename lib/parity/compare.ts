@@ -129,9 +129,14 @@ export function describeComparison(what: string, c: Comparison): string {
   if (c.ok) return `${what}: close (max abs ${fmtNum(c.maxAbs)}, max rel ${fmtNum(c.maxRel)})`;
   const w = c.worst!;
   return (
-    `${what}: ${c.mismatches} element(s) differ beyond rtol ${c.tolerance.rtol} atol ${c.tolerance.atol}; ` +
+    `${what}: ${c.mismatches} element(s) differ beyond rtol ${fmtTol(c.tolerance.rtol)} atol ${fmtTol(c.tolerance.atol)}; ` +
     `worst at flat index ${w.index}: got ${fmtNum(w.actual)}, expected ${fmtNum(w.expected)}`
   );
+}
+
+/** A tolerance as written by hand: 1.3e-6, 0.01. */
+export function fmtTol(x: number): string {
+  return x !== 0 && Math.abs(x) < 1e-3 ? x.toExponential() : String(x);
 }
 
 /** Short number formatting for reports. */

@@ -52,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   // Other modules add their exports here, one line each (declared in modules.h).
+  InitDeviceTensor(env, exports);
   InitCalibration(env, exports);
   return exports;
 }

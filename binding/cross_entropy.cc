@@ -4,6 +4,9 @@
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
 #include <sstream>
 
 #if __has_include(<torch/version.h>)
@@ -70,8 +73,8 @@ at::ScalarType host_dtype(at::ScalarType compute) {
 CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
   const at::Device device = parse_device(args.device);
 
-  at::Tensor input = view_raw(args.input);
-  at::Tensor target = view_raw(args.target);
+  at::Tensor input = args.input_tensor.defined() ? args.input_tensor : view_raw(args.input);
+  at::Tensor target = args.target_tensor.defined() ? args.target_tensor : view_raw(args.target);
   at::Tensor weight;
   if (args.weight.present) {
     weight = view_raw(args.weight);
@@ -140,7 +143,41 @@ int64_t cuda_device_count() {
   return static_cast<int64_t>(at::detail::getCUDAHooks().getNumGPUs());
 }
 
-void set_num_threads(int n) { at::set_num_threads(n); }
+namespace {
+std::atomic<int> g_requested_threads{0};  // set_num_threads(n); 0: not set
+std::atomic<int> g_main_default{0};       // ATen's default on the JS main thread
+}  // namespace
+
+void init_thread_policy() {
+  // Initialises ATen's per-thread setting on this (main) thread now, before any pool
+  // thread changes the process-wide value it would otherwise be initialised from.
+  int expected = 0;
+  g_main_default.compare_exchange_strong(expected, std::max(1, at::get_num_threads()));
+}
+
+void set_num_threads(int n) {
+  g_requested_threads.store(n);
+  at::set_num_threads(n);
+}
+
 int get_num_threads() { return at::get_num_threads(); }
+
+int worker_num_threads() {
+  const int requested = g_requested_threads.load();
+  if (requested > 0) return requested;
+  int cores = g_main_default.load();
+  if (cores <= 0) cores = 1;
+  int pool = 4;  // libuv's default pool size
+  if (const char* env = std::getenv("UV_THREADPOOL_SIZE")) {
+    const int v = std::atoi(env);
+    if (v > 0) pool = std::min(v, 1024);
+  }
+  return std::max(1, cores / std::min(pool, cores));
+}
+
+void enter_worker_thread() {
+  const int want = worker_num_threads();
+  if (at::get_num_threads() != want) at::set_num_threads(want);
+}
 
 }  // namespace smoothce

@@ -32,6 +32,11 @@ struct CrossEntropyArgs {
   double label_smoothing = 0.0;
   bool want_grad = false;
   std::string device = "cpu";
+  // Device-resident inputs (see device_tensor.h): when defined, used instead of the
+  // RawTensor of the same name (whose `storage` then still names the host dtype of
+  // the gradient), without another copy.
+  at::Tensor input_tensor;
+  at::Tensor target_tensor;
 };
 
 struct CrossEntropyResult {
@@ -56,7 +61,17 @@ std::string torch_version();
 bool cuda_built();  // the linked LibTorch was built with CUDA
 bool cuda_available();
 int64_t cuda_device_count();
+// Intra-op threads. set_num_threads(n) applies to the calling thread and records n for
+// every thread that later runs a loss (libuv pool threads included). Without it, the JS
+// main thread keeps ATen's default and each libuv pool thread uses
+// worker_num_threads() = max(1, default / min(UV_THREADPOOL_SIZE, default)) so that
+// concurrent async calls together stay within the cores ATen would use for one.
 void set_num_threads(int n);
 int get_num_threads();
+int worker_num_threads();
+// Records ATen's default for the calling (JS main) thread; called once at load.
+void init_thread_policy();
+// Called at the start of work on a libuv pool thread: applies worker_num_threads().
+void enter_worker_thread();
 
 }  // namespace smoothce

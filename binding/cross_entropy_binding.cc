@@ -1,6 +1,7 @@
 #include "cross_entropy_binding.h"
 
 #include "cross_entropy.h"
+#include "device_tensor.h"
 #include "errors.h"
 #include "tensor_view.h"
 
@@ -29,8 +30,30 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   Napi::Object o = value.As<Napi::Object>();
   Call call;
   call.holders.reserve(4);
-  call.args.input = keep(call, read_tensor(env, o.Get("input"), "input", Role::Input, async));
-  call.args.target = keep(call, read_tensor(env, o.Get("target"), "target", Role::Target, async));
+  // A device tensor handle is used as it is (no copy); anything else is read as a
+  // { data, shape, dtype } host tensor.
+  Napi::Value in = o.Get("input");
+  if (auto handle = device_tensor_of(env, in, "input")) {
+    SMOOTHCE_THROW_TYPE_IF(env, !at::isFloatingType(handle->tensor.scalar_type()),
+                           "Expected a floating-point DeviceTensor for input");
+    call.args.input_tensor = handle->tensor;
+    call.args.input.storage = handle->host_dtype;
+    call.args.input.compute = handle->tensor.scalar_type();
+    call.args.input.shape = handle->tensor.sizes().vec();
+    call.args.input.present = true;
+  } else {
+    call.args.input = keep(call, read_tensor(env, in, "input", Role::Input, async));
+  }
+  Napi::Value tg = o.Get("target");
+  if (auto handle = device_tensor_of(env, tg, "target")) {
+    call.args.target_tensor = handle->tensor;
+    call.args.target.storage = handle->host_dtype;
+    call.args.target.compute = handle->tensor.scalar_type();
+    call.args.target.shape = handle->tensor.sizes().vec();
+    call.args.target.present = true;
+  } else {
+    call.args.target = keep(call, read_tensor(env, tg, "target", Role::Target, async));
+  }
   Napi::Value w = o.Get("weight");
   if (!w.IsNull() && !w.IsUndefined()) call.args.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
   Napi::Value g = o.Get("gradOutput");
@@ -104,7 +127,10 @@ class CrossEntropyWorker : public Napi::AsyncWorker {
  protected:
   // Runs on a libuv thread: ATen only, no N-API.
   void Execute() override {
-    failure_ = run_guarded([this] { result_ = cross_entropy(call_.args); });
+    failure_ = run_guarded([this] {
+      enter_worker_thread();
+      result_ = cross_entropy(call_.args);
+    });
     if (failure_) SetError(failure_->message);
   }
   void OnOK() override {

@@ -7,6 +7,7 @@
 namespace smoothce {
 
 // void InitExample(Napi::Env env, Napi::Object exports);
+void InitDeviceTensor(Napi::Env env, Napi::Object exports);  // device_tensor.cc
 
 void InitCalibration(Napi::Env env, Napi::Object exports);  // calibration_binding.cc
 

@@ -1,5 +1,6 @@
 import { native, type NativeResult } from './native';
 import { prepare, type CrossEntropyOptions, type Prepared } from './options';
+import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
 import type { FloatArray, Tensor } from './tensor';
 
 export interface CrossEntropyResult<L = number | Tensor<FloatArray>> {
@@ -38,7 +39,16 @@ export function crossEntropy(input: Tensor, target: Tensor, options: NoneOptions
 export function crossEntropy(input: Tensor, target: Tensor, options?: ScalarOptions): CrossEntropyResult<number>;
 export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntropyOptions): CrossEntropyResult;
 export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntropyOptions): CrossEntropyResult {
-  const prepared = prepare(input, target, options, 'crossEntropy');
+  const prepared = prepare(input, target, options, 'crossEntropy', BATCH_OPTION_NAMES);
+  const batchSize = readBatchSize(options);
+  if (shouldChunk(prepared, batchSize)) {
+    // Exact chunking of the batch dimension (lib/batch.ts).
+    try {
+      return crossEntropyChunked(prepared, batchSize, (args) => native().crossEntropy(args, false));
+    } catch (err) {
+      throw explain(err, prepared);
+    }
+  }
   let result: NativeResult;
   try {
     result = native().crossEntropy(prepared.args, false);
@@ -59,8 +69,12 @@ export async function crossEntropyAsync(input: Tensor, target: Tensor, options?:
 export async function crossEntropyAsync(input: Tensor, target: Tensor, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;
 export async function crossEntropyAsync(input: Tensor, target: Tensor, options?: CrossEntropyOptions): Promise<CrossEntropyResult> {
   const callSite = new Error();
-  const prepared = prepare(input, target, options, 'crossEntropyAsync');
+  const prepared = prepare(input, target, options, 'crossEntropyAsync', BATCH_OPTION_NAMES);
+  const batchSize = readBatchSize(options);
   try {
+    if (shouldChunk(prepared, batchSize)) {
+      return await crossEntropyChunkedAsync(prepared, batchSize, (args) => native().crossEntropy(args, true));
+    }
     return finish(prepared, await native().crossEntropy(prepared.args, true));
   } catch (err) {
     // Keep the caller's stack: the native rejection has none of its own.

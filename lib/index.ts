@@ -49,3 +49,13 @@ export type {
   ReferenceResult,
   Tolerance,
 } from './parity';
+export {
+  toDevice,
+  isDeviceTensor,
+  checkDevice,
+  liveDeviceTensors,
+  setNumThreads,
+  getNumThreads,
+  getAsyncNumThreads,
+} from './device';
+export type { DeviceTensor } from './device';

@@ -16,8 +16,20 @@ export interface NativeTensor {
   dtype: DType;
 }
 
+/** A device-resident tensor (binding/device_tensor.cc). */
+export interface NativeDeviceTensor {
+  readonly shape: number[];
+  readonly dtype: string;
+  readonly device: string;
+  readonly disposed: boolean;
+  toCPU(): NativeTensor;
+  dispose(): void;
+}
+
 export interface NativeArgs {
+  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
   input: NativeTensor;
+  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
   target: NativeTensor;
   weight: NativeTensor | null;
   reduction: 0 | 1 | 2;
@@ -42,6 +54,11 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** binding/device_tensor.cc */
+  DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;
+  checkDevice(device: string): string;
+  liveDeviceTensors(): number;
+  workerNumThreads(): number;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

@@ -7,6 +7,7 @@ import * as os from 'node:os';
 import { article, describe, inconsistent, rangeError, typeError } from './errors';
 import type { NativeArgs, NativeTensor } from './native';
 import { checkTensor, DTYPES, numel, type DType, type Tensor } from './tensor';
+import { nativeTensorArg, resolveDevice, tensorArg } from './device';
 
 export type Reduction = 'mean' | 'sum' | 'none';
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -26,6 +27,12 @@ export interface CrossEntropyOptions {
   gradOutput?: number | Tensor;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: Device | string;
+  /**
+   * Split the batch dimension into chunks of at most this many rows, each computed
+   * natively, combined exactly (sum / global denominator; never a mean of means).
+   * Peak memory follows the chunk. Ignored for 1-D input and device tensors.
+   */
+  batchSize?: number;
 }
 
 export const OPTION_NAMES: readonly string[] = [
@@ -196,14 +203,14 @@ let binaryWarned = false;
 /** Validates everything and builds the native call. `fn` names the entry point in messages. */
 export function prepare(input: unknown, target: unknown, options: unknown, fn = 'crossEntropy', extraOptions: readonly string[] = []): Prepared {
   const opts = readOptions(options, extraOptions.length ? [...OPTION_NAMES, ...extraOptions] : OPTION_NAMES, fn);
-  const x = checkTensor(input, 'input');
+  const x = tensorArg(input, 'input');
   if (!DTYPES[x.dtype].float) {
     throw typeError('input.dtype', 'a floating-point dtype (float32, float64, bfloat16 or float16)', x.dtype);
   }
   if (x.shape.length === 0) {
     throw inconsistent('input', 'expected shape (C), (N, C) or (N, C, d1, ..., dk) but received a 0-d tensor');
   }
-  const t = checkTensor(target, 'target');
+  const t = tensorArg(target, 'target');
 
   // Options first that do not depend on the shapes.
   const eps = opts.labelSmoothing ?? 0;
@@ -220,7 +227,10 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
   if (typeof grad !== 'boolean') throw typeError('grad', 'a boolean', grad);
 
   const ignore = parseIgnoreIndex(opts.ignoreIndex);
-  const device = parseDevice(opts.device);
+  const device = resolveDevice(opts.device === undefined ? undefined : parseDevice(opts.device), [
+    ['input', x],
+    ['target', t],
+  ]);
 
   const classDim = x.shape.length === 1 ? 0 : 1;
   const classes = x.shape[classDim];
@@ -294,8 +304,8 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
 
   return {
     args: {
-      input: x,
-      target: t,
+      input: nativeTensorArg(x),
+      target: nativeTensorArg(t),
       weight,
       reduction: REDUCTIONS[red],
       ignoreIndex: ignore,

@@ -54,6 +54,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // Other modules add their exports here, one line each (declared in modules.h).
   InitDeviceTensor(env, exports);
   InitCalibration(env, exports);
+  InitFused(env, exports);
   return exports;
 }
 

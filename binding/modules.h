@@ -11,4 +11,6 @@ void InitDeviceTensor(Napi::Env env, Napi::Object exports);  // device_tensor.cc
 
 void InitCalibration(Napi::Env env, Napi::Object exports);  // calibration_binding.cc
 
+void InitFused(Napi::Env env, Napi::Object exports);  // fused_binding.cc
+
 }  // namespace smoothce

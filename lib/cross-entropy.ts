@@ -1,4 +1,4 @@
-import { native, type NativeResult } from './native';
+import { native, type NativeFusedResult, type NativeResult } from './native';
 import { prepare, type CrossEntropyOptions, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
 import type { FloatArray, Tensor } from './tensor';
@@ -18,6 +18,21 @@ function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
   // Decided by the request, not by reading r.grad: a polluted Object.prototype.grad
   // must not appear as a gradient.
   return prepared.args.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
+}
+
+/** impl 'fused', or any call with gradInto, goes through the fused kernel's entry point. */
+function viaFused(prepared: Prepared): boolean {
+  return prepared.impl === 'fused' || prepared.args.gradInto != null;
+}
+
+function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResult {
+  const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
+  const into = prepared.args.gradInto;
+  if (into) {
+    const grad: Tensor<FloatArray> = { data: into, shape: prepared.args.input.shape.slice(), dtype: into instanceof Float64Array ? 'float64' : 'float32' };
+    return { loss, grad };
+  }
+  return r.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
 }
 
 /** Adds context to errors whose native text alone would not say what to do. */
@@ -44,10 +59,21 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntro
   if (shouldChunk(prepared, batchSize)) {
     // Exact chunking of the batch dimension (lib/batch.ts).
     try {
-      return crossEntropyChunked(prepared, batchSize, (args) => native().crossEntropy(args, false));
+      return crossEntropyChunked(prepared, batchSize, (args) =>
+        viaFused(prepared) ? native().crossEntropyFused(args, false) : native().crossEntropy(args, false),
+      );
     } catch (err) {
       throw explain(err, prepared);
     }
+  }
+  if (viaFused(prepared)) {
+    let fused: NativeFusedResult;
+    try {
+      fused = native().crossEntropyFused(prepared.args, false);
+    } catch (err) {
+      throw explain(err, prepared);
+    }
+    return finishFused(prepared, fused);
   }
   let result: NativeResult;
   try {
@@ -73,8 +99,11 @@ export async function crossEntropyAsync(input: Tensor, target: Tensor, options?:
   const batchSize = readBatchSize(options);
   try {
     if (shouldChunk(prepared, batchSize)) {
-      return await crossEntropyChunkedAsync(prepared, batchSize, (args) => native().crossEntropy(args, true));
+      return await crossEntropyChunkedAsync(prepared, batchSize, (args) =>
+        viaFused(prepared) ? native().crossEntropyFused(args, true) : native().crossEntropy(args, true),
+      );
     }
+    if (viaFused(prepared)) return finishFused(prepared, await native().crossEntropyFused(prepared.args, true));
     return finish(prepared, await native().crossEntropy(prepared.args, true));
   } catch (err) {
     // Keep the caller's stack: the native rejection has none of its own.

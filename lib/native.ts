@@ -38,6 +38,18 @@ export interface NativeArgs {
   grad: boolean;
   gradOutput: number | NativeTensor | null;
   device: string;
+  /** Read by crossEntropyFused only ('aten' there runs ATen, e.g. for gradInto). */
+  impl?: 'aten' | 'fused';
+  gradInto?: Float32Array | Float64Array | null;
+}
+
+export interface NativeFusedResult {
+  /** A number for mean/sum, a tensor for 'none'. */
+  loss: number | NativeTensor;
+  /** Absent when written into gradInto. */
+  grad?: NativeTensor;
+  /** Which kernel ran: 'aten' for impl 'aten' and for calls the fused kernel hands back. */
+  path: 'fused' | 'aten';
 }
 
 export interface NativeResult {
@@ -54,6 +66,15 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** binding/fused_binding.cc */
+  crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
+  crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
+  /** The fused kernel's instruction set: 'avx2' or 'baseline'. */
+  fusedIsa(isa?: string): string;
+  /** One read pass (returns the sum), or with `out` one read+write pass; for benchmarks. */
+  memoryFloor(data: Float32Array | Float64Array, out?: Float32Array | Float64Array | null): number | undefined;
+  /** Installs/removes the huge-page CPU allocator for ATen; returns whether it is installed. */
+  hugePageAllocator(enable?: boolean): boolean;
   /** binding/device_tensor.cc */
   DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;
   checkDevice(device: string): string;

@@ -33,7 +33,22 @@ export interface CrossEntropyOptions {
    * Peak memory follows the chunk. Ignored for 1-D input and device tensors.
    */
   batchSize?: number;
+  /**
+   * 'aten' (default): PyTorch's own kernel. 'fused': smoothce's CPU kernel, which never
+   * materialises N×C intermediates (same results; see docs/performance.md for what it
+   * hands back to ATen).
+   */
+  impl?: Impl;
+  /**
+   * Write the gradient into this buffer instead of a new one (needs grad: true): a
+   * Float32Array (float32/bfloat16/float16 input) or Float64Array with numel(input)
+   * elements. It may be the input's own data (in place); it must not overlap anything else.
+   * With impl 'fused' nothing of input size is allocated.
+   */
+  gradInto?: Float32Array | Float64Array;
 }
+
+export type Impl = 'aten' | 'fused';
 
 export const OPTION_NAMES: readonly string[] = [
   'labelSmoothing',
@@ -43,6 +58,8 @@ export const OPTION_NAMES: readonly string[] = [
   'grad',
   'gradOutput',
   'device',
+  'impl',
+  'gradInto',
 ];
 
 const REDUCTIONS: Record<Reduction, 0 | 1 | 2> = { none: 0, mean: 1, sum: 2 };
@@ -104,6 +121,7 @@ export interface Prepared {
   /** Shape of the 'none' loss. */
   lossShape: number[];
   inputDType: DType;
+  impl: Impl;
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
@@ -232,6 +250,10 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
     ['target', t],
   ]);
 
+  const impl = opts.impl ?? 'aten';
+  if (typeof impl !== 'string') throw typeError('impl', "'aten' or 'fused'", impl);
+  if (impl !== 'aten' && impl !== 'fused') throw rangeError('impl', "'aten' or 'fused'", impl);
+
   const classDim = x.shape.length === 1 ? 0 : 1;
   const classes = x.shape[classDim];
   const lossShape = x.shape.filter((_, i) => i !== classDim);
@@ -288,6 +310,20 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       gradOutput = gt;
     }
   }
+  let gradInto: Float32Array | Float64Array | null = null;
+  if (opts.gradInto !== undefined) {
+    const value: unknown = opts.gradInto;
+    const want = DTYPES[x.dtype].array;
+    if (!(want === 'Float64Array' ? value instanceof Float64Array : value instanceof Float32Array)) {
+      throw typeError('gradInto', `a ${want} (the input's data type)`, value);
+    }
+    const g = value as Float32Array | Float64Array;
+    if (!grad) throw new RangeError(`gradInto was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+    if (g.length !== x.data.length) {
+      throw rangeError('gradInto', `a ${want} of ${x.data.length} elements (the input's size)`, g);
+    }
+    gradInto = g;
+  }
   if (red === 'none' && typeof gradOutput === 'number') {
     // Broadcast a number over the per-position losses.
     const data = new Float64Array(numel(lossShape)).fill(gradOutput);
@@ -313,11 +349,14 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       grad,
       gradOutput: gradOutput ?? (grad ? 1 : null),
       device,
+      impl,
+      gradInto,
     },
     reduction: red,
     probabilityTarget,
     classes,
     lossShape,
     inputDType: x.dtype,
+    impl,
   };
 }

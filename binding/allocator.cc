@@ -1,0 +1,131 @@
+#include "allocator.h"
+
+#include <c10/core/Allocator.h>
+#include <c10/core/CPUAllocator.h>
+
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cstdint>
+#include <cstdlib>
+#include <mutex>
+#include <new>
+
+namespace smoothce {
+namespace {
+
+size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+}  // namespace
+
+void* huge_alloc(size_t bytes) {
+  if (bytes < kHugeThreshold) {
+    void* p = nullptr;
+    if (posix_memalign(&p, 64, bytes == 0 ? 64 : round_up(bytes, 64)) != 0 || p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  // Over-map by one huge page, then trim to a 2 MiB-aligned range.
+  const size_t len = round_up(bytes, kHugePage);
+  const size_t map_len = len + kHugePage;
+  void* raw = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const uintptr_t base = reinterpret_cast<uintptr_t>(raw);
+  const uintptr_t aligned = round_up(base, kHugePage);
+  if (aligned > base) munmap(raw, aligned - base);
+  const uintptr_t end = base + map_len;
+  if (end > aligned + len) munmap(reinterpret_cast<void*>(aligned + len), end - (aligned + len));
+#ifdef MADV_HUGEPAGE
+  madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
+#endif
+  return reinterpret_cast<void*>(aligned);
+}
+
+void huge_free(void* p, size_t bytes) noexcept {
+  if (p == nullptr) return;
+  if (bytes < kHugeThreshold) {
+    std::free(p);
+    return;
+  }
+  munmap(p, round_up(bytes, kHugePage));
+}
+
+namespace {
+
+// The size travels in the DataPtr's context (a small heap record), so frees need no lookup.
+struct HugeRecord {
+  void* ptr;
+  size_t bytes;
+};
+
+void delete_huge(void* ctx) {
+  auto* rec = static_cast<HugeRecord*>(ctx);
+  huge_free(rec->ptr, rec->bytes);
+  delete rec;
+}
+
+c10::DataPtr make_huge_data_ptr(size_t bytes) {
+  void* p = huge_alloc(bytes);
+  HugeRecord* rec = nullptr;
+  try {
+    rec = new HugeRecord{p, bytes};
+  } catch (...) {
+    huge_free(p, bytes);
+    throw;
+  }
+  return c10::DataPtr(p, rec, &delete_huge, c10::Device(c10::DeviceType::CPU));
+}
+
+class HugePageCPUAllocator final : public c10::Allocator {
+ public:
+  explicit HugePageCPUAllocator(c10::Allocator* fallback) : fallback_(fallback) {}
+  c10::DataPtr allocate(size_t n) const override {
+    if (n < kHugeThreshold) return fallback_->allocate(n);
+    return make_huge_data_ptr(n);
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }  // contexts differ per allocation
+  c10::Allocator* fallback() const { return fallback_; }
+
+ private:
+  c10::Allocator* fallback_;
+};
+
+std::mutex g_alloc_mutex;
+HugePageCPUAllocator* g_installed = nullptr;  // never freed: DataPtrs may outlive any switch
+
+}  // namespace
+
+at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype) {
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
+  void* p = huge_alloc(bytes);
+  try {
+    return at::from_blob(p, shape, [bytes](void* q) { huge_free(q, bytes); },
+                         at::TensorOptions().dtype(dtype).device(at::kCPU));
+  } catch (...) {
+    huge_free(p, bytes);
+    throw;
+  }
+}
+
+bool set_huge_page_aten_allocator(bool enable) {
+  std::lock_guard<std::mutex> lock(g_alloc_mutex);
+  c10::Allocator* current = c10::GetCPUAllocator();
+  const bool was = g_installed != nullptr && current == g_installed;
+  if (enable && !was) {
+    g_installed = new HugePageCPUAllocator(current);
+    // priority 0 overrides the default allocator (which registers with priority 0 too);
+    // a higher-priority allocator installed by someone else wins and is left alone.
+    c10::SetCPUAllocator(g_installed, /*priority=*/0);
+  } else if (!enable && was) {
+    c10::SetCPUAllocator(g_installed->fallback(), /*priority=*/0);
+  }
+  return was;
+}
+
+bool huge_page_aten_allocator_enabled() {
+  std::lock_guard<std::mutex> lock(g_alloc_mutex);
+  return g_installed != nullptr && c10::GetCPUAllocator() == g_installed;
+}
+
+}  // namespace smoothce

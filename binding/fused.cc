@@ -1,0 +1,351 @@
+#include "fused.h"
+
+#include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+namespace smoothce {
+namespace fused_detail {
+
+// Everything one kernel call needs, independent of the instruction set.
+template <class T>
+struct KernelCtx {
+  const T* x = nullptr;
+  T* grad = nullptr;      // null: no gradient
+  T* loss_out = nullptr;  // reduction none
+  int64_t outer = 0, C = 0, inner = 1;
+  int64_t positions = 0, block_positions = 1;
+  const T* w = nullptr;  // class weights in the input dtype, or null
+  double sw = 0;         // Σ w (C when unweighted)
+  bool prob = false;
+  bool smooth = false;   // index target with ε > 0
+  const T* tprob = nullptr;
+  const void* target = nullptr;
+  at::ScalarType target_type = at::kLong;
+  int64_t ignore_index = -100;
+  double eps = 0;
+  T ta = 1, tb = 0;          // probability targets: t' = t·ta + tb
+  const T* gvec = nullptr;  // reduction none: upstream gradient per position
+  double gscale = 1;        // otherwise: the per-position upstream factor
+  double* partial = nullptr;
+
+  int64_t target_at(int64_t p) const {
+    switch (target_type) {
+      case at::kInt: return static_cast<const int32_t*>(target)[p];
+      case at::kByte: return static_cast<const uint8_t*>(target)[p];
+      default: return static_cast<const int64_t*>(target)[p];
+    }
+  }
+};
+
+namespace isa_baseline {
+#define SMOOTHCE_VB 16
+#include "fused_kernel.inc"
+#undef SMOOTHCE_VB
+}  // namespace isa_baseline
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SMOOTHCE_HAVE_AVX2 1
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+namespace isa_avx2 {
+#define SMOOTHCE_VB 32
+#include "fused_kernel.inc"
+#undef SMOOTHCE_VB
+}  // namespace isa_avx2
+#pragma GCC pop_options
+#endif
+
+bool cpu_has_avx2() {
+#ifdef SMOOTHCE_HAVE_AVX2
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+#else
+  return false;
+#endif
+}
+
+bool use_avx2(FusedIsa isa) { return isa != FusedIsa::Baseline && cpu_has_avx2(); }
+
+template <class T>
+void run(const KernelCtx<T>& c, int64_t b0, int64_t b1, bool avx2) {
+#ifdef SMOOTHCE_HAVE_AVX2
+  if (avx2) return isa_avx2::run_blocks<T>(c, b0, b1);
+#endif
+  isa_baseline::run_blocks<T>(c, b0, b1);
+}
+
+// Runs fn over [0, n) in parallel when the work is big enough to pay for waking threads.
+template <class F>
+void parallel(int64_t n, int64_t work, const F& fn) {
+  if (n <= 1 || work < (int64_t(1) << 15) || at::get_num_threads() <= 1 || at::in_parallel_region()) {
+    fn(0, n);
+    return;
+  }
+  at::parallel_for(0, n, 1, fn);
+}
+
+template <class T>
+void read_values(const RawTensor& raw, int64_t n, T* out) {
+  if (raw.storage == at::kDouble) {
+    const double* p = static_cast<const double*>(raw.data);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(p[i]);
+  } else {
+    const float* p = static_cast<const float*>(raw.data);
+    for (int64_t i = 0; i < n; ++i) out[i] = static_cast<T>(p[i]);
+  }
+}
+
+template <class T>
+void compute(const CrossEntropyArgs& a, FusedOutputs& out, bool avx2) {
+  KernelCtx<T> c;
+  const auto& shape = a.input.shape;
+  const bool one_d = shape.size() == 1;
+  c.C = one_d ? shape[0] : shape[1];
+  c.outer = one_d ? 1 : shape[0];
+  c.inner = 1;
+  for (size_t d = 2; d < shape.size(); ++d) c.inner *= shape[d];
+  c.positions = c.outer * c.inner;
+  c.x = static_cast<const T*>(a.input.data);
+  c.grad = a.want_grad ? static_cast<T*>(out.grad) : nullptr;
+  c.prob = a.target.shape == shape;
+  c.eps = a.label_smoothing > 0 ? a.label_smoothing : 0.0;  // NaN and ε <= 0 behave as 0
+  c.smooth = !c.prob && c.eps > 0;
+  c.ignore_index = a.ignore_index;
+  const int64_t C = c.C, P = c.positions;
+
+  std::vector<T> w;
+  if (a.weight.present) {
+    w.resize(static_cast<size_t>(C));
+    read_values<T>(a.weight, C, w.data());
+    c.w = w.data();
+    double s = 0;
+    for (T v : w) s += static_cast<double>(v);
+    c.sw = s;
+  } else {
+    c.sw = static_cast<double>(C);
+  }
+
+  double denom = 0;  // mean: D (index) or M (prob)
+  if (c.prob) {
+    c.tprob = static_cast<const T*>(a.target.data);
+    if (c.eps > 0) {
+      c.ta = static_cast<T>(1.0 - c.eps);
+      c.tb = static_cast<T>(c.eps / static_cast<double>(C));
+    }
+    denom = static_cast<double>(P);
+  } else {
+    c.target = a.target.data;
+    c.target_type = a.target.storage;
+    // Validate every target before anything is written (gradInto may be the input), and
+    // compute the mean's denominator Σ w[y] over non-ignored positions.
+    for (int64_t p = 0; p < P; ++p) {
+      const int64_t y = c.target_at(p);
+      if (y == c.ignore_index) continue;
+      if (y < 0 || y >= C) TORCH_CHECK_INDEX(false, "Target ", y, " is out of bounds.");
+      denom += c.w ? static_cast<double>(c.w[y]) : 1.0;
+    }
+  }
+
+  const int64_t red = a.reduction;
+  std::vector<T> gvec;
+  if (c.grad) {
+    double g = a.grad_output_scalar;
+    if (red == at::Reduction::None) {
+      gvec.resize(static_cast<size_t>(P));
+      if (a.grad_output.present) {
+        read_values<T>(a.grad_output, P, gvec.data());
+      } else {
+        std::fill(gvec.begin(), gvec.end(), static_cast<T>(g));
+      }
+      c.gvec = gvec.data();
+    } else {
+      if (a.grad_output.present) {
+        T v;
+        read_values<T>(a.grad_output, 1, &v);
+        g = static_cast<double>(v);
+      }
+      g = static_cast<double>(static_cast<T>(g));  // the upstream tensor has the loss dtype
+      c.gscale = red == at::Reduction::Mean ? g / denom : g;
+    }
+  }
+  if (red == at::Reduction::None) c.loss_out = static_cast<T*>(out.loss);
+
+  // Fixed blocks of positions (independent of the thread count, so sums are reproducible).
+  c.block_positions = std::max<int64_t>(1, (int64_t(1) << 14) / std::max<int64_t>(C, 1));
+  const int64_t nblocks = (P + c.block_positions - 1) / c.block_positions;
+  std::vector<double> partial;
+  if (red != at::Reduction::None) {
+    partial.assign(static_cast<size_t>(2 * nblocks), 0.0);
+    c.partial = partial.data();
+  }
+  parallel(nblocks, P * C, [&](int64_t b0, int64_t b1) { run<T>(c, b0, b1, avx2); });
+
+  if (red != at::Reduction::None) {
+    double s0 = 0, s1 = 0;
+    for (int64_t b = 0; b < nblocks; ++b) {
+      s0 += partial[2 * b];
+      s1 += partial[2 * b + 1];
+    }
+    double loss;
+    const double eps_c = c.eps / static_cast<double>(C);
+    if (c.prob) {
+      loss = red == at::Reduction::Mean ? s0 / denom : s0;
+    } else if (red == at::Reduction::Mean) {
+      // Two quotients, as PyTorch forms them: D = 0 gives NaN even when Σu ≠ 0.
+      loss = (1.0 - c.eps) * (s0 / denom) + (c.smooth ? eps_c * (s1 / denom) : 0.0);
+    } else {
+      loss = (1.0 - c.eps) * s0 + (c.smooth ? eps_c * s1 : 0.0);
+    }
+    out.scalar_loss = static_cast<double>(static_cast<T>(loss));
+  }
+}
+
+template <class T>
+double read_pass(const T* x, int64_t n, bool avx2) {
+  const int64_t chunk = int64_t(1) << 16;
+  const int64_t nb = (n + chunk - 1) / chunk;
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(nb, 1)), 0.0);
+  parallel(nb, n, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t s = b * chunk, e = std::min(n, s + chunk);
+#ifdef SMOOTHCE_HAVE_AVX2
+      part[b] = avx2 ? isa_avx2::floor_read<T>(x, s, e) : isa_baseline::floor_read<T>(x, s, e);
+#else
+      part[b] = isa_baseline::floor_read<T>(x, s, e);
+#endif
+    }
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+
+template <class T>
+void read_write_pass(const T* x, T* y, int64_t n, bool avx2) {
+  const int64_t chunk = int64_t(1) << 16;
+  const int64_t nb = (n + chunk - 1) / chunk;
+  parallel(nb, n, [&](int64_t b0, int64_t b1) {
+    const int64_t s = b0 * chunk, e = std::min(n, b1 * chunk);
+#ifdef SMOOTHCE_HAVE_AVX2
+    if (avx2) return isa_avx2::floor_read_write<T>(x, y, s, e);
+#endif
+    isa_baseline::floor_read_write<T>(x, y, s, e);
+  });
+}
+
+}  // namespace fused_detail
+
+std::string fused_unsupported_reason(const CrossEntropyArgs& a) {
+  if (!a.device.empty() && a.device != "cpu") return "device is not 'cpu'";
+  const at::ScalarType dt = a.input.storage;
+  if (a.input.compute != dt || (dt != at::kFloat && dt != at::kDouble)) {
+    return "input dtype is not float32/float64 (bfloat16/float16 run in ATen)";
+  }
+  const auto& shape = a.input.shape;
+  if (shape.empty()) return "0-d input";
+  const int64_t C = shape.size() == 1 ? shape[0] : shape[1];
+  int64_t numel = 1;
+  for (int64_t d : shape) numel *= d;
+  if (numel == 0 || C == 0) return "empty input";
+  const bool prob = a.target.shape == shape;
+  if (prob) {
+    if (a.target.storage != dt || a.target.compute != dt) return "probability target dtype differs from the input's";
+    if (a.weight.present && a.weight.storage != dt) return "weight dtype differs from the input's (probability target)";
+    if (a.ignore_index >= 0) return "ignore_index >= 0 with probability targets (ATen raises)";
+  } else {
+    const at::ScalarType tt = a.target.storage;
+    if (tt != at::kLong && tt != at::kInt && tt != at::kByte) return "target dtype is not int64/int32/uint8";
+    std::vector<int64_t> expected;
+    if (shape.size() > 1) {
+      expected.push_back(shape[0]);
+      for (size_t d = 2; d < shape.size(); ++d) expected.push_back(shape[d]);
+    }
+    if (a.target.shape != expected) return "target shape does not match the input (ATen reports the error)";
+    if (tt == at::kByte && shape.size() > 2) return "uint8 target with k-dim input (ATen raises)";
+    if (a.weight.present && (a.weight.shape.size() != 1 || a.weight.shape[0] != C)) return "weight shape (ATen raises)";
+    if (tt == at::kByte && a.weight.present && a.label_smoothing > 0 && a.reduction == at::Reduction::Mean) {
+      return "uint8 target with weight, smoothing and mean (ATen raises in gather)";
+    }
+  }
+  if (a.reduction < 0 || a.reduction > 2) return "reduction enum outside 0..2";
+  if (!(a.label_smoothing <= 1.0)) return "label_smoothing > 1 (ATen raises)";
+  if (a.want_grad && a.grad_output.present) {
+    int64_t n = 1;
+    for (int64_t d : a.grad_output.shape) n *= d;
+    const int64_t positions = numel / C;
+    if (n != (a.reduction == at::Reduction::None ? positions : 1)) return "gradOutput shape (ATen reports the error)";
+    if (a.grad_output.storage != at::kFloat && a.grad_output.storage != at::kDouble) return "gradOutput dtype";
+  }
+  return "";
+}
+
+namespace {
+bool overlaps(const void* a, size_t an, const void* b, size_t bn) {
+  const auto pa = reinterpret_cast<uintptr_t>(a), pb = reinterpret_cast<uintptr_t>(b);
+  return an > 0 && bn > 0 && pa < pb + bn && pb < pa + an;
+}
+size_t raw_bytes(const RawTensor& r) {
+  if (!r.present || r.data == nullptr) return 0;
+  int64_t n = 1;
+  for (int64_t d : r.shape) n *= d;
+  return static_cast<size_t>(n) * c10::elementSize(r.storage);
+}
+}  // namespace
+
+void check_grad_into(const CrossEntropyArgs& a, const void* g, size_t bytes) {
+  const size_t in_bytes = raw_bytes(a.input);
+  TORCH_CHECK_VALUE(bytes == in_bytes, "gradInto has ", bytes, " bytes but the gradient needs ", in_bytes);
+  const bool same = g == a.input.data;
+  TORCH_CHECK_VALUE(same || !overlaps(g, bytes, a.input.data, in_bytes),
+                    "gradInto overlaps the input without being the same memory");
+  TORCH_CHECK_VALUE(!overlaps(g, bytes, a.target.data, raw_bytes(a.target)), "gradInto overlaps the target");
+  TORCH_CHECK_VALUE(!overlaps(g, bytes, a.weight.data, raw_bytes(a.weight)), "gradInto overlaps the weight");
+  TORCH_CHECK_VALUE(!overlaps(g, bytes, a.grad_output.data, raw_bytes(a.grad_output)),
+                    "gradInto overlaps gradOutput");
+}
+
+void fused_cross_entropy(const CrossEntropyArgs& args, FusedOutputs& out, FusedIsa isa) {
+  const std::string why = fused_unsupported_reason(args);
+  TORCH_CHECK(why.empty(), "the fused kernel does not handle this call: ", why);
+  TORCH_CHECK(!args.want_grad || out.grad != nullptr, "fused kernel: no gradient buffer");
+  TORCH_CHECK(args.reduction != at::Reduction::None || out.loss != nullptr, "fused kernel: no loss buffer");
+  const bool avx2 = fused_detail::use_avx2(isa);
+  if (args.input.storage == at::kDouble) {
+    fused_detail::compute<double>(args, out, avx2);
+  } else {
+    fused_detail::compute<float>(args, out, avx2);
+  }
+}
+
+const char* fused_isa_name(FusedIsa isa) { return fused_detail::use_avx2(isa) ? "avx2" : "baseline"; }
+
+FusedIsa parse_fused_isa(const std::string& name) {
+  if (name == "avx2") return FusedIsa::Avx2;
+  if (name == "baseline" || name == "sse2") return FusedIsa::Baseline;
+  return FusedIsa::Auto;
+}
+
+double floor_read_pass(const void* data, int64_t n, at::ScalarType dtype) {
+  const bool avx2 = fused_detail::use_avx2(FusedIsa::Auto);
+  if (dtype == at::kDouble) return fused_detail::read_pass(static_cast<const double*>(data), n, avx2);
+  return fused_detail::read_pass(static_cast<const float*>(data), n, avx2);
+}
+
+void floor_read_write_pass(const void* in, void* out, int64_t n, at::ScalarType dtype) {
+  const bool avx2 = fused_detail::use_avx2(FusedIsa::Auto);
+  if (dtype == at::kDouble) {
+    fused_detail::read_write_pass(static_cast<const double*>(in), static_cast<double*>(out), n, avx2);
+  } else {
+    fused_detail::read_write_pass(static_cast<const float*>(in), static_cast<float*>(out), n, avx2);
+  }
+}
+
+}  // namespace smoothce

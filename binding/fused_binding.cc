@@ -1,0 +1,330 @@
+// N-API entry points of the fused kernel (impl: 'fused', gradInto) and of the benchmark
+// helpers (memory-bandwidth floor, huge-page ATen allocator switch).
+//
+// crossEntropyFused(args, async) takes the same argument object as crossEntropy plus
+//   impl: 'fused' | 'aten', gradInto: Float32Array | Float64Array | null
+// and returns { loss: number | tensor, grad?: tensor, path: 'fused' | 'aten' }. Calls the
+// kernel does not cover (fused_unsupported_reason) and impl 'aten' run ATen's path; with
+// gradInto its gradient is then copied into the caller's buffer. Output buffers are
+// allocated on the JS thread before any work starts (huge-page backed when large), so the
+// sync and async paths share everything but where the work runs.
+#include <napi.h>
+
+#include "allocator.h"
+#include "cross_entropy.h"
+#include "errors.h"
+#include "fused.h"
+#include "modules.h"
+#include "tensor_view.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace smoothce {
+namespace {
+
+// An output buffer handed to JavaScript as an ArrayBuffer: V8-allocated when small,
+// huge_alloc'ed (2 MiB-aligned, MADV_HUGEPAGE) and external when large.
+Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
+  if (bytes < kHugeThreshold) return Napi::ArrayBuffer::New(env, bytes);
+  void* p = huge_alloc(bytes);
+  Napi::ArrayBuffer ab;
+  try {
+    ab = Napi::ArrayBuffer::New(
+        env, p, bytes,
+        [](Napi::Env e, void* data, size_t* size) {
+          Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(*size));
+          huge_free(data, *size);
+          delete size;
+        },
+        new size_t(bytes));
+  } catch (...) {
+    huge_free(p, bytes);
+    throw;
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+  return ab;
+}
+
+Napi::Object make_tensor(Napi::Env env, Napi::ArrayBuffer ab, size_t numel, const std::vector<int64_t>& shape,
+                         at::ScalarType dtype) {
+  Napi::Object obj = Napi::Object::New(env);
+  if (dtype == at::kDouble) {
+    obj.Set("data", Napi::Float64Array::New(env, numel, ab, 0));
+  } else {
+    obj.Set("data", Napi::Float32Array::New(env, numel, ab, 0));
+  }
+  Napi::Array s = Napi::Array::New(env, shape.size());
+  for (size_t i = 0; i < shape.size(); ++i) s.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(shape[i])));
+  obj.Set("shape", s);
+  obj.Set("dtype", Napi::String::New(env, dtype_name(dtype)));
+  return obj;
+}
+
+struct FusedCall {
+  CrossEntropyArgs args;
+  std::vector<HostInput> holders;
+  bool use_fused = false;
+  FusedIsa isa = FusedIsa::Auto;
+  int threads = 1;  // the calling thread's intra-op threads, applied on the worker too
+  // gradInto (caller's memory) or a fresh output buffer for the gradient / 'none' loss.
+  Napi::ObjectReference grad_into_pin;
+  void* grad_into = nullptr;
+  size_t grad_into_bytes = 0;
+  Napi::Reference<Napi::ArrayBuffer> grad_buf, loss_buf;
+  FusedOutputs out;
+  std::vector<int64_t> loss_shape;
+  size_t numel = 0, positions = 0;
+  CrossEntropyResult aten;  // the ATen path's result
+};
+
+RawTensor keep(FusedCall& call, HostInput&& in) {
+  RawTensor raw = in.raw;
+  call.holders.push_back(std::move(in));
+  return raw;
+}
+
+// Reads the arguments exactly as crossEntropy's binding does (TypeScript validated them
+// already; these checks are the defence in depth), plus impl / gradInto / isa.
+void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& call) {
+  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropyFused");
+  Napi::Object o = value.As<Napi::Object>();
+  CrossEntropyArgs& a = call.args;
+  call.holders.reserve(4);
+  a.input = keep(call, read_tensor(env, o.Get("input"), "input", Role::Input, async));
+  a.target = keep(call, read_tensor(env, o.Get("target"), "target", Role::Target, async));
+  Napi::Value w = o.Get("weight");
+  if (!w.IsNull() && !w.IsUndefined()) a.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
+  Napi::Value g = o.Get("gradOutput");
+  if (g.IsNumber()) {
+    a.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
+  } else if (!g.IsNull() && !g.IsUndefined()) {
+    a.grad_output = keep(call, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
+  }
+  Napi::Value r = o.Get("reduction");
+  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
+  const double red = r.As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, red != 0 && red != 1 && red != 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
+  a.reduction = static_cast<int64_t>(red);
+  Napi::Value ii = o.Get("ignoreIndex");
+  if (ii.IsBigInt()) {
+    bool lossless = false;
+    a.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
+    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
+  } else {
+    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
+    const double d = ii.As<Napi::Number>().DoubleValue();
+    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
+                            "ignoreIndex must be an integer");
+    a.ignore_index = static_cast<int64_t>(d);
+  }
+  Napi::Value ls = o.Get("labelSmoothing");
+  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
+  const double eps = ls.As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
+  a.label_smoothing = eps;
+  a.want_grad = o.Get("grad").ToBoolean().Value();
+  Napi::Value dev = o.Get("device");
+  if (dev.IsString()) a.device = dev.As<Napi::String>().Utf8Value();
+
+  Napi::Value impl = o.Get("impl");
+  const std::string impl_s = impl.IsString() ? impl.As<Napi::String>().Utf8Value() : "fused";
+  SMOOTHCE_THROW_RANGE_IF(env, impl_s != "fused" && impl_s != "aten", "impl must be 'fused' or 'aten'");
+  // SMOOTHCE_FUSED_ISA=baseline|avx2 forces an instruction set (tests run both).
+  if (const char* isa = std::getenv("SMOOTHCE_FUSED_ISA")) call.isa = parse_fused_isa(isa);
+
+  Napi::Value gi = o.Get("gradInto");
+  if (!gi.IsNull() && !gi.IsUndefined()) {
+    SMOOTHCE_THROW_TYPE_IF(env, !gi.IsTypedArray(), "Expected a Float32Array or Float64Array for gradInto");
+    SMOOTHCE_THROW_RANGE_IF(env, !a.want_grad, "gradInto was given but grad is false");
+    Napi::TypedArray ta = gi.As<Napi::TypedArray>();
+    const napi_typedarray_type want = a.input.storage == at::kDouble ? napi_float64_array : napi_float32_array;
+    SMOOTHCE_THROW_TYPE_IF(env, ta.TypedArrayType() != want,
+                           std::string("Expected a ") + (want == napi_float64_array ? "Float64Array" : "Float32Array") +
+                               " for gradInto (the input's data type)");
+    call.grad_into = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    call.grad_into_bytes = ta.ByteLength();
+    call.grad_into_pin = Napi::Persistent(gi.As<Napi::Object>());
+  }
+  call.use_fused = impl_s == "fused" && fused_unsupported_reason(a).empty();
+}
+
+// Allocates what the chosen path writes into (on the JS thread).
+void prepare_outputs(Napi::Env env, FusedCall& call) {
+  const CrossEntropyArgs& a = call.args;
+  size_t numel = 1;
+  for (int64_t d : a.input.shape) numel *= static_cast<size_t>(d);
+  call.numel = numel;
+  if (call.grad_into) {
+    run_or_throw(env, [&] { check_grad_into(a, call.grad_into, call.grad_into_bytes); });
+  }
+  if (!call.use_fused) return;
+  const size_t esize = c10::elementSize(a.input.storage);
+  const int64_t class_dim = a.input.shape.size() == 1 ? 0 : 1;
+  for (size_t d = 0; d < a.input.shape.size(); ++d)
+    if (static_cast<int64_t>(d) != class_dim) call.loss_shape.push_back(a.input.shape[d]);
+  const size_t C = static_cast<size_t>(a.input.shape[class_dim]);
+  call.positions = numel / C;
+  if (a.want_grad) {
+    if (call.grad_into) {
+      call.out.grad = call.grad_into;
+    } else {
+      Napi::ArrayBuffer ab = new_output_buffer(env, numel * esize);
+      call.out.grad = ab.Data();
+      call.grad_buf = Napi::Persistent(ab);
+    }
+  }
+  if (a.reduction == at::Reduction::None) {
+    Napi::ArrayBuffer ab = new_output_buffer(env, call.positions * esize);
+    call.out.loss = ab.Data();
+    call.loss_buf = Napi::Persistent(ab);
+  }
+}
+
+// The work itself: no N-API (runs on the libuv pool for async calls).
+void execute(FusedCall& call) {
+  if (at::get_num_threads() != call.threads) at::set_num_threads(call.threads);
+  if (call.use_fused) {
+    fused_cross_entropy(call.args, call.out, call.isa);
+    return;
+  }
+  call.aten = cross_entropy(call.args);
+  if (call.grad_into && call.aten.grad.defined()) {
+    const at::Tensor& g = call.aten.grad;
+    TORCH_CHECK(static_cast<size_t>(g.nbytes()) == call.grad_into_bytes, "gradient size mismatch");
+    std::memcpy(call.grad_into, g.data_ptr(), call.grad_into_bytes);
+    call.aten.grad = at::Tensor();
+  }
+}
+
+Napi::Value result_to_js(Napi::Env env, FusedCall& call) {
+  Napi::Object out = Napi::Object::New(env);
+  const at::ScalarType dt = call.args.input.storage;
+  if (call.use_fused) {
+    if (call.args.reduction == at::Reduction::None) {
+      out.Set("loss", make_tensor(env, call.loss_buf.Value(), call.positions, call.loss_shape, dt));
+    } else {
+      out.Set("loss", Napi::Number::New(env, call.out.scalar_loss));
+    }
+    if (!call.grad_buf.IsEmpty()) {
+      out.Set("grad", make_tensor(env, call.grad_buf.Value(), call.numel, call.args.input.shape, dt));
+    }
+    out.Set("path", Napi::String::New(env, "fused"));
+  } else {
+    out.Set("loss", tensor_to_js(env, call.aten.loss));
+    if (call.aten.grad.defined()) out.Set("grad", tensor_to_js(env, call.aten.grad));
+    out.Set("path", Napi::String::New(env, "aten"));
+  }
+  return out;
+}
+
+class FusedWorker : public Napi::AsyncWorker {
+ public:
+  FusedWorker(Napi::Env env, FusedCall&& call)
+      : Napi::AsyncWorker(env, "smoothce:crossEntropyFused"), deferred_(Napi::Promise::Deferred::New(env)),
+        call_(std::move(call)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    failure_ = run_guarded([this] { execute(call_); });
+    if (failure_) SetError(failure_->message);
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::HandleScope scope(env);
+    try {
+      deferred_.Resolve(result_to_js(env, call_));
+    } catch (const Napi::Error& e) {
+      deferred_.Reject(e.Value());
+    }
+  }
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(to_js_error(Env(), *failure_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  FusedCall call_;
+  std::optional<NativeFailure> failure_;
+};
+
+Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
+  FusedCall call;
+  read_args(env, info[0], async, call);
+  run_or_throw(env, [&] { call.threads = at::get_num_threads(); });
+  prepare_outputs(env, call);
+  if (async) {
+    auto* worker = new FusedWorker(env, std::move(call));
+    Napi::Promise promise = worker->Promise();
+    worker->Queue();
+    return promise;
+  }
+  run_or_throw(env, [&] { execute(call); });
+  return result_to_js(env, call);
+}
+
+// fusedIsa(isa?: string): the instruction set the kernel runs with ('avx2' or 'baseline').
+Napi::Value FusedIsaName(const Napi::CallbackInfo& info) {
+  const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  return Napi::String::New(info.Env(), fused_isa_name(parse_fused_isa(name)));
+}
+
+// memoryFloor(data, out?): one read pass over data (returns its sum), or with `out` (same
+// type and length) one read+write pass out[i] = data[i] / 2. For benchmarks.
+Napi::Value MemoryFloor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsTypedArray(), "Expected a Float32Array or Float64Array");
+  Napi::TypedArray in = info[0].As<Napi::TypedArray>();
+  const napi_typedarray_type type = in.TypedArrayType();
+  SMOOTHCE_THROW_TYPE_IF(env, type != napi_float32_array && type != napi_float64_array,
+                         "Expected a Float32Array or Float64Array");
+  const at::ScalarType dt = type == napi_float64_array ? at::kDouble : at::kFloat;
+  const void* src = static_cast<uint8_t*>(in.ArrayBuffer().Data()) + in.ByteOffset();
+  const int64_t n = static_cast<int64_t>(in.ElementLength());
+  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
+    SMOOTHCE_THROW_TYPE_IF(env, !info[1].IsTypedArray(), "Expected a typed array for out");
+    Napi::TypedArray out = info[1].As<Napi::TypedArray>();
+    SMOOTHCE_THROW_RANGE_IF(env, out.TypedArrayType() != type || out.ElementLength() != in.ElementLength(),
+                            "out must have the type and length of data");
+    void* dst = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
+    run_or_throw(env, [&] { floor_read_write_pass(src, dst, n, dt); });
+    return env.Undefined();
+  }
+  double s = 0;
+  run_or_throw(env, [&] { s = floor_read_pass(src, n, dt); });
+  return Napi::Number::New(env, s);
+}
+
+// hugePageAllocator(enable?: boolean): installs/removes the huge-page CPU allocator for
+// ATen's own allocations; returns whether it is installed (after the call).
+Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bool now = false;
+  if (info.Length() > 0 && info[0].IsBoolean()) {
+    const bool enable = info[0].As<Napi::Boolean>().Value();
+    run_or_throw(env, [&] { set_huge_page_aten_allocator(enable); });
+  }
+  run_or_throw(env, [&] { now = huge_page_aten_allocator_enabled(); });
+  return Napi::Boolean::New(env, now);
+}
+
+}  // namespace
+
+void InitFused(Napi::Env env, Napi::Object exports) {
+  exports.Set("crossEntropyFused", Napi::Function::New(env, CrossEntropyFused, "crossEntropyFused"));
+  exports.Set("fusedIsa", Napi::Function::New(env, FusedIsaName, "fusedIsa"));
+  exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
+  exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));
+}
+
+}  // namespace smoothce

@@ -222,6 +222,7 @@ def main(out_path: str) -> None:
     add("bf16_none_eps0", xb, t, reduction="none")
     add("bf16_kdim1_mean_eps0.1", logits(2, 3, 4).to(bf16), idx(3, 2, 4), label_smoothing=0.1)
     add("bf16_prob_f32_target_promotes_mean_eps0.1", xb, tp, label_smoothing=0.1)
+    add("bf16_none_grad_output_tensor_eps0.1", xb, t_ign, reduction="none", label_smoothing=0.1, grad_output=torch.randn(4))
 
     # ---- deliberate deviations: PyTorch silently treats ε < 0 and NaN as 0 ---------------
     add("deviation_eps_negative", x, t, label_smoothing=-0.1)

@@ -42,6 +42,8 @@ Semantics of the fields:
 * ``grad_output`` is the upstream gradient of the loss: ``null`` means ones (the gradient
   of ``loss`` for ``mean``/``sum``, of ``loss.sum()`` for ``none``). A 0-d T is a number
   (broadcast over the per-position losses for ``none``); otherwise it has the loss's shape.
+  It holds the values autograd used (cast to the loss dtype), written as float32 when the
+  loss is bfloat16/float16.
 * ``expected.loss`` has the loss's shape (``[]`` for ``mean``/``sum``) and dtype (PyTorch's
   promotion, e.g. float64 for a float32 input with a float64 probability target).
   ``expected.grad_input`` is d loss / d input (input's shape and dtype), or ``null`` when
@@ -330,6 +332,8 @@ def make_case(
             case["grad_output"] = encode(torch.tensor(float(grad_output), dtype=torch.float64), "grad_output")
         case["expected"] = {"error": {"type": kind, "message": str(e)}}
     else:
+        if g is not None and g.dtype in (torch.bfloat16, torch.float16):
+            g = g.float()  # exact; smoothce takes float32/float64 gradOutput and casts it like autograd
         case["grad_output"] = None if g is None else encode(g, "grad_output")
         case["expected"] = {
             "loss": encode(loss, "loss"),

@@ -35,6 +35,16 @@ if (!probe.ok) {
 // ---------------------------------------------------------------------------------
 // seeded generation
 
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+/** Rounds to the nearest bfloat16 (ties to even), returned as a number. */
+function toBFloat16(v: number): number {
+  f32[0] = v;
+  const bits = u32[0];
+  u32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
+  return f32[0];
+}
+
 /** mulberry32: small, fast, good enough for test data. */
 function rng(seed: number): () => number {
   let a = seed >>> 0;
@@ -62,15 +72,22 @@ function generate(seed: number, count: number): Generated[] {
 
   for (let k = 0; k < count; k++) {
     const tags = new Set<string>();
-    const dtype = rand() < 0.5 ? 'float32' : 'float64';
+    const dr = rand();
+    const dtype = dr < 0.06 ? 'bfloat16' : dr < 0.53 ? 'float32' : 'float64';
     tags.add(dtype);
-    const Float = dtype === 'float32' ? Float32Array : Float64Array;
+    const Float = dtype === 'float64' ? Float64Array : Float32Array;
+    // bfloat16 data are float32 values that bfloat16 represents exactly.
+    const q = dtype === 'bfloat16' ? toBFloat16 : (v: number) => v;
+    const large = rand() < 0.05; // bigger shapes: vectorised kernels, cascade sums
 
     // Shape: (C), (N, C) or (N, C, d1..dk).
-    const C = rand() < 0.05 ? 1 : rand() < 0.1 ? 2 : int(3, 7);
+    const C = large ? int(8, 48) : rand() < 0.05 ? 1 : rand() < 0.1 ? 2 : int(3, 7);
     const form = rand();
     let shape: number[];
-    if (form < 0.1) {
+    if (large) {
+      shape = rand() < 0.5 ? [int(16, 64), C] : [int(2, 4), C, int(4, 8), int(4, 8)];
+      tags.add('large');
+    } else if (form < 0.1) {
       shape = [C];
       tags.add('1d');
     } else if (form < 0.55) {
@@ -90,7 +107,7 @@ function generate(seed: number, count: number): Generated[] {
 
     const scale = pick([0.5, 2, 5]);
     const x = new Float(numel);
-    for (let i = 0; i < numel; i++) x[i] = normal() * scale;
+    for (let i = 0; i < numel; i++) x[i] = q(normal() * scale);
     if (numel > 0 && rand() < 0.03) {
       x[int(0, numel - 1)] = -Infinity;
       tags.add('-inf');
@@ -111,7 +128,8 @@ function generate(seed: number, count: number): Generated[] {
     let ignoreIndex = -100;
     if (prob) {
       tags.add('prob');
-      const tdtype = dtype === 'float32' && rand() < 0.25 ? 'float64' : dtype;
+      // bfloat16 input takes a float32 target (PyTorch promotes; smoothce has no bfloat16 targets).
+      const tdtype = dtype === 'bfloat16' ? 'float32' : dtype === 'float32' && rand() < 0.25 ? 'float64' : dtype;
       if (tdtype !== dtype) tags.add('prob-promote');
       const t = tdtype === 'float32' ? new Float32Array(numel) : new Float64Array(numel);
       const normalised = rand() < 0.8;
@@ -161,7 +179,7 @@ function generate(seed: number, count: number): Generated[] {
     let weight: Tensor | null = null;
     if (rand() < 0.4) {
       const w = new Float(C);
-      for (let c = 0; c < C; c++) w[c] = rand() < 0.1 ? 0 : 0.1 + 2 * rand();
+      for (let c = 0; c < C; c++) w[c] = rand() < 0.1 ? 0 : q(0.1 + 2 * rand());
       weight = { data: w, shape: [C], dtype };
       tags.add('weight');
     }
@@ -175,7 +193,7 @@ function generate(seed: number, count: number): Generated[] {
     } else if (g < 0.65 && reduction === 'none' && lossShape.length > 0) {
       const go = new Float(positions);
       for (let i = 0; i < positions; i++) go[i] = normal();
-      gradOutput = { data: go, shape: lossShape, dtype };
+      gradOutput = { data: go, shape: lossShape, dtype: dtype === 'float64' ? 'float64' : 'float32' };
       tags.add('grad-output-tensor');
     }
 
@@ -209,7 +227,7 @@ describe('randomized parity with the live PyTorch oracle', () => {
 
     // The generator covers every feature it is meant to, each several times.
     const count = (tag: string) => generated.filter((g) => g.tags.has(tag)).length;
-    for (const tag of ['float32', 'float64', '1d', '2d', 'k1', 'k2', 'k3', 'mean', 'sum', 'none', 'eps0', 'eps1', 'eps', 'prob', 'weight', 'ignore-inside', 'ignore-outside', 'ignore-default', 'int32', 'uint8', 'grad-output-number', 'grad-output-tensor']) {
+    for (const tag of ['float32', 'float64', 'bfloat16', 'large', '1d', '2d', 'k1', 'k2', 'k3', 'mean', 'sum', 'none', 'eps0', 'eps1', 'eps', 'prob', 'weight', 'ignore-inside', 'ignore-outside', 'ignore-default', 'int32', 'uint8', 'grad-output-number', 'grad-output-tensor']) {
       expect(count(tag), `generated cases tagged ${tag}`).toBeGreaterThanOrEqual(Math.min(10, CASES / 60));
     }
 

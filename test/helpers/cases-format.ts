@@ -137,6 +137,8 @@ export function callArgs(c: Case, grad: boolean): { input: Tensor; target: Tenso
     options.grad = true;
     if (c.grad_output) {
       const g = toTensor(c.grad_output);
+      // smoothce takes float32/float64 upstream gradients (cast to the loss dtype natively).
+      if (g.dtype === 'bfloat16' || g.dtype === 'float16') g.dtype = 'float32';
       options.gradOutput = c.grad_output.shape.length === 0 ? Number(g.data[0]) : g;
     }
   }

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { register as registerInfo } from './cli/info';
+import { register as registerDemo } from './cli/demo';
 import { register as registerParity } from './cli/parity';
 
 export function buildProgram(): Command {
@@ -15,6 +16,7 @@ export function buildProgram(): Command {
       throw err;
     });
   registerInfo(program);
+  registerDemo(program);
   registerParity(program);
   return program;
 }

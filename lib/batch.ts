@@ -256,6 +256,11 @@ class Combiner {
     void end;
   }
 
+  /** The float64 sum of the chunks' sums ('sum' reduction), before any rounding. */
+  rawTotal(): number {
+    return this.total;
+  }
+
   result(): ChunkedResult {
     const p = this.prepared;
     const first = this.first!;
@@ -283,6 +288,29 @@ export function crossEntropyChunked(prepared: Prepared, batchSize: number, run: 
   const c = new Combiner(prepared, D);
   for (const [args, start, end] of chunkArgs(prepared, batchSize, D)) c.add(run(args), start, end);
   return c.result();
+}
+
+/**
+ * Σ of the per-position losses of a prepared 'sum' call (no gradient), in float64: the
+ * native sums of chunks of at most batchSize rows (one call when batchSize is undefined
+ * or the batch fits), added without rounding to the input's dtype.
+ */
+export function sumLosses(prepared: Prepared, batchSize: number | undefined, run: ChunkRunner): number {
+  if (!shouldChunk(prepared, batchSize)) return scalarLoss(run(prepared.args));
+  const c = new Combiner(prepared, 1);
+  for (const [args, start, end] of chunkArgs(prepared, batchSize, 1)) c.add(run(args), start, end);
+  return c.rawTotal();
+}
+
+export async function sumLossesAsync(prepared: Prepared, batchSize: number | undefined, run: AsyncChunkRunner): Promise<number> {
+  if (!shouldChunk(prepared, batchSize)) return scalarLoss(await run(prepared.args));
+  const c = new Combiner(prepared, 1);
+  for (const [args, start, end] of chunkArgs(prepared, batchSize, 1)) c.add(await run(args), start, end);
+  return c.rawTotal();
+}
+
+function scalarLoss(r: ChunkResult): number {
+  return typeof r.loss === 'number' ? r.loss : Number(r.loss.data[0]);
 }
 
 /** The async twin: chunks run one after the other on the libuv pool (memory stays bounded). */

@@ -59,15 +59,5 @@ export {
   getAsyncNumThreads,
 } from './device';
 export type { DeviceTensor } from './device';
-export {
-  toDevice,
-  isDeviceTensor,
-  checkDevice,
-  liveDeviceTensors,
-  setNumThreads,
-  getNumThreads,
-  getAsyncNumThreads,
-} from './device';
-export type { DeviceTensor } from './device';
 export { LossAccumulator } from './accumulator';
 export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';

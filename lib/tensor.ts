@@ -130,7 +130,7 @@ export function tensor(data: unknown, shape?: readonly number[], dtype?: DType):
 /**
  * Validates a tensor-like argument ({ data, shape, dtype }) as it arrives from a caller:
  * own properties only, typed array matching the dtype, length matching the shape.
- * Returns a fresh plain object (the caller's object is never modified).
+ * Returns a fresh object without a prototype (the caller's object is never modified).
  */
 export function checkTensor(value: unknown, parameter: string): Tensor {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
@@ -157,5 +157,7 @@ export function checkTensor(value: unknown, parameter: string): Tensor {
         (typed.byteLength === 0 && typed.length === 0 ? ' (is its ArrayBuffer detached?)' : ''),
     );
   }
-  return { data: typed, shape, dtype };
+  // A null-prototype object: code that probes it for optional fields (a device tensor's
+  // `device` or `handle`) must not find a polluted Object.prototype's values.
+  return Object.assign(Object.create(null) as Tensor, { data: typed, shape, dtype });
 }

@@ -274,7 +274,8 @@ describe('randomized parity with the live PyTorch oracle', () => {
   });
 
   // python/smoothce_parity.py as a user runs it: capture from a random "model output".
-  it.skipIf(!oracle)('capture() writes cases (inline and .npy) that smoothce replays', () => {
+  // (One Python process: it also runs python/test_smoothce_parity.py, the module's unit tests.)
+  it.skipIf(!oracle)('capture() writes cases (inline and .npy) that smoothce replays; Python unit tests pass', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smoothce-capture-'));
     try {
       const script = `
@@ -294,11 +295,16 @@ cases = sp.load_cases(p)
 for c in cases:
     loss, grad = sp.replay(c)
     assert torch.equal(loss, c["expected"]["loss"]) and torch.equal(grad, c["expected"]["grad_input"]), c["name"]
-print(len(cases))
+import unittest, test_smoothce_parity
+res = unittest.TextTestRunner(stream=sys.stderr, verbosity=1).run(unittest.defaultTestLoader.loadTestsFromModule(test_smoothce_parity))
+print(len(cases), res.testsRun, len(res.failures) + len(res.errors))
 `;
       const file = path.join(dir, 'cases.json');
       const r = spawnSync(ORACLE_PYTHON, ['-c', script, file], { encoding: 'utf8' });
-      expect(r.stdout.trim(), r.stderr).toBe('3');
+      const [captured, unitTests, unitFailures] = r.stdout.trim().split(' ').map(Number);
+      expect(captured, r.stderr).toBe(3);
+      expect(unitTests, r.stderr).toBeGreaterThanOrEqual(10);
+      expect(unitFailures, r.stderr).toBe(0);
       const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as CaseFile;
       expect(doc.format).toBe('smoothce-cases');
       expect(doc.cases.map((c) => c.name)).toEqual(['linear', 'linear-2', 'big']);

@@ -291,14 +291,17 @@ struct NllEval {
 };
 
 NllEval eval_nll(const at::Tensor& z, const at::Tensor& z_y, double beta) {
-  at::Tensor s = z * beta;
-  at::Tensor lse = at::logsumexp(s, {1});
+  // Derivatives written in d = z - z_y, so that g is not lost to rounding when the
+  // softmax is nearly one-hot (E_p[z] - z_y would round to 0 there while h > 0).
+  at::Tensor d = z - z_y.unsqueeze(1);
+  at::Tensor s = d * beta;
+  at::Tensor lse = at::logsumexp(s, {1});  // = NLL of each row
   at::Tensor p = (s - lse.unsqueeze(1)).exp();
-  at::Tensor ez = (p * z).sum(1);
-  at::Tensor var = (p * (z - ez.unsqueeze(1)).pow(2)).sum(1);
+  at::Tensor g = (p * d).sum(1);
+  at::Tensor var = (p * (d - g.unsqueeze(1)).pow(2)).sum(1);
   NllEval e;
-  e.f = (lse - beta * z_y).mean().item<double>();
-  e.g = (ez - z_y).mean().item<double>();
+  e.f = lse.mean().item<double>();
+  e.g = g.mean().item<double>();
   e.h = var.mean().item<double>();
   return e;
 }
@@ -321,15 +324,19 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   // g(beta) = dNLL/dbeta is nondecreasing. Bracket its root within [1e-6, 1e6].
   constexpr double kMin = 1e-6, kMax = 1e6;
   double lo = 1.0, hi = 1.0;
+  // A derivative of exactly 0 with a zero second derivative means every softmax has
+  // saturated to one-hot (logits that separate the data): the NLL is still falling
+  // towards T -> 0 there, so it counts as negative.
+  auto negative = [](const NllEval& e) { return e.g < 0 || (e.g == 0 && e.h == 0); };
   NllEval at1 = eval_nll(z, z_y, 1.0);
   int64_t evals = 1;
-  if (at1.g == 0.0) {
+  if (at1.g == 0.0 && at1.h > 0) {
     r.temperature = 1.0;
     r.nll_after = at1.f;
     r.iterations = evals;
     return r;
   }
-  if (at1.g < 0) {  // the minimum is at a larger beta (smaller T)
+  if (negative(at1)) {  // the minimum is at a larger beta (smaller T)
     while (true) {
       hi = lo * 2.0;
       if (hi > kMax) {
@@ -342,7 +349,7 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
       }
       NllEval e = eval_nll(z, z_y, hi);
       ++evals;
-      if (e.g >= 0) break;
+      if (!negative(e)) break;
       lo = hi;
     }
   } else {
@@ -358,7 +365,7 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
       }
       NllEval e = eval_nll(z, z_y, lo);
       ++evals;
-      if (e.g <= 0) break;
+      if (negative(e) || e.g == 0) break;
       hi = lo;
     }
   }
@@ -367,8 +374,8 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   NllEval e = eval_nll(z, z_y, beta);
   ++evals;
   for (int it = 0; it < 200; ++it) {
-    if (e.g == 0.0) break;
-    if (e.g < 0) lo = beta; else hi = beta;
+    if (e.g == 0.0 && e.h > 0) break;
+    if (negative(e)) lo = beta; else hi = beta;
     double next = e.h > 0 ? beta - e.g / e.h : 0.5 * (lo + hi);
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     const double step = std::abs(next - beta);

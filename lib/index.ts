@@ -61,3 +61,5 @@ export {
 export type { DeviceTensor } from './device';
 export { LossAccumulator } from './accumulator';
 export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';
+export * as calibration from './calibration';
+export type { CalibrationReport, ReliabilityBin, EceOptions, ReportOptions, DiagramOptions, AccumulatorState } from './calibration';

@@ -57,6 +57,51 @@ export interface NativeResult {
   grad?: NativeTensor;
 }
 
+/** Arguments of calibrationStats (binding/calibration_binding.cc). */
+export interface NativeCalibrationArgs {
+  scores: NativeTensor;
+  labels: NativeTensor;
+  fromLogits: boolean;
+  temperature: number;
+  bins: number;
+  /** 0 guo, 1 torchmetrics, 2 netcal */
+  convention: 0 | 1 | 2;
+  classwise: boolean;
+  adaptive: boolean;
+  tolerance: number;
+  device: string;
+  /** Parameter name for error messages (default 'scores'). */
+  scoresName?: string;
+}
+
+/** Per-bin sums (float64 tensors); classwise ones are (K, bins). */
+export interface NativeBinSums {
+  edges: NativeTensor;
+  count: NativeTensor;
+  confSum: NativeTensor;
+  accSum: NativeTensor;
+}
+
+export interface NativeCalibrationStats {
+  n: number;
+  classes: number;
+  correct: number;
+  nllSum: number;
+  brierSum: number;
+  nllClamped: number;
+  top: NativeBinSums;
+  classwise?: NativeBinSums;
+  adaptive?: NativeBinSums;
+}
+
+export interface NativeTemperatureResult {
+  temperature: number;
+  nllBefore: number;
+  nllAfter: number;
+  iterations: number;
+  atBound: boolean;
+}
+
 export interface NativeBinding {
   crossEntropy(args: NativeArgs, async: false): NativeResult;
   crossEntropy(args: NativeArgs, async: true): Promise<NativeResult>;
@@ -66,6 +111,8 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  calibrationStats(args: NativeCalibrationArgs): NativeCalibrationStats;
+  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }): NativeTemperatureResult;
   /** binding/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;

@@ -1,0 +1,154 @@
+/**
+ * Streaming calibration scoring in constant memory. An Accumulator keeps only sums:
+ * per-bin counts, confidence sums and hit sums (top-label and per class), and the
+ * NLL/Brier sums, so millions of rows cost a few kilobytes, and partial results from
+ * workers merge by adding. Counts merge exactly; the floating-point sums agree with a
+ * single pass up to summation order (about 1e-15 relative).
+ *
+ * Equal-mass (quantile) bins need every confidence at once and cannot be streamed, so
+ * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
+ * in its notes.
+ */
+import { inconsistent, rangeError, typeError } from '../errors';
+import { readOptions } from '../options';
+import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
+import { computeStats } from './compute';
+import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
+
+export type AccumulatorOptions = ReportOptions;
+
+/** The JSON form of an Accumulator (toJSON / fromJSON). */
+export interface AccumulatorState {
+  format: 'smoothce.calibration.accumulator';
+  version: 1;
+  options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string };
+  stats: Stats | null;
+}
+
+const ADAPTIVE_NOTE =
+  'adaptiveEce is omitted (null) in an Accumulator report: equal-mass bins need all confidences at once and ' +
+  'cannot be streamed exactly; use calibration.report on the full data for it.';
+
+function addTables(a: BinTable, b: BinTable): BinTable {
+  return {
+    edges: a.edges.slice(),
+    count: a.count.map((v, i) => v + b.count[i]),
+    confSum: a.confSum.map((v, i) => v + b.confSum[i]),
+    accSum: a.accSum.map((v, i) => v + b.accSum[i]),
+  };
+}
+
+function sameEdges(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+export class Accumulator {
+  readonly #options: Resolved;
+  #stats: Stats | null = null;
+
+  constructor(options?: AccumulatorOptions) {
+    this.#options = resolveCommon(readOptions(options, COMMON_OPTION_NAMES, 'calibration.Accumulator'));
+  }
+
+  /** The options this accumulator bins with (a copy). */
+  get options(): Resolved {
+    return { ...this.#options };
+  }
+
+  /** Number of samples seen so far. */
+  get n(): number {
+    return this.#stats?.n ?? 0;
+  }
+
+  /** Adds a batch: scores (N, K) and labels (N). Returns this. */
+  update(scores: unknown, labels: unknown): this {
+    const inp = checkInputs(scores, labels);
+    if (this.#stats && inp.k !== this.#stats.classes) {
+      throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
+    }
+    const s = computeStats(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false });
+    this.#add(s);
+    return this;
+  }
+
+  /** Adds another accumulator's sums (same options and K). Returns this. */
+  merge(other: unknown): this {
+    if (!(other instanceof Accumulator)) throw typeError('other', 'a calibration.Accumulator', other);
+    const o = other.#options;
+    const m = this.#options;
+    for (const key of ['from', 'bins', 'convention', 'temperature'] as const) {
+      if (o[key] !== m[key]) {
+        throw inconsistent('other', `its ${key} is ${JSON.stringify(o[key])} but this accumulator's is ${JSON.stringify(m[key])}`);
+      }
+    }
+    if (other.#stats) this.#add(other.#stats);
+    return this;
+  }
+
+  #add(s: Stats): void {
+    const t = this.#stats;
+    if (!t) {
+      this.#stats = structuredClone(s);
+      return;
+    }
+    if (s.classes !== t.classes) {
+      throw inconsistent('other', `it has K = ${s.classes} classes but this accumulator has K = ${t.classes}`);
+    }
+    if (!sameEdges(s.top.edges, t.top.edges)) throw inconsistent('other', 'its bin edges differ from this accumulator\'s');
+    this.#stats = {
+      n: t.n + s.n,
+      classes: t.classes,
+      correct: t.correct + s.correct,
+      nllSum: t.nllSum + s.nllSum,
+      brierSum: t.brierSum + s.brierSum,
+      nllClamped: t.nllClamped + s.nllClamped,
+      top: addTables(t.top, s.top),
+      classwise: t.classwise && s.classwise ? addTables(t.classwise, s.classwise) : undefined,
+    };
+  }
+
+  /** The report over everything added so far (adaptiveEce: null; see the class comment). */
+  report(): CalibrationReport {
+    if (!this.#stats) throw new RangeError('Invalid accumulator: no samples yet (call update() first)');
+    return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE]);
+  }
+
+  toJSON(): AccumulatorState {
+    const { from, bins, convention, temperature, tolerance, device } = this.#options;
+    return {
+      format: 'smoothce.calibration.accumulator',
+      version: 1,
+      options: { from, bins, convention, temperature, tolerance, device },
+      stats: this.#stats ? structuredClone(this.#stats) : null,
+    };
+  }
+
+  /** Rebuilds an accumulator from toJSON()'s output (an object or its JSON text). */
+  static fromJSON(state: unknown): Accumulator {
+    const value: unknown = typeof state === 'string' ? JSON.parse(state) : state;
+    if (value === null || typeof value !== 'object') throw typeError('state', 'an Accumulator state object or JSON text', state);
+    const v = value as Partial<AccumulatorState>;
+    if (v.format !== 'smoothce.calibration.accumulator' || v.version !== 1) {
+      throw rangeError('state.format', "'smoothce.calibration.accumulator' version 1", v.format);
+    }
+    if (!v.options || !CONVENTIONS.includes(v.options.convention)) throw rangeError('state.options', 'valid accumulator options', v.options);
+    const acc = new Accumulator(v.options);
+    if (v.stats) {
+      const s = v.stats;
+      const tableOk = (t: BinTable | undefined, len: number): boolean =>
+        !!t &&
+        Array.isArray(t.edges) &&
+        [t.count, t.confSum, t.accSum].every((a) => Array.isArray(a) && a.length === len && a.every((x) => typeof x === 'number' && Number.isFinite(x)));
+      const nb = acc.#options.bins + (acc.#options.convention === 'torchmetrics' ? 1 : 0);
+      if (
+        !Number.isSafeInteger(s.n) || s.n < 1 || !Number.isSafeInteger(s.classes) || s.classes < 2 ||
+        ![s.correct, s.nllSum, s.brierSum, s.nllClamped].every((x) => typeof x === 'number' && Number.isFinite(x)) ||
+        !tableOk(s.top, nb) || (s.classwise !== undefined && !tableOk(s.classwise, nb * s.classes))
+      ) {
+        throw rangeError('state.stats', 'statistics written by Accumulator.toJSON()', s);
+      }
+      acc.#stats = structuredClone({ ...s, adaptive: undefined });
+    }
+    return acc;
+  }
+}

@@ -1,0 +1,92 @@
+/**
+ * Calibration scoring: ECE / MCE / RMSCE (uniform or equal-mass bins, three binning
+ * conventions), classwise ECE, NLL, Brier, temperature scaling, reliability diagrams and
+ * a streaming Accumulator. The per-sample work runs in ATen (binding/calibration.cc) on
+ * the input's device; this module validates and finishes the arithmetic over bins.
+ * Definitions and the library each convention matches: docs/calibration.md.
+ */
+import { native } from '../native';
+import { readOptions } from '../options';
+import { Accumulator } from './accumulator';
+import { computeStats } from './compute';
+import { binError, buildReport, type CalibrationReport } from './metrics';
+import { checkInputs, resolveEce, resolveReport, resolveCommon, type EceOptions, type ReportOptions } from './options';
+import { reliabilityDiagram } from './diagram';
+
+export { Accumulator, reliabilityDiagram };
+export type { AccumulatorOptions, AccumulatorState } from './accumulator';
+export type { CalibrationReport, ReliabilityBin } from './metrics';
+export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
+export type { DiagramOptions } from './diagram';
+export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
+
+/**
+ * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or
+ * 'max' (MCE), over 'uniform' (default) or 'quantile' (equal-mass) bins.
+ */
+export function ece(probs: unknown, labels: unknown, options?: EceOptions): number {
+  const r = resolveEce(options, 'calibration.ece');
+  const inp = checkInputs(probs, labels, 'probs');
+  const quantile = r.strategy === 'quantile';
+  const s = computeStats(inp.scores, inp.labels, r, { classwise: false, adaptive: quantile }, 'probs');
+  return binError(quantile ? s.adaptive! : s.top, s.n, r.norm, r.debias);
+}
+
+/** Every metric at once, plus the bins of a reliability diagram. */
+export function report(scores: unknown, labels: unknown, options?: ReportOptions): CalibrationReport {
+  const r = resolveReport(options, 'calibration.report');
+  const inp = checkInputs(scores, labels);
+  const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
+  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
+  return buildReport(s, r.convention, r.temperature, notes);
+}
+
+export interface TemperatureFit {
+  /** argmin_T NLL(softmax(logits / T)). */
+  temperature: number;
+  /** Mean NLL at T = 1 and at the fitted T. */
+  nllBefore: number;
+  nllAfter: number;
+  /** ECE (l1, uniform bins, the options' bins and convention) at T = 1 and at the fitted T. */
+  eceBefore: number;
+  eceAfter: number;
+  /** NLL evaluations the search used. */
+  iterations: number;
+  /** True when the optimum lies beyond T in [1e-6, 1e6] and the bound was returned
+   * (e.g. logits that separate the data perfectly: NLL keeps falling as T -> 0). */
+  atBound: boolean;
+}
+
+export type FitTemperatureOptions = Pick<ReportOptions, 'bins' | 'convention' | 'device'>;
+
+/**
+ * Temperature scaling (Guo et al. 2017, §4.2): the T > 0 minimising the mean NLL of
+ * softmax(logits / T). Deterministic: Newton's method on 1/T (where the NLL is convex),
+ * safeguarded by bisection, in float64.
+ */
+export function fitTemperature(logits: unknown, labels: unknown, options?: FitTemperatureOptions): TemperatureFit {
+  const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperature');
+  const r = resolveCommon({ ...opts, from: 'logits' });
+  const inp = checkInputs(logits, labels, 'logits');
+  let fit;
+  try {
+    fit = native().calibrationFitTemperature({ logits: inp.scores, labels: inp.labels, device: r.device });
+  } catch (err) {
+    if (err instanceof Error) Error.captureStackTrace(err, fitTemperature);
+    throw err;
+  }
+  const eceAt = (temperature: number): number => {
+    const s = computeStats(inp.scores, inp.labels, { ...r, temperature }, { classwise: false, adaptive: false }, 'logits');
+    return binError(s.top, s.n, 'l1');
+  };
+  return {
+    temperature: fit.temperature,
+    nllBefore: fit.nllBefore,
+    nllAfter: fit.nllAfter,
+    eceBefore: eceAt(1),
+    eceAfter: eceAt(fit.temperature),
+    iterations: fit.iterations,
+    atBound: fit.atBound,
+  };
+}
+

@@ -489,7 +489,11 @@ describe('BAD CALL: device cuda on a machine without it', () => {
 });
 
 describe('BAD CALL: hostile objects', () => {
-  const polluted = ['labelSmoothing', 'reduction', 'weight', 'ignoreIndex', 'grad', 'gradOutput', 'device', 'data', 'shape', 'dtype', 'loss'];
+  const polluted = [
+    'labelSmoothing', 'reduction', 'weight', 'ignoreIndex', 'grad', 'gradOutput', 'device', 'data', 'shape', 'dtype', 'loss',
+    // Options and fields that other parts of the package read when present.
+    'batchSize', 'impl', 'gradInto', 'handle',
+  ];
   afterEach(() => {
     for (const k of polluted) delete (Object.prototype as Record<string, unknown>)[k];
   });
@@ -511,6 +515,10 @@ describe('BAD CALL: hostile objects', () => {
     proto.data = new Float32Array(6);
     proto.shape = [6];
     proto.dtype = 'float64';
+    proto.batchSize = 1;
+    proto.impl = 'fused';
+    proto.gradInto = new Float32Array(6);
+    proto.handle = { bogus: true };
     try {
       const r1 = crossEntropy(x, t);
       expect(Object.keys(r1)).toEqual(['loss']);
@@ -529,6 +537,8 @@ describe('BAD CALL: hostile objects', () => {
       const bare = catchSync(() => crossEntropy({} as Tensor, t));
       expect(bare).toBeInstanceOf(TypeError);
       expect((bare as Error).message).toMatch(/input\.data but received undefined/);
+      // The polluted gradInto buffer was never written.
+      expect((proto.gradInto as Float32Array).every((v) => v === 0)).toBe(true);
     } finally {
       for (const k of polluted) delete proto[k];
     }

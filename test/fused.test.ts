@@ -1,0 +1,195 @@
+/**
+ * impl: 'fused' against impl: 'aten' on randomized calls: shapes 1-D to 4-D, class counts
+ * around the kernel's vector and block widths, float32/float64, index (int64/int32/uint8)
+ * and probability targets, weights, ignore_index, every reduction, gradOutput, smoothing
+ * 0 / random / 1, non-finite logits; both instruction sets. Plus gradInto (separate, in
+ * place, async), the kernel path actually taken, and the option's validation.
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/index';
+import { native } from '../lib/native';
+import { prepare, type CrossEntropyOptions } from '../lib/options';
+import { compareResults } from './helpers/fused-compare';
+
+const savedIsa = process.env.SMOOTHCE_FUSED_ISA;
+afterAll(() => {
+  if (savedIsa === undefined) delete process.env.SMOOTHCE_FUSED_ISA;
+  else process.env.SMOOTHCE_FUSED_ISA = savedIsa;
+});
+
+/** mulberry32: a small seeded generator, so a failure names a reproducible case. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Call {
+  input: Tensor;
+  target: Tensor;
+  options: CrossEntropyOptions;
+  label: string;
+}
+
+const CLASSES = [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000];
+
+function randomCall(seed: number): Call {
+  const r = rng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
+  const dtype = r() < 0.5 ? 'float32' : 'float64';
+  const C = pick(CLASSES);
+  const rank = pick([1, 2, 2, 2, 3, 4]);
+  const N = 1 + Math.floor(r() * 9);
+  const shape = rank === 1 ? [C] : rank === 2 ? [N, C] : rank === 3 ? [N, C, 1 + Math.floor(r() * 5)] : [N, C, 2, 1 + Math.floor(r() * 3)];
+  const numelX = shape.reduce((a, b) => a * b, 1);
+  const scale = pick([0.1, 1, 5, 30]);
+  const offset = pick([0, 0, 100]);
+  const x = dtype === 'float32' ? new Float32Array(numelX) : new Float64Array(numelX);
+  for (let i = 0; i < numelX; i++) x[i] = offset + (r() - 0.5) * 2 * scale;
+  const special = r();
+  if (special < 0.1) x[Math.floor(r() * numelX)] = -Infinity;
+  else if (special < 0.14) x[Math.floor(r() * numelX)] = NaN;
+  else if (special < 0.17) x[Math.floor(r() * numelX)] = Infinity;
+  const lossShape = shape.filter((_, i) => i !== (rank === 1 ? 0 : 1));
+  const P = lossShape.reduce((a, b) => a * b, 1);
+  const options: CrossEntropyOptions = {
+    reduction: pick(['mean', 'sum', 'none'] as const),
+    labelSmoothing: pick([0, 0, 0.1, r(), 1]),
+    grad: r() < 0.8,
+  };
+  if (r() < 0.4) {
+    const w = dtype === 'float32' ? new Float32Array(C) : new Float64Array(C);
+    for (let c = 0; c < C; c++) w[c] = r() < 0.1 ? 0 : r() * 2;
+    options.weight = w;
+  }
+  let target: Tensor;
+  if (r() < 0.3) {
+    const t = dtype === 'float32' ? new Float32Array(numelX) : new Float64Array(numelX);
+    for (let i = 0; i < numelX; i++) t[i] = r();
+    target = tensor(t, shape);
+  } else {
+    const ignore = pick([-100, 0, C - 1, -1]);
+    options.ignoreIndex = ignore;
+    const ignoreRate = pick([0, 0, 0.3, 1]);
+    const idx: number[] = [];
+    for (let p = 0; p < P; p++) idx.push(r() < ignoreRate ? ignore : Math.floor(r() * C));
+    // (uint8 with weight + smoothing + mean: ATen itself raises in gather(); covered by the golden file.)
+    const uint8Ok = idx.every((v) => v >= 0 && v < 256) && !(options.weight && options.labelSmoothing && options.reduction === 'mean');
+    const tdtype = rank <= 2 && r() < 0.2 && uint8Ok ? 'uint8' : pick(['int64', 'int32'] as const);
+    target = tensor(idx, lossShape, tdtype);
+  }
+  if (options.grad && r() < 0.4) {
+    if (options.reduction === 'none') {
+      const g = new Float64Array(P);
+      for (let p = 0; p < P; p++) g[p] = (r() - 0.3) * 3;
+      options.gradOutput = tensor(g, lossShape);
+    } else {
+      options.gradOutput = (r() - 0.3) * 3;
+    }
+  }
+  return { input: tensor(x, shape), target, options, label: `seed ${seed}: ${dtype} ${JSON.stringify(shape)} ${JSON.stringify({ ...options, weight: !!options.weight, gradOutput: options.gradOutput !== undefined })}` };
+}
+
+function fusedPath(c: Call): string {
+  const p = prepare(c.input, c.target, { ...c.options, impl: 'fused' });
+  return native().crossEntropyFused(p.args, false).path;
+}
+
+describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa) => {
+  it('agrees on 400 random calls, on the fused path', () => {
+    process.env.SMOOTHCE_FUSED_ISA = isa;
+    const failures: string[] = [];
+    for (let seed = 1; seed <= 400; seed++) {
+      const c = randomCall(seed);
+      const want = crossEntropy(c.input, c.target, c.options);
+      const got = crossEntropy(c.input, c.target, { ...c.options, impl: 'fused' });
+      for (const p of compareResults(got, want, c.input.dtype)) failures.push(`${c.label}: ${p}`);
+      if (fusedPath(c) !== 'fused') failures.push(`${c.label}: ran on the ATen path`);
+    }
+    expect(failures.slice(0, 10)).toEqual([]);
+  });
+});
+
+describe('impl fused: paths, gradInto and threads', () => {
+  it('reports the instruction set it chose', () => {
+    expect(['avx2', 'baseline']).toContain(native().fusedIsa());
+    expect(native().fusedIsa('baseline')).toBe('baseline');
+  });
+
+  it('hands bfloat16, empty input and mixed probability dtypes to ATen, with the same results', () => {
+    const cases: Call[] = [
+      { input: tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], 'bfloat16'), target: tensor([0, 2], [2], 'int64'), options: { grad: true, labelSmoothing: 0.1 }, label: 'bf16' },
+      { input: tensor(new Float32Array(0), [0, 3]), target: tensor([], [0], 'int64'), options: { grad: true, reduction: 'sum' }, label: 'empty' },
+      { input: tensor(new Float32Array([1, 2, 3]), [1, 3]), target: tensor(new Float64Array([0.2, 0.3, 0.5]), [1, 3]), options: { grad: true }, label: 'f32 input, f64 prob' },
+    ];
+    for (const c of cases) {
+      expect(fusedPath(c), c.label).toBe('aten');
+      const want = crossEntropy(c.input, c.target, c.options);
+      const got = crossEntropy(c.input, c.target, { ...c.options, impl: 'fused' });
+      expect(compareResults(got, want, 'float64'), c.label).toEqual([]);
+    }
+  });
+
+  it('writes into gradInto (separate buffer, the input itself, async) and leaves the input alone otherwise', async () => {
+    for (const dtype of ['float32', 'float64'] as const) {
+      const c = randomCall(7);
+      const x = dtype === 'float32' ? Float32Array.from(c.input.data as Float64Array) : Float64Array.from(c.input.data as Float64Array);
+      for (let i = 0; i < x.length; i++) if (!Number.isFinite(x[i])) x[i] = 0;
+      const input = tensor(x, c.input.shape);
+      const opts: CrossEntropyOptions = { labelSmoothing: 0.2, grad: true, ignoreIndex: c.options.ignoreIndex, weight: c.options.weight };
+      const want = crossEntropy(input, c.target, opts);
+      const before = x.slice();
+      const into = new (x.constructor as Float64ArrayConstructor)(x.length);
+      const r1 = crossEntropy(input, c.target, { ...opts, impl: 'fused', gradInto: into as Float64Array });
+      expect(r1.grad!.data).toBe(into);
+      expect(x).toEqual(before);
+      expect(compareResults(r1, want, dtype)).toEqual([]);
+      const r2 = await crossEntropyAsync(input, c.target, { ...opts, impl: 'fused', gradInto: into.fill(0) as Float64Array });
+      expect(compareResults(r2, want, dtype)).toEqual([]);
+      // impl aten with gradInto: ATen's gradient, copied into the buffer.
+      const r3 = crossEntropy(input, c.target, { ...opts, gradInto: into.fill(0) as Float64Array });
+      expect(r3.grad!.data).toBe(into);
+      expect(compareResults(r3, want, dtype)).toEqual([]);
+      // In place: the input becomes its gradient.
+      const r4 = crossEntropy(input, c.target, { ...opts, impl: 'fused', gradInto: x as Float64Array });
+      expect(r4.grad!.data).toBe(x);
+      expect(compareResults(r4, want, dtype)).toEqual([]);
+      expect(compareResults({ loss: 0, grad: { ...want.grad!, data: x } }, { loss: 0, grad: want.grad }, dtype)).toEqual([]);
+    }
+  });
+
+  it('gives the same bits with 1 and 2 threads', () => {
+    const x = new Float32Array(64 * 2000).map((_, i) => Math.sin(i * 0.37) * 4);
+    const t = tensor(Array.from({ length: 64 }, (_, i) => (i * 31) % 2000), [64], 'int64');
+    const before = native().getNumThreads();
+    try {
+      native().setNumThreads(1);
+      const a = crossEntropy(tensor(x, [64, 2000]), t, { impl: 'fused', grad: true, labelSmoothing: 0.1 });
+      native().setNumThreads(2);
+      const b = crossEntropy(tensor(x, [64, 2000]), t, { impl: 'fused', grad: true, labelSmoothing: 0.1 });
+      expect(b.loss).toBe(a.loss);
+      expect(b.grad!.data).toEqual(a.grad!.data);
+    } finally {
+      native().setNumThreads(before);
+    }
+  });
+
+  it('validates impl and gradInto', () => {
+    const x = tensor(new Float32Array(6), [2, 3]);
+    const t = tensor([0, 1], [2], 'int64');
+    expect(() => crossEntropy(x, t, { impl: 'fast' as 'fused' })).toThrow(RangeError);
+    expect(() => crossEntropy(x, t, { impl: 1 as unknown as 'fused' })).toThrow(TypeError);
+    expect(() => crossEntropy(x, t, { impl: 'fused', grad: true, gradInto: new Float64Array(6) })).toThrow(/Float32Array.*for gradInto/);
+    expect(() => crossEntropy(x, t, { impl: 'fused', grad: true, gradInto: new Float32Array(5) })).toThrow(RangeError);
+    expect(() => crossEntropy(x, t, { impl: 'fused', gradInto: new Float32Array(6) })).toThrow(/gradInto was given but grad/);
+    // Overlapping the input without being it: refused before anything is written.
+    const buf = new Float32Array(12);
+    const shifted = tensor(buf.subarray(0, 6), [2, 3]);
+    expect(() => crossEntropy(shifted, t, { impl: 'fused', grad: true, gradInto: buf.subarray(3, 9) })).toThrow(/overlaps the input/);
+  });
+});

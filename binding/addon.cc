@@ -53,6 +53,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
   // Other modules add their exports here, one line each (declared in modules.h).
   InitDeviceTensor(env, exports);
+  InitDistributed(env, exports);
   InitCalibration(env, exports);
   InitFused(env, exports);
   return exports;

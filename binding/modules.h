@@ -8,6 +8,7 @@ namespace smoothce {
 
 // void InitExample(Napi::Env env, Napi::Object exports);
 void InitDeviceTensor(Napi::Env env, Napi::Object exports);  // device_tensor.cc
+void InitDistributed(Napi::Env env, Napi::Object exports);  // distributed_binding.cc
 
 void InitCalibration(Napi::Env env, Napi::Object exports);  // calibration_binding.cc
 

@@ -44,6 +44,15 @@ else
   apt_install libtorch-dev
 fi
 
+step "Gloo headers (libgloo-dev: distributed metrics over c10d)"
+if [ -n "${LIBTORCH:-}" ]; then
+  ok "skipped with LIBTORCH set (the build enables c10d/Gloo when it finds gloo/config.h)"
+elif [ -f /usr/include/gloo/config.h ]; then
+  ok "present"
+else
+  apt_install libgloo-dev
+fi
+
 step "Python oracle (/usr/bin/python3 with torch, for the parity tests and fixtures)"
 if [ -n "${LIBTORCH:-}" ]; then
   ok "skipped with LIBTORCH set; the oracle tests say so when they cannot run"

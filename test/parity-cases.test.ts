@@ -214,7 +214,9 @@ describe('checkParity', () => {
   });
 
   it('recognises deviations that are not marked, and never counts them as passes', () => {
-    const neg = { ...minimal(), name: 'neg', options: { reduction: 'mean', ignore_index: -100, label_smoothing: -0.2 } };
+    const neg = JSON.parse(JSON.stringify(raw.cases.find((x) => x.name === 'dev_negative_eps')));
+    delete neg.deviation;
+    neg.name = 'neg';
     const int32 = { ...minimal(), name: 'i32', target: { dtype: 'int32', shape: [2], data: [0, 1] }, expected: { error: { type: 'RuntimeError', message: 'expected scalar type Long but found Int' } } };
     const missed = { ...minimal(), name: 'missed', expected: { error: { type: 'RuntimeError', message: 'something torch rejects' } } };
     const r = checkParity([neg, int32, missed]);
@@ -222,6 +224,19 @@ describe('checkParity', () => {
     expect(r.results[0].deviation).toMatch(/labelSmoothing < 0/);
     expect(r.results[1].deviation).toMatch(/int32 class indices/);
     expect(r.summary).toMatchObject({ passed: 0, rejected: 1, accepted: 1, failed: 1, failedNames: ['missed'] });
+  });
+
+  it("still checks PyTorch's values of a rejected case where PyTorch's reading has an equivalent (ε < 0 acts as 0)", () => {
+    const dev = JSON.parse(JSON.stringify(raw.cases.find((x) => x.name === 'dev_negative_eps')));
+    const ok = checkParity([dev]).results[0];
+    expect(ok).toMatchObject({ status: 'rejected', deviation: dev.deviation });
+    expect(ok.message).toMatch(/PyTorch's values checked with labelSmoothing 0, as PyTorch treats it/);
+    expect(ok.lossMaxAbs).toBeLessThan(1e-6);
+    dev.expected.loss.data[0] += 1e-3;
+    const bad = checkParity([dev]);
+    expect(bad.results[0].status).toBe('fail');
+    expect(bad.results[0].message).toMatch(/PyTorch's values differ from smoothce with labelSmoothing 0.*loss: 1 element\(s\) differ/);
+    expect(bad.summary.failedNames).toEqual(['dev_negative_eps']);
   });
 
   it('reports smoothce throwing where PyTorch returned values as a failure', () => {

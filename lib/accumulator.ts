@@ -10,9 +10,9 @@
 import { native } from './native';
 import { prepare, readOptions, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync } from './batch';
-import { checkDevice } from './device';
+import { checkDevice, type TensorInput } from './device';
 import { rangeError, typeError } from './errors';
-import { tensor, type Tensor } from './tensor';
+import { tensor } from './tensor';
 
 export interface LossAccumulatorOptions {
   /** ε in [0, 1]; default 0. */
@@ -166,7 +166,7 @@ export class LossAccumulator {
   }
 
   /** Adds a batch (same tensors as crossEntropy; device handles too). Returns this. */
-  update(input: Tensor, target: Tensor): this {
+  update(input: TensorInput, target: TensorInput): this {
     const prepared = this.prepareUpdate(input, target, 'LossAccumulator.update');
     const sum = sumLosses(prepared, this.batchSize, (args) => native().crossEntropy(args, false));
     this.noteKind(prepared);
@@ -175,7 +175,7 @@ export class LossAccumulator {
   }
 
   /** update() computed on the libuv pool. Host inputs are copied when the call starts. */
-  async updateAsync(input: Tensor, target: Tensor): Promise<this> {
+  async updateAsync(input: TensorInput, target: TensorInput): Promise<this> {
     const prepared = this.prepareUpdate(input, target, 'LossAccumulator.updateAsync');
     const sum = await sumLossesAsync(prepared, this.batchSize, (args) => native().crossEntropy(args, true));
     // Checked again: another update may have run meanwhile.

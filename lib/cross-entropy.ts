@@ -2,6 +2,7 @@ import { native, type NativeFusedResult, type NativeResult } from './native';
 import { prepare, type CrossEntropyOptions, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
 import type { FloatArray, Tensor } from './tensor';
+import type { TensorInput } from './device';
 
 export interface CrossEntropyResult<L = number | Tensor<FloatArray>> {
   /** A number for 'mean'/'sum'; a tensor for 'none'. */
@@ -50,10 +51,10 @@ function explain(err: unknown, prepared: Prepared): unknown {
  * on the calling thread. Same formulas, reductions, weights, ignore_index, probability
  * targets and gradients as torch.nn.functional.cross_entropy.
  */
-export function crossEntropy(input: Tensor, target: Tensor, options: NoneOptions): CrossEntropyResult<Tensor<FloatArray>>;
-export function crossEntropy(input: Tensor, target: Tensor, options?: ScalarOptions): CrossEntropyResult<number>;
-export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntropyOptions): CrossEntropyResult;
-export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntropyOptions): CrossEntropyResult {
+export function crossEntropy(input: TensorInput, target: TensorInput, options: NoneOptions): CrossEntropyResult<Tensor<FloatArray>>;
+export function crossEntropy(input: TensorInput, target: TensorInput, options?: ScalarOptions): CrossEntropyResult<number>;
+export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult;
+export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult {
   const prepared = prepare(input, target, options, 'crossEntropy', BATCH_OPTION_NAMES);
   const batchSize = readBatchSize(options);
   if (shouldChunk(prepared, batchSize)) {
@@ -90,10 +91,10 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: CrossEntro
  * starts (the caller may then change, transfer or drop them); SharedArrayBuffer-backed
  * inputs are read in place and must not be written until the promise settles.
  */
-export async function crossEntropyAsync(input: Tensor, target: Tensor, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatArray>>>;
-export async function crossEntropyAsync(input: Tensor, target: Tensor, options?: ScalarOptions): Promise<CrossEntropyResult<number>>;
-export async function crossEntropyAsync(input: Tensor, target: Tensor, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;
-export async function crossEntropyAsync(input: Tensor, target: Tensor, options?: CrossEntropyOptions): Promise<CrossEntropyResult> {
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatArray>>>;
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: ScalarOptions): Promise<CrossEntropyResult<number>>;
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult> {
   const callSite = new Error();
   const prepared = prepare(input, target, options, 'crossEntropyAsync', BATCH_OPTION_NAMES);
   const batchSize = readBatchSize(options);

@@ -74,6 +74,9 @@ export function checkDevice(device: string): string {
   return native().checkDevice(deviceString(device, 'device'));
 }
 
+/** What the loss entry points take as input or target: a host tensor or a device tensor handle. */
+export type TensorInput = Tensor | DeviceTensor;
+
 /** A tensor argument as validation sees it; `handle` is set for a device tensor. */
 export type TensorArg = Tensor & { handle?: NativeDeviceTensor; device?: string };
 

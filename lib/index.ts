@@ -63,3 +63,6 @@ export { LossAccumulator } from './accumulator';
 export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';
 export * as calibration from './calibration';
 export type { CalibrationReport, ReliabilityBin, EceOptions, ReportOptions, DiagramOptions, AccumulatorState } from './calibration';
+export { Batcher } from './batcher';
+export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './batcher';
+export type { TensorInput } from './device';

@@ -1,0 +1,183 @@
+import { describe, expect, it } from 'vitest';
+import { Batcher, crossEntropy, tensor, type Tensor } from '../lib/index';
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+interface Req {
+  input: Tensor;
+  target: Tensor;
+}
+
+/** Mixed requests: 0..6 rows, 1-D inputs, k-dim inputs, class indices (int64/int32, some ignored) and probabilities. */
+function requests(seed: number, count: number, C: number, dtypes: ('float32' | 'float64')[]): Req[] {
+  const r = rng(seed);
+  const out: Req[] = [];
+  for (let i = 0; i < count; i++) {
+    const dtype = dtypes[i % dtypes.length];
+    const kind = r();
+    const n = Math.floor(r() * 7);
+    const oneD = kind < 0.1;
+    const kdim = !oneD && kind < 0.25;
+    const shape = oneD ? [C] : kdim ? [n, C, 2] : [n, C];
+    const len = shape.reduce((a, b) => a * b, 1);
+    const data = dtype === 'float64' ? new Float64Array(len) : new Float32Array(len);
+    for (let j = 0; j < len; j++) data[j] = (r() - 0.5) * 6;
+    const input = tensor(data, shape, dtype);
+    let target: Tensor;
+    if (!oneD && kind > 0.85) {
+      const p = dtype === 'float64' ? new Float64Array(len) : new Float32Array(len);
+      for (let j = 0; j < len; j++) p[j] = r();
+      target = tensor(p, shape, dtype);
+    } else {
+      const tshape = oneD ? [] : kdim ? [n, 2] : [n];
+      const m = tshape.reduce((a, b) => a * b, 1);
+      const vals = Array.from({ length: m }, () => (r() < 0.15 ? -100 : Math.floor(r() * C)));
+      target = tensor(vals, tshape, i % 3 === 0 ? 'int32' : 'int64');
+    }
+    out.push({ input, target });
+  }
+  return out;
+}
+
+function close(a: number, b: number, dtype: string): boolean {
+  if (Number.isNaN(a) || Number.isNaN(b)) return Number.isNaN(a) && Number.isNaN(b);
+  if (!Number.isFinite(a) || !Number.isFinite(b)) return a === b;
+  const [rtol, atol] = dtype === 'float64' ? [1e-12, 1e-15] : [1e-5, 1e-6];
+  return Math.abs(a - b) <= atol + rtol * Math.max(Math.abs(a), Math.abs(b));
+}
+
+function expectLone(got: { loss: number | Tensor; grad?: Tensor }, want: { loss: number | Tensor; grad?: Tensor }, dtype: string, what: string): void {
+  if (typeof want.loss === 'number') {
+    if (!close(got.loss as number, want.loss, dtype)) throw new Error(`${what}: loss ${got.loss} vs lone ${want.loss}`);
+  } else {
+    const g = got.loss as Tensor;
+    expect(g.shape, what).toEqual(want.loss.shape);
+    expect(g.dtype, what).toBe(want.loss.dtype);
+    // Per-position losses are the lone call's bit for bit.
+    expect(Array.from(g.data as Float64Array), what).toEqual(Array.from(want.loss.data as Float64Array));
+  }
+  expect(got.grad === undefined, what).toBe(want.grad === undefined);
+  if (want.grad) {
+    expect(got.grad!.shape, what).toEqual(want.grad.shape);
+    expect(got.grad!.dtype, what).toBe(want.grad.dtype);
+    for (let i = 0; i < want.grad.data.length; i++) {
+      const a = Number(got.grad!.data[i]);
+      const b = Number(want.grad.data[i]);
+      if (!close(a, b, dtype)) throw new Error(`${what}: grad[${i}] ${a} vs lone ${b}`);
+    }
+  }
+}
+
+describe('Batcher', () => {
+  const configs = [
+    { reduction: 'mean' as const, grad: true, labelSmoothing: 0.1, weight: [0.5, 1, 2, 1.5, 0.25, 1, 3] },
+    { reduction: 'sum' as const, grad: true },
+    { reduction: 'none' as const, grad: true, labelSmoothing: 0.2 },
+    { reduction: 'mean' as const, ignoreIndex: 2 },
+  ];
+  for (const [ci, cfg] of configs.entries()) {
+    it(`2,000 concurrent mixed-size requests each get their lone-call result (${JSON.stringify(cfg)})`, async () => {
+      const C = 7;
+      let reqs = requests(1000 + ci, 2000, C, ['float64', 'float32']);
+      if (cfg.ignoreIndex === 2) {
+        // -100 is not the ignore index here: make those targets 2.
+        // (probability targets take no non-negative ignoreIndex: keep class-index requests)
+        reqs = reqs.filter((q) => !(q.target.dtype === 'float32' || q.target.dtype === 'float64')).map(({ input, target }) => ({
+          input,
+          target: target.dtype === 'int64' || target.dtype === 'int32' ? tensor(Array.from(target.data as Int32Array, (v) => (Number(v) === -100 ? 2 : Number(v))), target.shape, target.dtype) : target,
+        }));
+      }
+      const batcher = new Batcher({ ...cfg, maxBatchSize: 64, maxDelayMs: 2 });
+      const results = await Promise.all(reqs.map((q) => batcher.score(q.input, q.target)));
+      for (const [i, q] of reqs.entries()) {
+        const want = crossEntropy(q.input, q.target, cfg);
+        expectLone(results[i], want, q.input.dtype, `request ${i} (${q.input.dtype} ${JSON.stringify(q.input.shape)} target ${q.target.dtype} ${JSON.stringify(q.target.shape)})`);
+      }
+      const stats = batcher.stats;
+      expect(stats.requests).toBe(reqs.length);
+      expect(stats.batches).toBeLessThan(400); // coalesced, not one call per request
+      expect(stats.pending).toBe(0);
+      await batcher.close();
+    }, 60_000);
+  }
+
+  it('keeps requests with different C or dtype in separate native calls', async () => {
+    const batcher = new Batcher({ maxDelayMs: 5 });
+    const a = tensor(new Float64Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+    const b = tensor(new Float64Array([1, 2, 3, 4, 5, 6, 7, 8]), [2, 4]);
+    const c = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+    const y = tensor([0, 2], [2], 'int64');
+    const [ra, rb, rc] = await Promise.all([batcher.score(a, y), batcher.score(b, y), batcher.score(c, y)]);
+    expect(ra.loss).toBe(crossEntropy(a, y).loss);
+    expect(rb.loss).toBe(crossEntropy(b, y).loss);
+    expect(rc.loss).toBe(crossEntropy(c, y).loss);
+    expect(batcher.stats.batches).toBe(3);
+  });
+
+  it('rejects beyond maxQueue pending rows with ERR_SMOOTHCE_QUEUE_FULL, and recovers', async () => {
+    const batcher = new Batcher({ maxQueue: 10, maxDelayMs: 20 });
+    const x = tensor(new Float64Array(4 * 3), [4, 3]);
+    const y = tensor([0, 1, 2, 0], [4], 'int64');
+    const ok = [batcher.score(x, y), batcher.score(x, y)];
+    expect(batcher.pending).toBe(8);
+    const err = await batcher.score(x, y).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(RangeError);
+    expect((err as { code: string }).code).toBe('ERR_SMOOTHCE_QUEUE_FULL');
+    expect((err as Error).message).toMatch(/maxQueue \(10\)/);
+    await Promise.all(ok);
+    expect(batcher.pending).toBe(0);
+    await expect(batcher.score(x, y)).resolves.toHaveProperty('loss');
+  });
+
+  it('close() drains pending requests by default, and rejects new ones', async () => {
+    const batcher = new Batcher({ maxDelayMs: 10_000 });
+    const x = tensor(new Float64Array([1, 2, 3]), [1, 3]);
+    const y = tensor([1], [1], 'int64');
+    const p = batcher.score(x, y);
+    await batcher.close();
+    await expect(p).resolves.toEqual({ loss: crossEntropy(x, y).loss });
+    await expect(batcher.score(x, y)).rejects.toMatchObject({ code: 'ERR_SMOOTHCE_CLOSED' });
+  });
+
+  it('close({ reject: true }) rejects what has not started', async () => {
+    const batcher = new Batcher({ maxDelayMs: 10_000 });
+    const x = tensor(new Float64Array([1, 2, 3]), [1, 3]);
+    const y = tensor([1], [1], 'int64');
+    const p = batcher.score(x, y);
+    await batcher.close({ reject: true });
+    await expect(p).rejects.toMatchObject({ code: 'ERR_SMOOTHCE_CLOSED' });
+    expect(batcher.pending).toBe(0);
+  });
+
+  it('rejects a bad request alone (validation as crossEntropy), others in the window still succeed', async () => {
+    const batcher = new Batcher({ maxDelayMs: 5 });
+    const x = tensor(new Float64Array(6), [2, 3]);
+    const good = batcher.score(x, tensor([0, 1], [2], 'int64'));
+    const bad = batcher.score(x, tensor([0, 3], [2], 'int64'));
+    await expect(bad).rejects.toThrow(RangeError);
+    expect((await good).loss).toBeCloseTo(Math.log(3), 14);
+  });
+
+  it('validates its options', () => {
+    expect(() => new Batcher({ maxBatchSize: 0 })).toThrow(RangeError);
+    expect(() => new Batcher({ maxDelayMs: -1 })).toThrow(RangeError);
+    expect(() => new Batcher({ maxQueue: 'x' as unknown as number })).toThrow(TypeError);
+    expect(() => new Batcher({ concurrency: 1.5 })).toThrow(RangeError);
+    expect(() => new Batcher({ labelSmoothing: 3 })).toThrow(RangeError);
+    expect(() => new Batcher({ reduction: 'avg' as 'sum' })).toThrow(TypeError);
+    expect(() => new Batcher({ maxBatchSise: 3 } as never)).toThrow(/did you mean 'maxBatchSize'/);
+    expect(() => new Batcher({ device: 'cuda' })).toThrow(/CUDA/);
+  });
+});

@@ -16,6 +16,7 @@ import {
 } from '../lib/index';
 import { runParity } from '../lib/cli/parity';
 import { parseJson } from '../lib/parity/cases';
+import { nearestInDType, offGrid } from '../lib/parity/compare';
 import { capture, python, tempDir, writeOracleCases } from './helpers/parity-oracle';
 
 expect.extend({ toMatchTorch });
@@ -268,8 +269,26 @@ describe('bfloat16 and float16', () => {
     expect(r.summary.passed).toBe(2);
     const loss = bf[0].expected.loss.data[0];
     const off = JSON.parse(JSON.stringify(bf[0]));
-    off.expected.loss.data[0] = loss * 1.03;
-    expect(checkParity([off]).results[0].status).toBe('fail');
+    off.expected.loss.data[0] = nearestInDType(loss * 1.03, 'bfloat16');
+    expect(checkParity([off]).results[0]).toMatchObject({ status: 'fail', message: expect.stringMatching(/^loss: 1 element\(s\) differ beyond rtol 0\.016 atol 1e-5/) });
+    // Inside the tolerance, but not a bfloat16 number: it was not computed in bfloat16.
+    off.expected.loss.data[0] = loss + 1e-3;
+    const offResult = checkParity([off]).results[0];
+    expect(offResult.status).toBe('fail');
+    expect(offResult.lossMaxRel).toBeLessThan(1.6e-2);
+    expect(offResult.message).toMatch(new RegExp(`^loss: expected value ${loss + 1e-3} at flat index 0 is not a bfloat16 number \\(nearest ${loss}\\)`));
+  });
+
+  it('rounds to the bfloat16 and float16 grids', () => {
+    expect(nearestInDType(1 + 2 ** -8 + 2 ** -12, 'bfloat16')).toBe(1 + 2 ** -7);
+    expect(nearestInDType(2.376, 'bfloat16')).toBe(2.375);
+    expect(nearestInDType(-300.7, 'bfloat16')).toBe(-300);
+    expect(nearestInDType(0.1, 'float16')).toBe(0.0999755859375);
+    expect(nearestInDType(1e-7, 'float16')).toBe(2 ** -24 * 2);
+    expect(nearestInDType(70000, 'float16')).toBe(Infinity);
+    expect(offGrid([0.1015625, 0.0107421875, 'NaN' as unknown as number, 0], 'bfloat16')).toBeUndefined();
+    expect(offGrid([0.101562], 'bfloat16')).toBeUndefined(); // 6 printed digits are enough
+    expect(offGrid([1, 2.376], 'bfloat16')).toEqual({ index: 1, value: 2.376, nearest: 2.375 });
   });
 
   it('says that LibTorch 1.13 has no CPU float16 cross-entropy', () => {

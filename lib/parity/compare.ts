@@ -147,3 +147,36 @@ export function fmtNum(x: number): string {
   const a = Math.abs(x);
   return a >= 1e-3 && a < 1e5 ? String(Number(x.toPrecision(6))) : x.toExponential(2);
 }
+
+/** Mantissa bits and smallest normal exponent of the reduced-precision float dtypes. */
+const GRIDS: Readonly<Record<string, { mantissa: number; minExp: number; max: number }>> = {
+  bfloat16: { mantissa: 7, minExp: -126, max: 3.3895313892515355e38 },
+  float16: { mantissa: 10, minExp: -14, max: 65504 },
+};
+
+/** The value of `dtype` (bfloat16 or float16) nearest to x (ties away from zero). */
+export function nearestInDType(x: number, dtype: 'bfloat16' | 'float16'): number {
+  const g = GRIDS[dtype];
+  if (!Number.isFinite(x) || x === 0) return x;
+  const e = Math.max(Math.floor(Math.log2(Math.abs(x))), g.minExp);
+  const spacing = 2 ** (e - g.mantissa);
+  const r = Math.round(Math.abs(x) / spacing) * spacing * Math.sign(x);
+  return Math.abs(r) > g.max ? Math.sign(x) * Infinity : r;
+}
+
+/**
+ * For a tensor declared bfloat16 or float16: the first element that is not a number of that
+ * dtype (beyond the 1e-5 relative slack that decimal printing with 6 digits needs), or
+ * undefined. Values PyTorch computed in that dtype are always on its grid; one that is not
+ * was changed after the fact.
+ */
+export function offGrid(data: ArrayLike<number>, dtype: string): { index: number; value: number; nearest: number } | undefined {
+  if (dtype !== 'bfloat16' && dtype !== 'float16') return undefined;
+  for (let i = 0; i < data.length; i++) {
+    const v = Number(data[i]);
+    if (!Number.isFinite(v)) continue;
+    const r = nearestInDType(v, dtype);
+    if (!(Math.abs(v - r) <= 1e-5 * Math.abs(v))) return { index: i, value: v, nearest: r };
+  }
+  return undefined;
+}

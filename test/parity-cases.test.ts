@@ -342,14 +342,19 @@ describe('toMatchTorch', () => {
     expect(() => crossEntropy(tensor(new Float32Array(6), [2, 3]), tensor([0, 2], [2], 'int64'))).not.toMatchTorch(err);
   });
 
-  it('does not load vitest at run time (dist/parity/vitest.js and the main entry)', () => {
+  it("is importable as 'smoothce/vitest' (CJS and ESM) and loads no vitest at run time", () => {
     const root = path.resolve(__dirname, '..');
-    const out = execFileSync(
+    const cjs = execFileSync(
       process.execPath,
-      ['-e', "require('./dist/parity/vitest.js'); require('./dist/index.js'); console.log(Object.keys(require.cache).filter((k) => /node_modules[\\\\/](vitest|@vitest)/.test(k)).length)"],
+      ['-e', "const m = require('smoothce/vitest'); require('smoothce'); console.log(typeof m.toMatchTorch, Object.keys(require.cache).filter((k) => /node_modules[\\\\/](vitest|@vitest)/.test(k)).length)"],
       { cwd: root, encoding: 'utf8' },
     );
-    expect(out.trim()).toBe('0');
-    expect(typeof require(path.join(root, 'dist/parity/vitest.js')).toMatchTorch).toBe('function');
+    expect(cjs.trim()).toBe('function 0');
+    const esm = execFileSync(
+      process.execPath,
+      ['--input-type=module', '-e', "import { toMatchTorch } from 'smoothce/vitest'; import { toMatchTorch as main, reference } from 'smoothce'; console.log(toMatchTorch === main, typeof reference.crossEntropy)"],
+      { cwd: root, encoding: 'utf8' },
+    );
+    expect(esm.trim()).toBe('true function');
   });
 });

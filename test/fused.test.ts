@@ -179,6 +179,35 @@ describe('impl fused: paths, gradInto and threads', () => {
     }
   });
 
+  it('matches aten on rows of non-finite logits: long −inf runs, all −inf, NaN, +inf, ignored or not', () => {
+    const C = 300;
+    const rows: number[][] = [];
+    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
+    row((j) => (j < 200 ? -Infinity : Math.sin(j))); // whole leading blocks of −inf
+    row(() => -Infinity); // all −inf
+    row((j) => (j === 150 ? NaN : Math.cos(j)));
+    row((j) => (j === 7 ? Infinity : Math.cos(j)));
+    row((j) => (j % 3 ? -Infinity : 0.5 * j)); // −inf at the target for some targets
+    row((j) => 1000 + Math.sin(j)); // large offset
+    for (const dtype of ['float32', 'float64'] as const) {
+      const N = rows.length;
+      const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
+      rows.forEach((r, n) => data.set(r, n * C));
+      for (const targets of [[250, 3, 5, 9, 1, 299], [-100, -100, -100, -100, 3, 0], [250, 3, -100, -100, 0, 2]]) {
+        for (const labelSmoothing of [0, 0.2, 1]) {
+          for (const reduction of ['mean', 'sum', 'none'] as const) {
+            const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
+            const input = tensor(data, [N, C]);
+            const target = tensor(targets, [N], 'int64');
+            const want = crossEntropy(input, target, opts);
+            const got = crossEntropy(input, target, { ...opts, impl: 'fused' });
+            expect(compareResults(got, want, dtype), `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
+          }
+        }
+      }
+    }
+  });
+
   it('validates impl and gradInto', () => {
     const x = tensor(new Float32Array(6), [2, 3]);
     const t = tensor([0, 1], [2], 'int64');

@@ -19,6 +19,8 @@ namespace {
 
 // Shortest round-trip text for a double (what JavaScript would print).
 std::string num(double v) {
+  if (std::isnan(v)) return "NaN";
+  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
   char buf[64];
   auto r = std::to_chars(buf, buf + sizeof(buf), v);
   return std::string(buf, r.ptr);
@@ -65,7 +67,7 @@ void check_probabilities(const at::Tensor& p, double tol, const std::string& nam
   at::Tensor bad = (p >= 0).logical_and(p <= 1).logical_not();  // NaN fails both
   if (bad.any().item<bool>()) {
     TORCH_CHECK_VALUE(false, "Expected probabilities in [0, 1] for ", name, " (from: 'probs') but received ",
-                      first_where(bad, p));
+                      first_where(bad, p), " (pass from: 'logits' for unnormalised scores)");
   }
   at::Tensor sums = p.to(at::kDouble).sum(1);
   at::Tensor off = (sums - 1.0).abs() > tol;

@@ -5,6 +5,7 @@
  */
 import { Command } from 'commander';
 import { register as registerInfo } from './cli/info';
+import { register as registerCalibrate } from './cli/calibrate';
 import { register as registerDemo } from './cli/demo';
 import { register as registerParity } from './cli/parity';
 
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
       throw err;
     });
   registerInfo(program);
+  registerCalibrate(program);
   registerDemo(program);
   registerParity(program);
   return program;

@@ -1,0 +1,143 @@
+/**
+ * npx smoothce calibrate --scores x.npy --labels y.npy [--from logits] [--bins 15]
+ *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png] [--json]
+ * Prints a calibration report as a table (or JSON) and writes a reliability diagram.
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import type { Command } from 'commander';
+import { InvalidArgumentError } from 'commander';
+import { calibration } from '../index';
+import { readNpy } from '../parity/npy';
+import type { Tensor } from '../tensor';
+import type { CalibrationReport, Convention, ScoreKind } from '../calibration';
+
+export interface CalibrateOptions {
+  scores: string;
+  labels: string;
+  from?: ScoreKind;
+  bins?: number;
+  convention?: Convention;
+  temperature?: number;
+  fitTemperature?: boolean;
+  plot?: string;
+  title?: string;
+  json?: boolean;
+  device?: string;
+}
+
+export interface Output {
+  out(line: string): void;
+}
+
+const stdout: Output = { out: (line) => console.log(line) };
+
+function load(file: string): Tensor {
+  const a = readNpy(file);
+  return { data: a.data, shape: a.shape, dtype: a.dtype };
+}
+
+const pct = (x: number | null): string => (x === null || Number.isNaN(x) ? '-' : `${(100 * x).toFixed(2)}%`);
+const fix = (x: number | null, d = 4): string => (x === null ? '-' : x.toFixed(d));
+
+export function formatReport(r: CalibrationReport, from: ScoreKind): string[] {
+  const lines = [
+    `calibration report: N = ${r.n}, K = ${r.classes}, ${r.bins.length} bins (${r.convention}), from ${from}` +
+      (r.temperature !== 1 ? `, temperature ${r.temperature}` : ''),
+    '',
+    `  accuracy       ${pct(r.accuracy)}`,
+    `  NLL            ${fix(r.nll)}`,
+    `  Brier          ${fix(r.brier)}   (multiclass, range [0, 2])`,
+    `  ECE            ${pct(r.ece)}`,
+    `  MCE            ${pct(r.mce)}`,
+    `  RMSCE          ${pct(r.rmsce)}`,
+    `  adaptive ECE   ${pct(r.adaptiveEce)}   (equal-mass bins)`,
+    `  classwise ECE  ${pct(r.classwiseEce)}`,
+    '',
+    '        lo        hi     count  confidence  accuracy       gap',
+  ];
+  for (const b of r.bins) {
+    const gap = b.accuracy === null || b.confidence === null ? null : b.accuracy - b.confidence;
+    lines.push(
+      `  ${b.lo.toFixed(4).padStart(8)}  ${b.hi.toFixed(4).padStart(8)}  ${String(b.count).padStart(8)}  ` +
+        `${fix(b.confidence).padStart(10)}  ${fix(b.accuracy).padStart(8)}  ${(gap === null ? '-' : (gap >= 0 ? '+' : '') + gap.toFixed(4)).padStart(8)}`,
+    );
+  }
+  if (r.notes.length) {
+    lines.push('', 'notes:');
+    for (const n of r.notes) lines.push(`  - ${n}`);
+  }
+  return lines;
+}
+
+/** Runs the command; returns the exit code. Throws on bad input (the CLI prints it). */
+export function runCalibrate(opts: CalibrateOptions, io: Output = stdout): number {
+  const scores = load(opts.scores);
+  const labels = load(opts.labels);
+  const from = opts.from ?? 'probs';
+  let temperature = opts.temperature;
+  let fit: ReturnType<typeof calibration.fitTemperature> | undefined;
+  if (opts.fitTemperature) {
+    if (from !== 'logits') throw new RangeError("--fit-temperature needs --from logits");
+    fit = calibration.fitTemperature(scores, labels, { bins: opts.bins, convention: opts.convention, device: opts.device });
+    temperature = fit.temperature;
+  }
+  const report = calibration.report(scores, labels, {
+    from,
+    bins: opts.bins,
+    convention: opts.convention,
+    device: opts.device,
+    ...(temperature !== undefined ? { temperature } : {}),
+  });
+  let plotted: string | undefined;
+  if (opts.plot) {
+    const ext = path.extname(opts.plot).toLowerCase();
+    if (ext !== '.svg' && ext !== '.png') throw new RangeError(`--plot must end in .svg or .png but received ${JSON.stringify(opts.plot)}`);
+    const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title });
+    fs.writeFileSync(opts.plot, image);
+    plotted = opts.plot;
+  }
+  if (opts.json) {
+    io.out(JSON.stringify({ ...report, ...(fit ? { temperatureFit: fit } : {}), ...(plotted ? { plot: plotted } : {}) }, null, 2));
+  } else {
+    for (const line of formatReport(report, from)) io.out(line);
+    if (fit) {
+      io.out('');
+      io.out(`temperature fit: T = ${fit.temperature.toPrecision(6)}, NLL ${fix(fit.nllBefore)} -> ${fix(fit.nllAfter)}, ECE ${pct(fit.eceBefore)} -> ${pct(fit.eceAfter)}` + (fit.atBound ? ' (at the search bound)' : ''));
+    }
+    if (plotted) io.out(`\nreliability diagram written to ${plotted}`);
+  }
+  return 0;
+}
+
+function integer(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected an integer >= 1, received ${JSON.stringify(value)}`);
+  return n;
+}
+
+function positive(value: string): number {
+  const n = Number(value);
+  if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected a positive number, received ${JSON.stringify(value)}`);
+  return n;
+}
+
+export function register(program: Command): void {
+  program
+    .command('calibrate')
+    .description('calibration report (ECE, MCE, NLL, Brier, ...) of scores and labels in .npy files, with a reliability diagram')
+    .requiredOption('--scores <file>', '(N, K) float32/float64 .npy: probabilities or logits')
+    .requiredOption('--labels <file>', '(N) int64/int32 .npy class indices')
+    .option('--from <kind>', "'probs' (default) or 'logits' (softmax applied)")
+    .option('--bins <n>', 'number of bins (default 15)', integer)
+    .option('--convention <name>', "bin-edge rule: 'guo' (default), 'torchmetrics' or 'netcal'")
+    .option('--temperature <T>', 'divide logits by T first (--from logits)', positive)
+    .option('--fit-temperature', 'fit the NLL-optimal temperature first and report at it (--from logits)')
+    .option('--plot <file>', 'write a reliability diagram (.svg or .png)')
+    .option('--title <text>', 'title of the diagram')
+    .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'")
+    .option('--json', 'print the report as JSON')
+    .action((opts: CalibrateOptions) => {
+      process.exitCode = runCalibrate(opts);
+    });
+}

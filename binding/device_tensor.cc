@@ -75,8 +75,11 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
 
   const at::Tensor& tensor(Napi::Env env, const char* name) const {
     if (!tensor_.defined()) {
-      throw Napi::Error::New(env, std::string("DeviceTensor passed as ") + name +
-                                      " was disposed; it cannot be used after dispose()");
+      Napi::Error err = Napi::Error::New(
+          env, std::string(name) == "this" ? std::string("DeviceTensor was disposed; it cannot be used after dispose()")
+                                           : std::string(name) + " is a DeviceTensor that was disposed; it cannot be used after dispose()");
+      err.Set("code", Napi::String::New(env, "ERR_SMOOTHCE_DISPOSED"));
+      throw err;
     }
     return tensor_;
   }
@@ -160,6 +163,41 @@ Napi::Value WorkerNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// Reports the intra-op thread count a libuv pool thread uses for a loss call (what the
+// async entry points apply before computing): for tests and diagnostics.
+class ThreadProbe : public Napi::AsyncWorker {
+ public:
+  explicit ThreadProbe(Napi::Env env)
+      : Napi::AsyncWorker(env, "smoothce:threadProbe"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+ protected:
+  void Execute() override {
+    failure_ = run_guarded([this] {
+      enter_worker_thread();
+      threads_ = get_num_threads();
+    });
+    if (failure_) SetError(failure_->message);
+  }
+  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), threads_)); }
+  void OnError(const Napi::Error&) override {
+    Napi::HandleScope scope(Env());
+    deferred_.Reject(to_js_error(Env(), *failure_).Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::optional<NativeFailure> failure_;
+  int threads_ = 0;
+};
+
+Napi::Value ProbeAsyncThreads(const Napi::CallbackInfo& info) {
+  auto* worker = new ThreadProbe(info.Env());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
 }  // namespace
 
 int64_t live_device_tensors() { return g_live.load(); }
@@ -180,6 +218,7 @@ void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("checkDevice", Napi::Function::New(env, CheckDevice, "checkDevice"));
   exports.Set("liveDeviceTensors", Napi::Function::New(env, LiveDeviceTensors, "liveDeviceTensors"));
   exports.Set("workerNumThreads", Napi::Function::New(env, WorkerNumThreads, "workerNumThreads"));
+  exports.Set("probeAsyncThreads", Napi::Function::New(env, ProbeAsyncThreads, "probeAsyncThreads"));
 }
 
 }  // namespace smoothce

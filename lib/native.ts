@@ -127,6 +127,7 @@ export interface NativeBinding {
   checkDevice(device: string): string;
   liveDeviceTensors(): number;
   workerNumThreads(): number;
+  probeAsyncThreads(): Promise<number>;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

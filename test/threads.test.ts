@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { crossEntropy, crossEntropyAsync, getAsyncNumThreads, getNumThreads, setNumThreads, tensor } from '../lib/index';
+import { native } from '../lib/native';
+
+const addon = path.resolve(__dirname, '../build/Release/smoothce.node');
+
+/** [main-thread threads, async threads] in a fresh process with this environment. */
+function fresh(env: Record<string, string>): [number, number] {
+  const script = `const b = require(${JSON.stringify(addon)}); b.probeAsyncThreads().then((a) => console.log(JSON.stringify([b.getNumThreads(), b.workerNumThreads(), a])));`;
+  const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, ...env } })) as number[];
+  expect(out[2]).toBe(out[1]); // the pool thread really uses what workerNumThreads() says
+  return [out[0], out[1]];
+}
+
+describe('intra-op threads', () => {
+  it('validates setNumThreads', () => {
+    expect(() => setNumThreads('2' as unknown as number)).toThrow(TypeError);
+    expect(() => setNumThreads(0)).toThrow(RangeError);
+    expect(() => setNumThreads(1.5)).toThrow(/integer number of threads in \[1, 1024\]/);
+    expect(() => setNumThreads(2000)).toThrow(RangeError);
+    expect(() => setNumThreads(NaN)).toThrow(RangeError);
+  });
+
+  it('by default shares the cores between the libuv pool threads (no oversubscription)', () => {
+    // ATen's default for the main thread follows OMP_NUM_THREADS; each pool thread gets
+    // max(1, floor(main / min(UV_THREADPOOL_SIZE (default 4), main))).
+    expect(fresh({ OMP_NUM_THREADS: '8', UV_THREADPOOL_SIZE: '4' })).toEqual([8, 2]);
+    expect(fresh({ OMP_NUM_THREADS: '8', UV_THREADPOOL_SIZE: '2' })).toEqual([8, 4]);
+    expect(fresh({ OMP_NUM_THREADS: '2', UV_THREADPOOL_SIZE: '16' })).toEqual([2, 1]);
+    expect(fresh({ OMP_NUM_THREADS: '3', UV_THREADPOOL_SIZE: '1' })).toEqual([3, 3]);
+  });
+
+  it('setNumThreads applies to sync calls and to the pool threads of async calls, and never changes results', async () => {
+    const n = 512;
+    const C = 300;
+    const x = tensor(Float32Array.from({ length: n * C }, (_, i) => Math.sin(i * 0.37) * 4), [n, C]);
+    const y = tensor(Array.from({ length: n }, (_, i) => (i * 7) % C), [n], 'int64');
+    const results = [];
+    for (const t of [1, 2, 1]) {
+      setNumThreads(t);
+      expect(getNumThreads()).toBe(t);
+      expect(getAsyncNumThreads()).toBe(t);
+      expect(await native().probeAsyncThreads()).toBe(t);
+      const sync = crossEntropy(x, y, { grad: true, labelSmoothing: 0.1 });
+      const asyncResult = await crossEntropyAsync(x, y, { grad: true, labelSmoothing: 0.1 });
+      expect(asyncResult).toEqual(sync);
+      results.push(sync);
+    }
+    expect(results[1]).toEqual(results[0]);
+    expect(results[2]).toEqual(results[0]);
+  });
+});

@@ -292,10 +292,9 @@ struct NllEval {
   double f, g, h;  // mean NLL, d/dbeta, d2/dbeta2
 };
 
-NllEval eval_nll(const at::Tensor& z, const at::Tensor& z_y, double beta) {
-  // Derivatives written in d = z - z_y, so that g is not lost to rounding when the
-  // softmax is nearly one-hot (E_p[z] - z_y would round to 0 there while h > 0).
-  at::Tensor d = z - z_y.unsqueeze(1);
+// d = z - z_y (per row): derivatives written in d are not lost to rounding when the
+// softmax is nearly one-hot (E_p[z] - z_y would round to 0 there while h > 0).
+NllEval eval_nll(const at::Tensor& d, double beta) {
   at::Tensor s = d * beta;
   at::Tensor lse = at::logsumexp(s, {1});  // = NLL of each row
   at::Tensor p = (s - lse.unsqueeze(1)).exp();
@@ -318,10 +317,9 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   check_shapes(z, labels, "logits");
   check_labels(labels, z.size(1));
   check_logits(z, "logits");
-  at::Tensor z_y = z.gather(1, labels.unsqueeze(1)).squeeze(1);
+  const at::Tensor d = z - z.gather(1, labels.unsqueeze(1));
 
   TemperatureResult r;
-  r.nll_before = eval_nll(z, z_y, 1.0).f;
 
   // g(beta) = dNLL/dbeta is nondecreasing. Bracket its root within [1e-6, 1e6].
   constexpr double kMin = 1e-6, kMax = 1e6;
@@ -330,7 +328,8 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   // saturated to one-hot (logits that separate the data): the NLL is still falling
   // towards T -> 0 there, so it counts as negative.
   auto negative = [](const NllEval& e) { return e.g < 0 || (e.g == 0 && e.h == 0); };
-  NllEval at1 = eval_nll(z, z_y, 1.0);
+  NllEval at1 = eval_nll(d, 1.0);
+  r.nll_before = at1.f;
   int64_t evals = 1;
   if (at1.g == 0.0 && at1.h > 0) {
     r.temperature = 1.0;
@@ -342,14 +341,14 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
     while (true) {
       hi = lo * 2.0;
       if (hi > kMax) {
-        NllEval e = eval_nll(z, z_y, kMax);
+        NllEval e = eval_nll(d, kMax);
         r.temperature = 1.0 / kMax;
         r.nll_after = e.f;
         r.at_bound = true;
         r.iterations = evals + 1;
         return r;
       }
-      NllEval e = eval_nll(z, z_y, hi);
+      NllEval e = eval_nll(d, hi);
       ++evals;
       if (!negative(e)) break;
       lo = hi;
@@ -358,14 +357,14 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
     while (true) {
       lo = hi / 2.0;
       if (lo < kMin) {
-        NllEval e = eval_nll(z, z_y, kMin);
+        NllEval e = eval_nll(d, kMin);
         r.temperature = 1.0 / kMin;
         r.nll_after = e.f;
         r.at_bound = true;
         r.iterations = evals + 1;
         return r;
       }
-      NllEval e = eval_nll(z, z_y, lo);
+      NllEval e = eval_nll(d, lo);
       ++evals;
       if (negative(e) || e.g == 0) break;
       hi = lo;
@@ -373,7 +372,7 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   }
   // Safeguarded Newton on [lo, hi], g(lo) <= 0 <= g(hi).
   double beta = 0.5 * (lo + hi);
-  NllEval e = eval_nll(z, z_y, beta);
+  NllEval e = eval_nll(d, beta);
   ++evals;
   for (int it = 0; it < 200; ++it) {
     if (e.g == 0.0 && e.h > 0) break;
@@ -382,7 +381,7 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
     if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
     const double step = std::abs(next - beta);
     beta = next;
-    e = eval_nll(z, z_y, beta);
+    e = eval_nll(d, beta);
     ++evals;
     if (step <= 4 * std::numeric_limits<double>::epsilon() * beta || (hi - lo) <= 4 * std::numeric_limits<double>::epsilon() * hi) break;
   }

@@ -1,0 +1,130 @@
+'use strict';
+/**
+ * One Node.js measurement for bench/run.js (run with --expose-gc, one process per case so
+ * that peak RSS belongs to that case). argv[2]: JSON
+ *   { kind: 'aten' | 'fused' | 'fused-inplace' | 'floor' | 'tfjs', async, n, c, threads, reps, eps, seed,
+ *     hugePageAten }
+ * Prints one JSON line: { fwd: [s...], fwdGrad: [s...], rssBaseMB, peakFwdMB, peakGradMB }.
+ * A gc() runs before every timed call (outside the timing), so each call starts from the
+ * same heap and peak RSS is one call's; times are of the public API (smoothce) or of the
+ * library's own calls (tfjs), including allocation of every output.
+ */
+const path = require('node:path');
+
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const mb = (bytes) => bytes / 2 ** 20;
+const rssMB = () => mb(process.memoryUsage.rss());
+const maxRssMB = () => process.resourceUsage().maxRSS / 1024;
+
+// gc(), then one turn of the event loop: N-API runs the finalizers of external
+// ArrayBuffers (the outputs of the previous call) from there, not inside gc().
+async function collect() {
+  for (let i = 0; i < 2; i++) {
+    global.gc();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+// Large calls: one call per sample, each after collect(). Small calls (where a gc() would
+// cost more than the call and evict its caches): a sample is a batch of back-to-back calls,
+// reported per call.
+async function measure(fn, reps, warmup, isAsync, batch) {
+  for (let i = 0; i < warmup; i++) {
+    await collect();
+    for (let k = 0; k < batch; k++) {
+      if (isAsync) await fn();
+      else fn();
+    }
+  }
+  const times = [];
+  for (let i = 0; i < reps; i++) {
+    await collect();
+    const s = process.hrtime.bigint();
+    for (let k = 0; k < batch; k++) {
+      if (isAsync) await fn();
+      else fn();
+    }
+    times.push(Number(process.hrtime.bigint() - s) / 1e9 / batch);
+  }
+  return times;
+}
+
+async function main() {
+  const cfg = JSON.parse(process.argv[2]);
+  const { n, c, reps, eps } = cfg;
+  const r = rng(cfg.seed);
+  const x = new Float32Array(n * c);
+  for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 8;
+  const labels = new Int32Array(n);
+  for (let i = 0; i < n; i++) labels[i] = Math.floor(r() * c);
+  const out = {};
+  let fwd, fwdGrad, isAsync = !!cfg.async;
+
+  if (cfg.kind === 'tfjs') {
+    // The @tensorflow/tfjs bundle (tfjs-core with its gradients registered) + the wasm backend.
+    const tf = require('@tensorflow/tfjs/dist/tf.node.js');
+    require('@tensorflow/tfjs-backend-wasm');
+    await tf.setBackend('wasm');
+    await tf.ready();
+    out.tfjsThreads = 1;
+    out.tfjsBackend = tf.getBackend(); // tfjs-backend-wasm runs single-threaded under Node.js
+    const logits = tf.tensor2d(x, [n, c]);
+    const onehot = tf.oneHot(tf.tensor1d(labels, 'int32'), c);
+    const loss = (l) => tf.losses.softmaxCrossEntropy(onehot, l, undefined, eps, tf.Reduction.MEAN);
+    const g = tf.grad(loss);
+    fwd = () => tf.tidy(() => loss(logits).dataSync());
+    fwdGrad = () => tf.tidy(() => {
+      // value and gradient, as a training step needs both
+      const { value, grad } = tf.valueAndGrad(loss)(logits);
+      value.dataSync();
+      grad.dataSync();
+    });
+    void g;
+  } else {
+    const sc = require(path.join(__dirname, '..'));
+    const { native } = require(path.join(__dirname, '..', 'dist', 'native.js'));
+    native().setNumThreads(cfg.threads);
+    if (cfg.hugePageAten) native().hugePageAllocator(true);
+    out.hugePageAten = native().hugePageAllocator();
+    const input = sc.tensor(x, [n, c]);
+    const target = sc.tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
+    if (cfg.kind === 'floor') {
+      const y = new Float32Array(n * c);
+      fwd = () => native().memoryFloor(x);
+      fwdGrad = () => native().memoryFloor(x, y);
+      isAsync = false;
+    } else {
+      const impl = cfg.kind === 'aten' ? 'aten' : 'fused';
+      const call = isAsync ? sc.crossEntropyAsync : sc.crossEntropy;
+      fwd = () => call(input, target, { labelSmoothing: eps, impl });
+      const gOpts = { labelSmoothing: eps, impl, grad: true };
+      if (cfg.kind === 'fused-inplace') gOpts.gradInto = x;
+      fwdGrad = () => call(input, target, gOpts);
+    }
+  }
+  await collect();
+  out.rssBaseMB = rssMB();
+  const base = out.rssBaseMB;
+  const batch = Math.max(1, Math.min(1000, Math.floor(2e5 / (n * c))));
+  out.batch = batch;
+  out.fwd = await measure(fwd, reps, cfg.warmup ?? 2, isAsync, batch);
+  out.peakFwdMB = maxRssMB() - base;
+  out.fwdGrad = await measure(fwdGrad, reps, cfg.warmup ?? 2, isAsync, batch);
+  out.peakGradMB = maxRssMB() - base;
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
+
+main().catch((e) => {
+  process.stderr.write(String(e && e.stack ? e.stack : e) + '\n');
+  process.exit(1);
+});

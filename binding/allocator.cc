@@ -16,6 +16,65 @@ namespace {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 
+// A small cache of freed large mappings, reused by size: a training loop that drops last
+// step's gradient before asking for the next one then faults no pages at all. Bounded by
+// SMOOTHCE_HUGE_CACHE_MB (default 512; 0 disables) and kCacheSlots mappings.
+constexpr int kCacheSlots = 4;
+struct Cache {
+  std::mutex mu;
+  void* ptr[kCacheSlots] = {};
+  size_t len[kCacheSlots] = {};
+  size_t total = 0;
+  size_t limit = 0;
+  Cache() {
+    const char* env = std::getenv("SMOOTHCE_HUGE_CACHE_MB");
+    const long mb = env ? std::strtol(env, nullptr, 10) : 512;
+    limit = mb > 0 ? static_cast<size_t>(mb) << 20 : 0;
+  }
+};
+Cache& cache() {
+  static Cache* c = new Cache();  // never destroyed: frees may come during exit
+  return *c;
+}
+
+void* cache_take(size_t len) {
+  Cache& c = cache();
+  if (c.limit == 0) return nullptr;
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (int i = 0; i < kCacheSlots; ++i) {
+    if (c.ptr[i] != nullptr && c.len[i] == len) {
+      void* p = c.ptr[i];
+      c.ptr[i] = nullptr;
+      c.total -= len;
+      return p;
+    }
+  }
+  return nullptr;
+}
+
+bool cache_put(void* p, size_t len) {
+  Cache& c = cache();
+  if (c.limit == 0 || len > c.limit) return false;
+  std::lock_guard<std::mutex> lock(c.mu);
+  for (int i = 0; i < kCacheSlots && c.total + len > c.limit; ++i) {  // make room: drop older entries
+    if (c.ptr[i] != nullptr) {
+      munmap(c.ptr[i], c.len[i]);
+      c.total -= c.len[i];
+      c.ptr[i] = nullptr;
+    }
+  }
+  if (c.total + len > c.limit) return false;
+  for (int i = 0; i < kCacheSlots; ++i) {
+    if (c.ptr[i] == nullptr) {
+      c.ptr[i] = p;
+      c.len[i] = len;
+      c.total += len;
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 void* huge_alloc(size_t bytes) {
@@ -24,8 +83,9 @@ void* huge_alloc(size_t bytes) {
     if (posix_memalign(&p, 64, bytes == 0 ? 64 : round_up(bytes, 64)) != 0 || p == nullptr) throw std::bad_alloc();
     return p;
   }
-  // Over-map by one huge page, then trim to a 2 MiB-aligned range.
   const size_t len = round_up(bytes, kHugePage);
+  if (void* hit = cache_take(len)) return hit;
+  // Over-map by one huge page, then trim to a 2 MiB-aligned range.
   const size_t map_len = len + kHugePage;
   void* raw = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -46,7 +106,8 @@ void huge_free(void* p, size_t bytes) noexcept {
     std::free(p);
     return;
   }
-  munmap(p, round_up(bytes, kHugePage));
+  const size_t len = round_up(bytes, kHugePage);
+  if (!cache_put(p, len)) munmap(p, len);
 }
 
 namespace {

@@ -4,7 +4,9 @@
 // this kind of machine; the same buffer 2 MiB-aligned with madvise(MADV_HUGEPAGE) costs
 // ~12 ms (transparent huge pages in "madvise" mode fault in 2 MiB at a time). Buffers of
 // at least kHugeThreshold bytes are therefore mmap'ed, aligned to 2 MiB and advised;
-// smaller ones come from the ordinary aligned heap.
+// smaller ones come from the ordinary aligned heap. Freed large mappings are kept in a
+// small cache (at most 4, SMOOTHCE_HUGE_CACHE_MB in total, default 512, 0 disables) and
+// handed out again for the same size, so a loop of same-sized calls faults no pages.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -17,8 +19,7 @@ constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kHugeThreshold = size_t(1) << 20;
 
 // A buffer of `bytes` bytes, 64-byte aligned (2 MiB aligned when large). Never returns
-// null: throws std::bad_alloc. Contents are zero (fresh pages) for large buffers and
-// unspecified for small ones.
+// null: throws std::bad_alloc. Contents are unspecified (the caller overwrites them).
 void* huge_alloc(size_t bytes);
 // Frees what huge_alloc returned; `bytes` must be the size it was asked for.
 void huge_free(void* p, size_t bytes) noexcept;

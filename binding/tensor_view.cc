@@ -195,6 +195,7 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
     case at::kDouble: data = Napi::Float64Array::New(env, numel, ab, 0); break;
     case at::kLong: data = Napi::BigInt64Array::New(env, numel, ab, 0); break;
     case at::kInt: data = Napi::Int32Array::New(env, numel, ab, 0); break;
+    case at::kByte: data = Napi::Uint8Array::New(env, numel, ab, 0); break;
     default: throw Napi::TypeError::New(env, std::string("cannot return a tensor of dtype ") + c10::toString(st));
   }
   Napi::Array shape = Napi::Array::New(env, t.dim());

@@ -13,6 +13,7 @@ import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsy
 import { checkDevice, type TensorInput } from './device';
 import { rangeError, typeError } from './errors';
 import { tensor } from './tensor';
+import { replaceState } from './state';
 
 export interface LossAccumulatorOptions {
   /** ε in [0, 1]; default 0. */
@@ -252,6 +253,16 @@ export class LossAccumulator {
     this.seenPositions += other.seenPositions;
     this.seenUpdates += other.seenUpdates;
     return this;
+  }
+
+  /** @internal distributed.allReduce(): take `other`'s state (same options). */
+  [replaceState](other: LossAccumulator): void {
+    this.total = other.total;
+    this.den = other.den;
+    this.classes = other.classes;
+    this.targetKind = other.targetKind;
+    this.seenPositions = other.seenPositions;
+    this.seenUpdates = other.seenUpdates;
   }
 
   toJSON(): LossAccumulatorJSON {

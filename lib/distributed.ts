@@ -14,6 +14,7 @@
 import { rangeError, typeError } from './errors';
 import { native } from './native';
 import { readOptions } from './options';
+import { replaceState } from './state';
 import { checkTensor, type Tensor } from './tensor';
 
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
@@ -35,7 +36,9 @@ export interface InitOptions {
   interface?: string;
 }
 
-/** What allReduce() can combine: anything that serialises, deserialises and merges exactly. */
+/** What allReduce() can combine: anything that serialises, deserialises and merges exactly
+ * (and, to be updated in place, implements the `replaceState` protocol of lib/state.ts or keeps
+ * its state in own enumerable properties). */
 export interface Mergeable<T> {
   toJSON(): unknown;
   merge(other: T): unknown;
@@ -183,7 +186,9 @@ export class ProcessGroup {
       else merged.merge(state);
     }
     const global = Ctor.fromJSON(JSON.parse(JSON.stringify(merged!.toJSON())));
-    Object.assign(acc, global);
+    const replace = (acc as unknown as Record<symbol, unknown>)[replaceState];
+    if (typeof replace === 'function') replace.call(acc, global);
+    else Object.assign(acc, global);
     return acc;
   }
 

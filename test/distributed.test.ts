@@ -1,7 +1,9 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { distributed } from '../lib/index';
+import { calibration, distributed, LossAccumulator } from '../lib/index';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const distData = require('./helpers/dist-data.js');
 import { freePort } from './helpers/free-port';
 
 const RANK_SCRIPT = path.join(__dirname, 'helpers', 'dist-rank.js');
@@ -65,6 +67,42 @@ describe('distributed (c10d/Gloo over loopback)', () => {
       }
       // Every rank holds the same bits.
       for (const o of outs) expect(o.json.tensor).toEqual(outs[0].json.tensor);
+    });
+  }
+
+  function close(a: unknown, b: unknown, path: string): void {
+    if (typeof a === 'number' && typeof b === 'number') {
+      if (Number.isNaN(b)) return expect(Number.isNaN(a), path).toBe(true);
+      expect(Math.abs(a - b), `${path}: ${a} vs ${b}`).toBeLessThanOrEqual(1e-12 * Math.max(1e-300, Math.abs(b)));
+    } else if (Array.isArray(b)) {
+      expect(Array.isArray(a), path).toBe(true);
+      expect((a as unknown[]).length, path).toBe(b.length);
+      b.forEach((v, i) => close((a as unknown[])[i], v, `${path}[${i}]`));
+    } else if (b !== null && typeof b === 'object') {
+      for (const k of Object.keys(b)) close((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], `${path}.${k}`);
+    } else {
+      expect(a, path).toEqual(b);
+    }
+  }
+
+  for (const world of [3, 5]) {
+    it(`${world} processes scoring shards of one data set give the single-process loss and calibration report`, async () => {
+      const store = `tcp://127.0.0.1:${await freePort()}`;
+      const data = { n: 3001, c: 7, seed: 7 + world };
+      const outs = await Promise.all(Array.from({ length: world }, (_, r) => rank({ rank: r, worldSize: world, store, data })));
+      const d = distData.dataset(data.n, data.c, data.seed);
+      const all = distData.rows(d, 0, d.n);
+      const loss = new LossAccumulator(distData.LOSS_OPTIONS).update(all.logits, all.target).result();
+      const report = new calibration.Accumulator(distData.CALIBRATION_OPTIONS).update(all.logits, all.labels).report();
+      expect(outs.map((o) => o.json.rows as number).reduce((a, b) => a + b, 0)).toBe(data.n);
+      for (const o of outs) {
+        expect(o.code, o.stderr + JSON.stringify(o.json)).toBe(0);
+        close(o.json.loss, loss, `rank ${o.rank} loss`);
+        close(o.json.report, JSON.parse(JSON.stringify(report)), `rank ${o.rank} report`);
+        // Every rank ends with the same global state, bit for bit.
+        expect(o.json.loss).toBe(outs[0].json.loss);
+        expect(o.json.report).toEqual(outs[0].json.report);
+      }
     });
   }
 

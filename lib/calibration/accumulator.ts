@@ -14,6 +14,7 @@ import { readOptions } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
+import { replaceState } from '../state';
 
 export type AccumulatorOptions = ReportOptions;
 
@@ -83,6 +84,11 @@ export class Accumulator {
     }
     if (other.#stats) this.#add(other.#stats);
     return this;
+  }
+
+  /** @internal distributed.allReduce(): take `other`'s state (same options). */
+  [replaceState](other: Accumulator): void {
+    this.#stats = other.#stats ? structuredClone(other.#stats) : null;
   }
 
   #add(s: Stats): void {

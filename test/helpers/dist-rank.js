@@ -21,12 +21,21 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
     result.tensor = Array.from(r.data);
     result.inputAfter = Array.from(t.data);
   }
-  if (job.accumulators) {
-    for (const spec of job.accumulators) {
-      const acc = require(path.join(__dirname, spec.module))[spec.build](spec, job.rank);
-      await group.allReduce(acc);
-      result[spec.name] = acc.toJSON();
-    }
+  if (job.data) {
+    // Score this rank's shard, then combine the accumulators over the group.
+    const { dataset, shard, rows, LOSS_OPTIONS, CALIBRATION_OPTIONS } = require('./dist-data');
+    const d = dataset(job.data.n, job.data.c, job.data.seed);
+    const [start, end] = shard(d.n, job.worldSize, job.rank);
+    const part = rows(d, start, end);
+    const loss = new smoothce.LossAccumulator(LOSS_OPTIONS);
+    loss.update(part.logits, part.target);
+    const cal = new smoothce.calibration.Accumulator(CALIBRATION_OPTIONS);
+    cal.update(part.logits, part.labels);
+    await group.allReduce(loss);
+    await group.allReduce(cal);
+    result.rows = end - start;
+    result.loss = loss.result();
+    result.report = cal.report();
   }
   if (job.dieAfterInit) process.exit(3);
   if (job.collectiveAfterPeerDies) {

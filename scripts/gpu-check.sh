@@ -30,14 +30,14 @@
 #   GPU_CHECK_ALLOW_CPU=1  on a machine without CUDA, run the CPU-only parts and exit 0
 #                          (used to test this script where there is no GPU)
 #   GPU_CHECK_SKIP_BUILD=1 use an existing addon (SMOOTHCE_NATIVE or build-gpu/Release)
-#   GPU_CHECK_BENCH=0      skip the benchmark
+#   GPU_CHECK_BENCH=0      skip the benchmark; GPU_CHECK_BENCH=small: tiny sizes (tests the script)
 # Exit status: 0 all checks passed, 1 a check failed, 2 no usable GPU (without
 # GPU_CHECK_ALLOW_CPU), 3 setup failed (no Node, no torch, build error).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 REPORT_DIR="${OUT:-$ROOT/gpu-report}"
-mkdir -p "$REPORT_DIR"
+mkdir -p "$REPORT_DIR" || { echo "gpu-check: cannot create $REPORT_DIR" >&2; exit 3; }
 exec > >(tee "$REPORT_DIR/log.txt") 2>&1
 
 PY="${SMOOTHCE_PYTHON:-python3}"
@@ -307,7 +307,8 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
   // 7. Benchmark.
   if (bench) {
     const time = async (fn, reps) => { await fn(); const ts = []; for (let i = 0; i < reps; i++) { const t0 = process.hrtime.bigint(); await fn(); ts.push(Number(process.hrtime.bigint() - t0) / 1e6); } ts.sort((a, b) => a - b); return ts[Math.floor(ts.length / 2)]; };
-    for (const [N, C] of [[4096, 1000], [65536, 1000], [8192, 32000]]) {
+    const small = process.env.GPU_CHECK_BENCH === 'small';
+    for (const [N, C] of small ? [[512, 100]] : [[4096, 1000], [65536, 1000], [8192, 32000]]) {
       const x = sc.tensor(Float32Array.from({ length: N * C }, (_, i) => Math.sin(i * 0.001) * 4), [N, C]);
       const y = sc.tensor(Array.from({ length: N }, (_, i) => (i * 31) % C), [N], 'int64');
       const row = { N, C, dtype: 'float32' };
@@ -329,7 +330,8 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
       report.bench.push(row);
       console.log('bench', JSON.stringify(row));
     }
-    const reqs = Array.from({ length: 10000 }, (_, i) => ({ x: sc.tensor(Float32Array.from({ length: 1000 }, (_, j) => Math.sin(i + j)), [1, 1000]), y: sc.tensor([i % 1000], [1], 'int64') }));
+    const R = small ? 1000 : 10000;
+    const reqs = Array.from({ length: R }, (_, i) => ({ x: sc.tensor(Float32Array.from({ length: 1000 }, (_, j) => Math.sin(i + j)), [1, 1000]), y: sc.tensor([i % 1000], [1], 'int64') }));
     for (const device of cuda ? ['cpu', 'cuda'] : ['cpu']) {
       const b = new sc.Batcher({ device, maxBatchSize: 1024, maxDelayMs: 1, labelSmoothing: 0.1 });
       const t0 = process.hrtime.bigint();
@@ -339,7 +341,7 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
       const t1 = process.hrtime.bigint();
       await Promise.all(reqs.map((q) => sc.crossEntropyAsync(q.x, q.y, { device, labelSmoothing: 0.1 })));
       const su = Number(process.hrtime.bigint() - t1) / 1e9;
-      const row = { batcher: true, device, requests: 10000, C: 1000, batchedPerS: Math.round(10000 / s), unbatchedAsyncPerS: Math.round(10000 / su) };
+      const row = { batcher: true, device, requests: R, C: 1000, batchedPerS: Math.round(R / s), unbatchedAsyncPerS: Math.round(R / su) };
       report.bench.push(row);
       console.log('bench', JSON.stringify(row));
     }

@@ -7,9 +7,7 @@
 //   D                    range done
 // Job (argv[2], JSON): { seed, start, end, api: 'lib' | 'dist', asyncTimeoutMs, only }
 const fs = require('node:fs');
-const path = require('node:path');
 
-const root = path.resolve(__dirname, '..');
 const job = JSON.parse(process.argv[2]);
 
 function write(line) {
@@ -24,24 +22,7 @@ function write(line) {
   }
 }
 
-function registerTs() {
-  const ts = require('typescript');
-  require.extensions['.ts'] = function compileTs(module, filename) {
-    const { outputText } = ts.transpileModule(fs.readFileSync(filename, 'utf8'), {
-      fileName: filename,
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    });
-    module._compile(outputText, filename);
-  };
-}
-
-function load(api) {
-  if (api === 'dist') {
-    return { api: require(path.join(root, 'dist', 'index.js')), native: require(path.join(root, 'dist', 'native.js')).native() };
-  }
-  registerTs();
-  return { api: require(path.join(root, 'lib', 'index.ts')), native: require(path.join(root, 'lib', 'native.ts')).native() };
-}
+const { load } = require('./load');
 
 // Failure injection, for the fuzzer's own tests only: SMOOTHCE_FUZZ_INJECT="abort@5,hang@9".
 const inject = new Map(

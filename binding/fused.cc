@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <limits>
+#include <thread>
 #include <vector>
 
 namespace smoothce {
@@ -82,14 +84,48 @@ void run(const KernelCtx<T>& c, int64_t b0, int64_t b1, bool avx2) {
   isa_baseline::run_blocks<T>(c, b0, b1);
 }
 
-// Runs fn over [0, n) in parallel when the work is big enough to pay for waking threads.
+// Runs fn over [0, n) split into at::get_num_threads() contiguous chunks, on that many
+// threads (the caller runs the first chunk), when the work is big enough to pay for
+// starting threads. Our own std::threads: ATen's at::parallel_for is an inline template
+// whose OpenMP pragma only takes effect in translation units built with -fopenmp, which
+// the addon is not.
 template <class F>
 void parallel(int64_t n, int64_t work, const F& fn) {
-  if (n <= 1 || work < (int64_t(1) << 15) || at::get_num_threads() <= 1 || at::in_parallel_region()) {
+  const int64_t threads = std::min<int64_t>(n, at::get_num_threads());
+  if (threads <= 1 || work < (int64_t(1) << 18)) {
     fn(0, n);
     return;
   }
-  at::parallel_for(0, n, 1, fn);
+  const int64_t chunk = (n + threads - 1) / threads;
+  std::vector<std::thread> pool;
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  pool.reserve(static_cast<size_t>(threads - 1));
+  int64_t inline_from = n;  // chunks whose thread could not start run here
+  for (int64_t t = 1; t < threads; ++t) {
+    const int64_t b = t * chunk, e = std::min(n, b + chunk);
+    if (b >= e) break;
+    try {
+      pool.emplace_back([&, t, b, e] {
+        try {
+          fn(b, e);
+        } catch (...) {
+          errors[t] = std::current_exception();
+        }
+      });
+    } catch (...) {
+      inline_from = b;
+      break;
+    }
+  }
+  try {
+    fn(0, std::min(n, chunk));
+    if (inline_from < n) fn(inline_from, n);
+  } catch (...) {
+    errors[0] = std::current_exception();
+  }
+  for (auto& th : pool) th.join();
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
 }
 
 template <class T>

@@ -109,9 +109,15 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   return call;
 }
 
-Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r) {
+// A 'mean'/'sum' loss goes back as a plain number (exact: float32 and float64 both fit a
+// double), which spares the small-call path an ArrayBuffer, a typed array and a shape.
+Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t reduction) {
   Napi::Object out = Napi::Object::New(env);
-  out.Set("loss", tensor_to_js(env, r.loss));
+  if (reduction != at::Reduction::None && r.loss.dim() == 0) {
+    out.Set("loss", Napi::Number::New(env, r.loss.to(at::kDouble).item<double>()));
+  } else {
+    out.Set("loss", tensor_to_js(env, r.loss));
+  }
   if (r.grad.defined()) out.Set("grad", tensor_to_js(env, r.grad));
   return out;
 }
@@ -138,7 +144,7 @@ class CrossEntropyWorker : public Napi::AsyncWorker {
     Napi::HandleScope scope(env);
     // Building the JS result may itself throw (e.g. out of memory); reject, never crash.
     try {
-      deferred_.Resolve(result_to_js(env, result_));
+      deferred_.Resolve(result_to_js(env, result_, call_.args.reduction));
     } catch (const Napi::Error& e) {
       deferred_.Reject(e.Value());
     }
@@ -170,7 +176,7 @@ Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info) {
   }
   CrossEntropyResult result;
   run_or_throw(env, [&] { result = cross_entropy(call.args); });
-  return result_to_js(env, result);
+  return result_to_js(env, result, call.args.reduction);
 }
 
 }  // namespace smoothce

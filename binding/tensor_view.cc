@@ -176,8 +176,14 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
                                          "one ArrayBuffer can hold");
   }
   Napi::ArrayBuffer ab;
+  // Small results are copied into a plain ArrayBuffer: cheaper than an external buffer,
+  // whose finalizer costs a weak reference and a GC callback per call.
+  constexpr int64_t kCopyBelowBytes = 64 * 1024;
   if (numel == 0) {
     ab = Napi::ArrayBuffer::New(env, 0);
+  } else if (bytes <= kCopyBelowBytes) {
+    ab = Napi::ArrayBuffer::New(env, static_cast<size_t>(bytes));
+    std::memcpy(ab.Data(), t.data_ptr(), static_cast<size_t>(bytes));
   } else {
     auto* holder = new TensorHolder{t, bytes};
     ab = Napi::ArrayBuffer::New(

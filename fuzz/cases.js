@@ -832,7 +832,7 @@ async function lifetimeCall(r, env, ctx) {
     if (!viaNative) return env.api[async ? 'crossEntropyAsync' : 'crossEntropy'](input, target, options);
     const a = nativeArgs({ ...p, input, target, options });
     const out = env.native.crossEntropy(a, async);
-    const fix = (res) => ({ loss: a.reduction === 0 ? res.loss : Number(res.loss.data[0]), grad: res.grad });
+    const fix = (res) => ({ loss: a.reduction === 0 || typeof res.loss === "number" ? res.loss : Number(res.loss.data[0]), grad: res.grad });
     return async ? out.then(fix) : fix(out);
   };
   let expected;

@@ -300,7 +300,7 @@ export class Batcher {
       return;
     }
     const loss = result.loss;
-    const lossData = loss.data as FloatArray;
+    const lossData = (loss as NativeTensor).data as FloatArray;
     const grad = result.grad;
     let pos = 0;
     let off = 0;
@@ -315,7 +315,7 @@ export class Batcher {
       try {
         let value: number | Tensor<FloatArray>;
         if (this.reduction === 'none') {
-          value = { data: lossData.slice(at, at + n), shape: p.lossShape.slice(), dtype: loss.dtype };
+          value = { data: lossData.slice(at, at + n), shape: p.lossShape.slice(), dtype: (loss as NativeTensor).dtype };
         } else {
           // Σ of the request's positions (Neumaier), then its own denominator.
           let s = n > 0 ? lossData[at] : p.probabilityTarget ? -0 : 0;

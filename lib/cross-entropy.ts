@@ -15,7 +15,7 @@ export type NoneOptions = CrossEntropyOptions & { reduction: 'none' };
 export type ScalarOptions = CrossEntropyOptions & { reduction?: 'mean' | 'sum' };
 
 function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
-  const loss = prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
+  const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
   // Decided by the request, not by reading r.grad: a polluted Object.prototype.grad
   // must not appear as a gradient.
   return prepared.args.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };

@@ -19,6 +19,8 @@ export function cudaAvailable(): boolean {
 export function cudaDeviceCount(): number {
   return native().cudaDeviceCount();
 }
+export * as distributed from './distributed';
+export type { ProcessGroup, InitOptions, ReduceOp, Backend } from './distributed';
 export {
   checkParity,
   loadCaseFile,
@@ -49,6 +51,8 @@ export type {
   ReferenceResult,
   Tolerance,
 } from './parity';
+export * as calibration from './calibration';
+export type { CalibrationReport, ReliabilityBin, EceOptions, ReportOptions, DiagramOptions, AccumulatorState } from './calibration';
 export {
   toDevice,
   isDeviceTensor,
@@ -61,8 +65,6 @@ export {
 export type { DeviceTensor } from './device';
 export { LossAccumulator } from './accumulator';
 export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';
-export * as calibration from './calibration';
-export type { CalibrationReport, ReliabilityBin, EceOptions, ReportOptions, DiagramOptions, AccumulatorState } from './calibration';
 export { Batcher } from './batcher';
 export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './batcher';
 export type { TensorInput } from './device';

@@ -53,7 +53,8 @@ export interface NativeFusedResult {
 }
 
 export interface NativeResult {
-  loss: NativeTensor;
+  /** A number for reduction mean/sum; a tensor for none. */
+  loss: number | NativeTensor;
   grad?: NativeTensor;
 }
 
@@ -111,8 +112,6 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  calibrationStats(args: NativeCalibrationArgs): NativeCalibrationStats;
-  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }): NativeTemperatureResult;
   /** binding/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
@@ -128,6 +127,8 @@ export interface NativeBinding {
   liveDeviceTensors(): number;
   workerNumThreads(): number;
   probeAsyncThreads(): Promise<number>;
+  calibrationStats(args: NativeCalibrationArgs): NativeCalibrationStats;
+  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }): NativeTemperatureResult;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

@@ -1,0 +1,118 @@
+/**
+ * docs/errors.md's table cannot drift: each row's call is run and must give the error
+ * class and exactly the message the table shows. SMOOTHCE_UPDATE_ERRORS_DOC=1 rewrites the
+ * Error and Message columns from what the calls give now (then review the diff).
+ */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import * as smoothce from '../lib/index';
+import { native } from '../lib/native';
+
+const DOC = path.resolve(__dirname, '..', 'docs', 'errors.md');
+const UPDATE = process.env.SMOOTHCE_UPDATE_ERRORS_DOC === '1';
+
+interface Row {
+  line: number;
+  what: string;
+  call: string;
+  cls: string;
+  message: string;
+}
+
+const unescape = (s: string): string => s.replace(/\\\|/g, '|');
+const escape = (s: string): string => s.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+
+function rows(text: string): Row[] {
+  const out: Row[] = [];
+  text.split('\n').forEach((line, i) => {
+    if (!line.startsWith('| ') || line.startsWith('| Bad input') || line.startsWith('| ---')) return;
+    const cells = line.slice(2, -2).split(/ (?<!\\)\| /);
+    const [what, call, cls, message] = [...cells.map((c) => c.trim()), '', '', ''];
+    const code = /^`(.*)`$/.exec(call);
+    if (!code) throw new Error(`docs/errors.md line ${i + 1}: the Call column must be one \`code\` span`);
+    out.push({ line: i + 1, what, call: code[1], cls, message: unescape(message) });
+  });
+  return out;
+}
+
+// What the calls may use besides the public API.
+const x = smoothce.tensor(Float32Array.from({ length: 12 }, (_, i) => Math.sin(i)), [4, 3]);
+const t = smoothce.tensor(new BigInt64Array([0n, 1n, 2n, 0n]), [4]);
+function detached(n: number): Float32Array {
+  const d = new Float32Array(n);
+  structuredClone(d.buffer, { transfer: [d.buffer] });
+  return d;
+}
+function disposed(input: smoothce.Tensor): unknown {
+  const h = smoothce.toDevice(input, 'cpu');
+  h.dispose();
+  return smoothce.crossEntropy(h as unknown as smoothce.Tensor, t);
+}
+function nativeArgs(over: Record<string, unknown> = {}): Record<string, unknown> {
+  return { input: x, target: t, weight: null, reduction: 1, ignoreIndex: -100n, labelSmoothing: 0, grad: false, gradOutput: null, device: 'cpu', ...over };
+}
+function detachingArgs(): Record<string, unknown> {
+  const data = Float32Array.from(x.data);
+  const args = nativeArgs({ input: { data, shape: [4, 3], dtype: 'float32' } });
+  delete args.target;
+  Object.defineProperty(args, 'target', {
+    enumerable: true,
+    get() {
+      structuredClone(data.buffer, { transfer: [data.buffer] });
+      return t;
+    },
+  });
+  return args;
+}
+const scope = { ...smoothce, x, t, native: native(), detached, disposed, nativeArgs, detachingArgs };
+
+// eslint-disable-next-line @typescript-eslint/no-empty-function
+const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;
+
+async function outcome(call: string): Promise<{ cls: string; message: string }> {
+  const names = Object.keys(scope);
+  const fn = new AsyncFunction(...names, `return await (${call});`);
+  try {
+    await fn(...names.map((n) => (scope as Record<string, unknown>)[n]));
+    return { cls: '(no error)', message: 'returns a result' };
+  } catch (err) {
+    if (!(err instanceof Error)) return { cls: `(threw ${typeof err})`, message: String(err) };
+    return { cls: err.constructor.name, message: err.message };
+  }
+}
+
+afterEach(() => {
+  delete (Object.prototype as Record<string, unknown>).labelSmoothing;
+});
+
+describe('docs/errors.md', () => {
+  const text = fs.readFileSync(DOC, 'utf8');
+  const table = rows(text);
+
+  it('has a row for each kind of bad input (at least 50)', () => {
+    expect(table.length).toBeGreaterThanOrEqual(50);
+  });
+
+  if (UPDATE) {
+    it('rewrites the Error and Message columns', async () => {
+      const lines = text.split('\n');
+      for (const r of table) {
+        const o = await outcome(r.call);
+        delete (Object.prototype as Record<string, unknown>).labelSmoothing;
+        lines[r.line - 1] = `| ${r.what} | \`${r.call}\` | ${o.cls} | ${escape(o.message)} |`;
+      }
+      fs.writeFileSync(DOC, lines.join('\n'));
+    });
+    return;
+  }
+
+  it.each(table.map((r) => [r.line, r.what, r]))('line %i: %s', async (_line, _what, r) => {
+    const row = r as Row;
+    const o = await outcome(row.call);
+    expect(o.cls, row.call).toBe(row.cls);
+    expect(escape(o.message), row.call).toBe(escape(row.message));
+    // The contract behind the table: every message names what was wrong.
+    if (o.cls !== '(no error)') expect(o.message.length).toBeGreaterThan(10);
+  });
+});

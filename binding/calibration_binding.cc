@@ -67,6 +67,9 @@ Napi::Value CalibrationStatsEntry(const Napi::CallbackInfo& info) {
   a.device = string_or(o, "device", "cpu");
   a.scores_name = string_or(o, "scoresName", "scores");
 
+  // Getters run by the Gets above may have detached a buffer read earlier.
+  revalidate(env, scores);
+  revalidate(env, labels);
   CalibrationStats st;
   run_or_throw(env, [&] { st = calibration_stats(a); });
 
@@ -93,6 +96,9 @@ Napi::Value FitTemperatureEntry(const Napi::CallbackInfo& info) {
   check_labels_dtype(env, labels.raw);
   const std::string device = string_or(o, "device", "cpu");
   TemperatureResult r;
+  // Getters run by the Gets above may have detached a buffer read earlier.
+  revalidate(env, logits);
+  revalidate(env, labels);
   run_or_throw(env, [&] { r = fit_temperature(logits.raw, labels.raw, device); });
   Napi::Object out = Napi::Object::New(env);
   out.Set("temperature", Napi::Number::New(env, r.temperature));

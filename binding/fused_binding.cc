@@ -153,6 +153,8 @@ void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& c
     call.grad_into_pin = Napi::Persistent(gi.As<Napi::Object>());
   }
   call.use_fused = impl_s == "fused" && fused_unsupported_reason(a).empty();
+  // Getters run by the Gets above may have detached or resized a buffer read earlier.
+  for (const HostInput& h : call.holders) revalidate(env, h);
 }
 
 // Allocates what the chosen path writes into (on the JS thread).

@@ -36,6 +36,11 @@ function labels(n = N, c = C, buffer?: ArrayBufferLike): BigInt64Array {
   return t;
 }
 
+/** Detaches `buffer` as postMessage's transfer list does. */
+function transfer(buffer: ArrayBufferLike): void {
+  structuredClone(buffer, { transfer: [buffer as ArrayBuffer] });
+}
+
 /** The result for untouched copies of the same values, through the same (async) path. */
 let expectedCache: CrossEntropyResult | undefined;
 async function expected(): Promise<CrossEntropyResult> {
@@ -56,8 +61,8 @@ describe('async calls survive what the caller does to its buffers while they run
     const x = logits();
     const t = labels();
     const pending = crossEntropyAsync(tensor(x, [N, C]), tensor(t, [N]), OPTIONS);
-    structuredClone(x.buffer, { transfer: [x.buffer] });
-    structuredClone(t.buffer, { transfer: [t.buffer] });
+    transfer(x.buffer);
+    transfer(t.buffer);
     expect(x.length).toBe(0); // detached
     expectSame(await pending, await expected());
   });
@@ -74,7 +79,7 @@ describe('async calls survive what the caller does to its buffers while they run
       for (let i = 0; i < x.length; i += 4096) s += x[i];
       const pending = crossEntropyAsync(tensor(x, [N, C]), tensor(labels(), [N]), OPTIONS);
       const echoed = new Promise((resolve) => worker.once('message', resolve));
-      worker.postMessage(x, [x.buffer]);
+      worker.postMessage(x, [x.buffer as ArrayBuffer]);
       expect(x.length).toBe(0);
       expectSame(await pending, await expected());
       expect(await echoed).toBe(s); // the worker got the values intact
@@ -93,7 +98,11 @@ describe('async calls survive what the caller does to its buffers while they run
   });
 
   it('a resizable ArrayBuffer shrunk to zero while the call runs', async () => {
-    const ab = new ArrayBuffer(N * C * 4, { maxByteLength: N * C * 4 });
+    // Resizable ArrayBuffers are ES2024 (Node 20 has them; the TypeScript lib here is ES2022).
+    const ab = new (ArrayBuffer as unknown as new (n: number, o: { maxByteLength: number }) => ArrayBuffer & { resize(n: number): void })(
+      N * C * 4,
+      { maxByteLength: N * C * 4 },
+    );
     const x = logits(N, C, ab); // length-tracking view
     const pending = crossEntropyAsync(tensor(x, [N, C]), tensor(labels(), [N]), OPTIONS);
     ab.resize(0);
@@ -118,7 +127,7 @@ describe('async calls survive what the caller does to its buffers while they run
     const want = native().crossEntropy(args(x.slice()), false).loss;
     expect(typeof want).toBe('number');
     const pending = native().crossEntropy(args(x), true);
-    structuredClone(x.buffer, { transfer: [x.buffer] });
+    transfer(x.buffer);
     expect((await pending).loss).toBe(want);
   });
 
@@ -138,7 +147,7 @@ describe('async calls survive what the caller does to its buffers while they run
       Object.defineProperty(args, 'target', {
         enumerable: true,
         get() {
-          structuredClone(x.buffer, { transfer: [x.buffer] });
+          transfer(x.buffer);
           return { data: labels(), shape: [N], dtype: 'int64' };
         },
       });

@@ -44,6 +44,13 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
                        });
   }
 
+  static std::string logical_dtype(const RawTensor& r) {
+    if (r.compute == at::kBFloat16) return "bfloat16";
+    if (r.compute == at::kHalf) return "float16";
+    if (r.storage == at::kInt) return "int32";
+    return dtype_name(r.storage);
+  }
+
   // new DeviceTensor(tensor, device): copies the { data, shape, dtype } tensor to the
   // device once (a CPU handle owns a copy too: the caller's buffer stays the caller's).
   explicit DeviceTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceTensor>(info) {
@@ -52,7 +59,10 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
                            "Expected (tensor, device) for DeviceTensor: use toDevice(tensor, device)");
     const std::string spec = info[1].As<Napi::String>().Utf8Value();
     HostInput in = read_tensor(env, info[0], "tensor", Role::Target, /*snapshot=*/false);
-    dtype_ = info[0].As<Napi::Object>().Get("dtype").As<Napi::String>().Utf8Value();
+    // The dtype read_tensor validated, not a second Get: a getter could answer
+    // differently, or detach the buffer in between.
+    dtype_ = logical_dtype(in.raw);
+    revalidate(env, in);
     run_or_throw(env, [&] {
       const at::Device device = parse_device(spec);
       at::Tensor viewed = view_raw(in.raw);

@@ -9,6 +9,7 @@
 #include "modules.h"
 #include "tensor_view.h"
 
+#include <cmath>
 #include <memory>
 
 namespace smoothce {
@@ -41,6 +42,9 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   };
   opts.host = str("host");
   const double port = num("port"), rank = num("rank"), world = num("worldSize"), timeout = num("timeoutMs");
+  SMOOTHCE_THROW_RANGE_IF(env, port != std::floor(port) || rank != std::floor(rank) || world != std::floor(world) ||
+                                   timeout != std::floor(timeout),
+                          "port, rank, worldSize and timeoutMs must be integers");
   SMOOTHCE_THROW_RANGE_IF(env, !(port >= 1 && port <= 65535), "port must be in [1, 65535]");
   SMOOTHCE_THROW_RANGE_IF(env, !(world >= 1 && world <= 65536), "worldSize must be in [1, 65536]");
   SMOOTHCE_THROW_RANGE_IF(env, !(rank >= 0 && rank < world), "rank must be in [0, worldSize)");

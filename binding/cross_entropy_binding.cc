@@ -3,6 +3,7 @@
 #include "cross_entropy.h"
 #include "device_tensor.h"
 #include "errors.h"
+#include "prop_names.h"
 #include "tensor_view.h"
 
 #include <cmath>
@@ -32,7 +33,7 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   call.holders.reserve(4);
   // A device tensor handle is used as it is (no copy); anything else is read as a
   // { data, shape, dtype } host tensor.
-  Napi::Value in = o.Get("input");
+  Napi::Value in = o.Get(prop(env, Prop::Input));
   if (auto handle = device_tensor_of(env, in, "input")) {
     SMOOTHCE_THROW_TYPE_IF(env, !at::isFloatingType(handle->tensor.scalar_type()),
                            "Expected a floating-point DeviceTensor for input");
@@ -44,7 +45,7 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   } else {
     call.args.input = keep(call, read_tensor(env, in, "input", Role::Input, async));
   }
-  Napi::Value tg = o.Get("target");
+  Napi::Value tg = o.Get(prop(env, Prop::Target));
   if (auto handle = device_tensor_of(env, tg, "target")) {
     call.args.target_tensor = handle->tensor;
     call.args.target.storage = handle->host_dtype;
@@ -54,22 +55,22 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   } else {
     call.args.target = keep(call, read_tensor(env, tg, "target", Role::Target, async));
   }
-  Napi::Value w = o.Get("weight");
+  Napi::Value w = o.Get(prop(env, Prop::Weight));
   if (!w.IsNull() && !w.IsUndefined()) call.args.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
-  Napi::Value g = o.Get("gradOutput");
+  Napi::Value g = o.Get(prop(env, Prop::GradOutput));
   if (g.IsNumber()) {
     call.args.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
   } else if (!g.IsNull() && !g.IsUndefined()) {
     call.args.grad_output = keep(call, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
   }
 
-  Napi::Value r = o.Get("reduction");
+  Napi::Value r = o.Get(prop(env, Prop::Reduction));
   SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
   const int64_t red = r.As<Napi::Number>().Int64Value();
   SMOOTHCE_THROW_RANGE_IF(env, red < 0 || red > 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
   call.args.reduction = red;
 
-  Napi::Value ii = o.Get("ignoreIndex");
+  Napi::Value ii = o.Get(prop(env, Prop::IgnoreIndex));
   if (ii.IsBigInt()) {
     bool lossless = false;
     call.args.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
@@ -83,14 +84,14 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
     call.args.ignore_index = static_cast<int64_t>(d);
   }
 
-  Napi::Value ls = o.Get("labelSmoothing");
+  Napi::Value ls = o.Get(prop(env, Prop::LabelSmoothing));
   SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
   const double eps = ls.As<Napi::Number>().DoubleValue();
   SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
   call.args.label_smoothing = eps;
 
-  call.args.want_grad = o.Get("grad").ToBoolean().Value();
-  Napi::Value dev = o.Get("device");
+  call.args.want_grad = o.Get(prop(env, Prop::Grad)).ToBoolean().Value();
+  Napi::Value dev = o.Get(prop(env, Prop::Device));
   if (dev.IsString()) call.args.device = dev.As<Napi::String>().Utf8Value();
   // A zero-element input can still ask for a huge 'none' loss (shape [2^31, 0]): refuse
   // before computing what could not be returned (tensor_to_js's 2^32-byte limit).
@@ -109,14 +110,28 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   return call;
 }
 
+// The value of a 0-dim result (CPU and contiguous after to_output), widened exactly to double.
+double scalar_value(const at::Tensor& t) {
+  if (t.device().is_cpu()) {
+    switch (t.scalar_type()) {
+      case at::kFloat: return static_cast<double>(*t.data_ptr<float>());
+      case at::kDouble: return *t.data_ptr<double>();
+      default: break;
+    }
+  }
+  return t.item<double>();
+}
+
 // A 'mean'/'sum' loss goes back as a plain number (exact: float32 and float64 both fit a
 // double), which spares the small-call path an ArrayBuffer, a typed array and a shape.
 Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t reduction) {
   Napi::Object out = Napi::Object::New(env);
   if (reduction != at::Reduction::None && r.loss.dim() == 0) {
-    out.Set("loss", Napi::Number::New(env, r.loss.to(at::kDouble).item<double>()));
+    // Read the one element directly: to(kDouble) + item() cost two ATen dispatches (a
+    // copy kernel and _local_scalar_dense), a quarter of a small call's native time.
+    out.Set(prop(env, Prop::Loss), Napi::Number::New(env, scalar_value(r.loss)));
   } else {
-    out.Set("loss", tensor_to_js(env, r.loss));
+    out.Set(prop(env, Prop::Loss), tensor_to_js(env, r.loss));
   }
   if (r.grad.defined()) out.Set("grad", tensor_to_js(env, r.grad));
   return out;

@@ -1,6 +1,7 @@
 #include "tensor_view.h"
 
 #include "errors.h"
+#include "prop_names.h"
 
 #include <cmath>
 #include <cstring>
@@ -68,7 +69,7 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
                          "Expected a tensor object { data, shape, dtype } for " + n + " but received " +
                              describe(value));
   Napi::Object obj = value.As<Napi::Object>();
-  Napi::Value dtype_v = obj.Get("dtype");
+  Napi::Value dtype_v = obj.Get(prop(env, Prop::Dtype));
   SMOOTHCE_THROW_TYPE_IF(env, !dtype_v.IsString(), "Expected a string for " + n + ".dtype but received " + describe(dtype_v));
   const std::string dtype = dtype_v.As<Napi::String>().Utf8Value();
   const DtypeInfo* info = find_dtype(dtype);
@@ -78,7 +79,7 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
                            "Expected a floating-point dtype for " + n + " but received '" + dtype + "'");
   }
 
-  Napi::Value shape_v = obj.Get("shape");
+  Napi::Value shape_v = obj.Get(prop(env, Prop::Shape));
   SMOOTHCE_THROW_TYPE_IF(env, !shape_v.IsArray(), "Expected an array of dimensions for " + n + ".shape but received " +
                                                       describe(shape_v));
   Napi::Array shape = shape_v.As<Napi::Array>();
@@ -102,7 +103,7 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
   // The data pointer is read last: the Gets above may run user code (getters, Proxies)
   // that detaches or resizes the buffer, so no JavaScript may run between here and the
   // snapshot copy below (or, for pinned views, the re-check in revalidate()).
-  Napi::Value data_v = obj.Get("data");
+  Napi::Value data_v = obj.Get(prop(env, Prop::Data));
   SMOOTHCE_THROW_TYPE_IF(env, !data_v.IsTypedArray(),
                          "Expected a " + std::string(info->array_name) + " for " + n + ".data but received " +
                              describe(data_v));

@@ -1,0 +1,36 @@
+// Property names read on every call, created once per environment (napi_env instance
+// data) and kept in one referenced array (Node-API 8 cannot reference a string itself):
+// napi_get_named_property would otherwise create and internalise a string from a C
+// string on each Get.
+#pragma once
+
+#include <napi.h>
+
+namespace smoothce {
+
+enum class Prop : int {
+  Input, Target, Weight, GradOutput, Reduction, IgnoreIndex, LabelSmoothing, Grad, Device,
+  Data, Shape, Dtype, Loss, Count
+};
+
+struct PropNames {
+  Napi::ObjectReference strings;
+};
+
+inline Napi::String prop(Napi::Env env, Prop p) {
+  static const char* const kNames[] = {"input", "target", "weight", "gradOutput", "reduction", "ignoreIndex",
+                                       "labelSmoothing", "grad", "device", "data", "shape", "dtype", "loss"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Prop::Count), "one name per Prop");
+  PropNames* names = env.GetInstanceData<PropNames>();
+  if (names == nullptr) {
+    names = new PropNames();
+    Napi::Array strings = Napi::Array::New(env, static_cast<size_t>(Prop::Count));
+    for (int i = 0; i < static_cast<int>(Prop::Count); ++i)
+      strings.Set(static_cast<uint32_t>(i), Napi::String::New(env, kNames[i]));
+    names->strings = Napi::Persistent(static_cast<Napi::Object>(strings));
+    env.SetInstanceData(names);  // deleted (references released) when the environment is torn down
+  }
+  return names->strings.Value().Get(static_cast<uint32_t>(p)).As<Napi::String>();
+}
+
+}  // namespace smoothce

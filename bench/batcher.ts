@@ -14,6 +14,7 @@
  */
 import * as os from 'node:os';
 import { Batcher, crossEntropy, crossEntropyAsync, getAsyncNumThreads, getNumThreads, tensor, torchVersion, type Tensor } from '../lib/index';
+import { rng } from '../test/helpers/rng';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -24,17 +25,6 @@ const N = arg('requests', 10_000);
 const C = arg('classes', 1000);
 const REPS = arg('reps', 3);
 const GRAD = process.argv.includes('--grad');
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const r = rng(42);
 const requests: { input: Tensor; target: Tensor }[] = [];

@@ -7,18 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, type CrossEntropyOptions, type CrossEntropyResult, type Tensor } from '../lib/index';
 import { assertUnchanged, snapshotArrays } from './helpers/contract-util';
-
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng';
 
 function logits(shape: number[], seed: number, dtype: 'float32' | 'float64' = 'float32'): Tensor {
   const r = rng(seed);

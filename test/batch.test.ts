@@ -3,19 +3,9 @@ import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/ind
 import { denominator, roundTo } from '../lib/batch';
 import { native } from '../lib/native';
 import { prepare } from '../lib/options';
+import { rng } from './helpers/rng';
 
 // Deterministic pseudo-random numbers (mulberry32).
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type Float = 'float32' | 'float64';
 
 interface Case {

@@ -5,17 +5,7 @@
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { calibration, tensor, type Tensor } from '../lib/index';
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from './helpers/rng';
 
 function data(n: number, k: number, seed: number): { logits: Float64Array; labels: BigInt64Array } {
   const r = rng(seed);

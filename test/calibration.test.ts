@@ -12,20 +12,10 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { calibration, tensor, type Tensor } from '../lib/index';
 import { ORACLE_PYTHON, probeOracle } from './helpers/oracle';
+import { rng } from './helpers/rng';
 
 type Conv = 'guo' | 'torchmetrics' | 'netcal';
 const CONVS: Conv[] = ['guo', 'torchmetrics', 'netcal'];
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gauss(r: () => number): number {
   return Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());

@@ -10,24 +10,13 @@ import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/ind
 import { native } from '../lib/native';
 import { prepare, type CrossEntropyOptions } from '../lib/options';
 import { compareResults } from './helpers/fused-compare';
+import { rng } from './helpers/rng';
 
 const savedIsa = process.env.SMOOTHCE_FUSED_ISA;
 afterAll(() => {
   if (savedIsa === undefined) delete process.env.SMOOTHCE_FUSED_ISA;
   else process.env.SMOOTHCE_FUSED_ISA = savedIsa;
 });
-
-/** mulberry32: a small seeded generator, so a failure names a reproducible case. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Call {
   input: Tensor;

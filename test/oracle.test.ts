@@ -16,6 +16,7 @@ import { describe, expect, it } from 'vitest';
 import { crossEntropy, type Tensor } from '../lib/index';
 import { callArgs, checkResult, fromTensor, isErrorCase, type Case, type CaseFile } from './helpers/cases-format';
 import { ORACLE_PYTHON, probeOracle, runOracle, type OracleRequest } from './helpers/oracle';
+import { rng } from './helpers/rng';
 
 const CASES = Math.max(500, Number(process.env.SMOOTHCE_ORACLE_CASES) || 600);
 const SEED = process.env.SMOOTHCE_ORACLE_SEED ? Number(process.env.SMOOTHCE_ORACLE_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
@@ -43,18 +44,6 @@ function toBFloat16(v: number): number {
   const bits = u32[0];
   u32[0] = ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 0) & 0xffff0000;
   return f32[0];
-}
-
-/** mulberry32: small, fast, good enough for test data. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Feature tags of a generated case (for the coverage check). */

@@ -38,7 +38,7 @@ function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResu
 
 /** Adds context to errors whose native text alone would not say what to do. */
 function explain(err: unknown, prepared: Prepared): unknown {
-  if (err instanceof Error && prepared.inputDType === 'float16' && /not implemented for 'Half'/.test(err.message)) {
+  if (err instanceof Error && prepared.inputDType === 'float16' && / for 'Half'/.test(err.message)) {
     err.message =
       `float16 input is not supported on ${prepared.args.device} by the linked LibTorch ${native().torchVersion()} ` +
       `(CPU Half cross-entropy arrived in PyTorch 2.4; use bfloat16 or float32): ${err.message}`;

@@ -67,7 +67,8 @@ const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const LITTLE_ENDIAN = os.endianness() === 'LE';
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance, for did-you-mean suggestions on misspelled option names. */
+export function editDistance(a: string, b: string): number {
   const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     let prev = dp[0];

@@ -15,6 +15,7 @@ import * as path from 'node:path';
 import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../tensor';
 import type { Reduction } from '../options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
+import { editDistance } from '../options';
 
 export const CASE_FORMAT = 'smoothce-cases';
 export const CASE_FORMAT_VERSION = 1;
@@ -124,20 +125,6 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 function own(o: Record<string, unknown>, k: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
-}
-
-function editDistance(a: string, b: string): number {
-  const dp = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = dp[0];
-    dp[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const tmp = dp[j];
-      dp[j] = Math.min(dp[j] + 1, dp[j - 1] + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = tmp;
-    }
-  }
-  return dp[b.length];
 }
 
 /**

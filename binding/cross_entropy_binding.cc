@@ -1,5 +1,6 @@
 #include "cross_entropy_binding.h"
 
+#include "async_task.h"
 #include "cross_entropy.h"
 #include "device_tensor.h"
 #include "errors.h"
@@ -7,6 +8,7 @@
 #include "tensor_view.h"
 
 #include <cmath>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -137,45 +139,6 @@ Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t re
   return out;
 }
 
-class CrossEntropyWorker : public Napi::AsyncWorker {
- public:
-  CrossEntropyWorker(Napi::Env env, Call&& call)
-      : Napi::AsyncWorker(env, "smoothce:crossEntropy"), deferred_(Napi::Promise::Deferred::New(env)),
-        call_(std::move(call)) {}
-
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  // Runs on a libuv thread: ATen only, no N-API.
-  void Execute() override {
-    failure_ = run_guarded([this] {
-      enter_worker_thread();
-      result_ = cross_entropy(call_.args);
-    });
-    if (failure_) SetError(failure_->message);
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    // Building the JS result may itself throw (e.g. out of memory); reject, never crash.
-    try {
-      deferred_.Resolve(result_to_js(env, result_, call_.args.reduction));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-    result_ = CrossEntropyResult();
-  }
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(to_js_error(Env(), *failure_).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  Call call_;
-  CrossEntropyResult result_;
-  std::optional<NativeFailure> failure_;
-};
 
 }  // namespace
 
@@ -184,10 +147,15 @@ Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info) {
   const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
   Call call = read_call(env, info[0], async);
   if (async) {
-    auto* worker = new CrossEntropyWorker(env, std::move(call));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    // The Call (pins, snapshot copies) lives until the task is destroyed on the JS thread.
+    auto shared = std::make_shared<Call>(std::move(call));
+    return queue_task<CrossEntropyResult>(
+        env, "smoothce:crossEntropy",
+        [shared] {
+          enter_worker_thread();  // runs on a libuv thread: ATen only, no N-API
+          return cross_entropy(shared->args);
+        },
+        [shared](Napi::Env e, CrossEntropyResult& r) -> Napi::Value { return result_to_js(e, r, shared->args.reduction); });
   }
   CrossEntropyResult result;
   run_or_throw(env, [&] { result = cross_entropy(call.args); });

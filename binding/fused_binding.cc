@@ -12,6 +12,7 @@
 
 #include "allocator.h"
 #include "cross_entropy.h"
+#include "async_task.h"
 #include "errors.h"
 #include "fused.h"
 #include "modules.h"
@@ -22,6 +23,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -226,37 +228,6 @@ Napi::Value result_to_js(Napi::Env env, FusedCall& call) {
   return out;
 }
 
-class FusedWorker : public Napi::AsyncWorker {
- public:
-  FusedWorker(Napi::Env env, FusedCall&& call)
-      : Napi::AsyncWorker(env, "smoothce:crossEntropyFused"), deferred_(Napi::Promise::Deferred::New(env)),
-        call_(std::move(call)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    failure_ = run_guarded([this] { execute(call_); });
-    if (failure_) SetError(failure_->message);
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    try {
-      deferred_.Resolve(result_to_js(env, call_));
-    } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
-    }
-  }
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(to_js_error(Env(), *failure_).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  FusedCall call_;
-  std::optional<NativeFailure> failure_;
-};
 
 Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -266,10 +237,14 @@ Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
   run_or_throw(env, [&] { call.threads = at::get_num_threads(); });
   prepare_outputs(env, call);
   if (async) {
-    auto* worker = new FusedWorker(env, std::move(call));
-    Napi::Promise promise = worker->Promise();
-    worker->Queue();
-    return promise;
+    auto shared = std::make_shared<FusedCall>(std::move(call));
+    return queue_task<bool>(
+        env, "smoothce:crossEntropyFused",
+        [shared] {
+          execute(*shared);
+          return true;
+        },
+        [shared](Napi::Env e, bool&) -> Napi::Value { return result_to_js(e, *shared); });
   }
   run_or_throw(env, [&] { execute(call); });
   return result_to_js(env, call);

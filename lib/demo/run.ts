@@ -6,7 +6,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as calibration from '../calibration';
-import type { ReliabilityBin } from '../calibration';
+import type { CalibrationReport, ReliabilityBin } from '../calibration';
 import { rangeError, typeError } from '../errors';
 import { tensor } from '../tensor';
 import { flipLabels, loadDigits, selectDigits, split, type Dataset } from './data';
@@ -40,17 +40,11 @@ export interface DemoHooks {
   onRunEnd?(eps: number): void;
 }
 
-export interface Metrics {
-  accuracy: number;
-  nll: number;
-  brier: number;
-  ece: number;
-  mce: number;
-  rmsce: number;
-  /** ECE over equal-mass bins. */
-  adaptiveEce: number | null;
-  classwiseEce: number;
-}
+/** The calibration report's headline metrics (definitions in lib/calibration/metrics.ts). */
+export type Metrics = Pick<
+  CalibrationReport,
+  'accuracy' | 'nll' | 'brier' | 'ece' | 'mce' | 'rmsce' | 'adaptiveEce' | 'classwiseEce'
+>;
 
 export interface EpsResult {
   eps: number;

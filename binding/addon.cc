@@ -43,6 +43,17 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
+// atenPathCounts(): { shortcutForward, explicitBackward, reference } since load.
+Napi::Value AtenPathCountsEntry(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const AtenPathCounts c = aten_path_counts();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("shortcutForward", Napi::Number::New(env, static_cast<double>(c.shortcut_forward)));
+  o.Set("explicitBackward", Napi::Number::New(env, static_cast<double>(c.explicit_backward)));
+  o.Set("reference", Napi::Number::New(env, static_cast<double>(c.reference)));
+  return o;
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropyEntry, "crossEntropy"));
   exports.Set("torchVersion", Napi::Function::New(env, TorchVersion, "torchVersion"));
@@ -51,6 +62,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount, "cudaDeviceCount"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
+  exports.Set("atenPathCounts", Napi::Function::New(env, AtenPathCountsEntry, "atenPathCounts"));
   // Other modules add their exports here, one line each (declared in modules.h).
   InitDeviceTensor(env, exports);
   InitDistributed(env, exports);

@@ -57,6 +57,16 @@ CrossEntropyResult cross_entropy(const CrossEntropyArgs& args);
 // whether this LibTorch has no CUDA support or no GPU is visible.
 at::Device parse_device(const std::string& spec);
 
+// How many calls took the shortcuts of the ATen path since load (cross_entropy.cc:
+// smoothing_forward without autograd, explicit_backward): for tests that check the
+// shortcuts are really exercised.
+struct AtenPathCounts {
+  int64_t shortcut_forward = 0;
+  int64_t explicit_backward = 0;
+  int64_t reference = 0;  // at::cross_entropy_loss (and autograd for gradients)
+};
+AtenPathCounts aten_path_counts();
+
 std::string torch_version();
 bool cuda_built();  // the linked LibTorch was built with CUDA
 bool cuda_available();

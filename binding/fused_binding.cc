@@ -250,6 +250,159 @@ Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
   return result_to_js(env, call);
 }
 
+// The synchronous small-call path of impl 'fused' (lib/cross-entropy.ts, tryFusedFast):
+// positional arguments instead of an argument object, output buffers allocated by the
+// caller, a number back. TypeScript has validated everything; the checks here only keep
+// a wrong call from reading out of bounds.
+//
+//   crossEntropyFusedFast(input, outer, C, inner, target, prob, weight, reduction, ignoreIndex,
+//                         labelSmoothing, grad, gradOutputScalar, gradOutput, gradInto, lossInto)
+//     input: Float32Array | Float64Array of outer·C·inner logits ([outer, C, inner] row-major)
+//     target: BigInt64Array | Int32Array | Uint8Array of outer·inner indices, or (prob) the
+//             input's type and size; weight, gradOutput: float typed arrays or null
+//     gradInto: the gradient's buffer (input's type and size) when grad; lossInto: the
+//             per-position losses when reduction is 0 (none)
+//   → the loss (mean/sum; NaN for none), or undefined when the fused kernel does not handle
+//     the call (the caller then takes the general path).
+bool typed_view(const Napi::Value& v, napi_env env, napi_typedarray_type* type, void** data, size_t* length) {
+  if (!v.IsTypedArray()) return false;
+  napi_value buffer;
+  size_t offset = 0;
+  return napi_get_typedarray_info(env, v, type, length, data, &buffer, &offset) == napi_ok;
+}
+
+bool float_storage(napi_typedarray_type type, at::ScalarType* out) {
+  if (type == napi_float32_array) *out = at::kFloat;
+  else if (type == napi_float64_array) *out = at::kDouble;
+  else return false;
+  return true;
+}
+
+RawTensor raw_view(void* data, at::ScalarType dtype, std::vector<int64_t> shape) {
+  RawTensor r;
+  r.data = data;
+  r.storage = r.compute = dtype;
+  r.present = true;
+  r.shape = std::move(shape);
+  return r;
+}
+
+Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 15, "crossEntropyFusedFast: 15 arguments expected");
+  napi_typedarray_type type;
+  void* data = nullptr;
+  size_t length = 0;
+  CrossEntropyArgs a;
+  at::ScalarType dt;
+  SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[0], env, &type, &data, &length) || !float_storage(type, &dt),
+                         "crossEntropyFusedFast: input must be a Float32Array or Float64Array");
+  const double outer_d = info[1].As<Napi::Number>().DoubleValue();
+  const double c_d = info[2].As<Napi::Number>().DoubleValue();
+  const double inner_d = info[3].As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(outer_d >= 1 && c_d >= 1 && inner_d >= 1) || outer_d * c_d * inner_d != double(length),
+                          "crossEntropyFusedFast: outer·C·inner must equal the input's length");
+  const int64_t outer = static_cast<int64_t>(outer_d), C = static_cast<int64_t>(c_d), inner = static_cast<int64_t>(inner_d);
+  std::vector<int64_t> shape = inner == 1 ? std::vector<int64_t>{outer, C} : std::vector<int64_t>{outer, C, inner};
+  a.input = raw_view(data, dt, shape);
+  const bool prob = info[5].ToBoolean().Value();
+  SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[4], env, &type, &data, &length), "crossEntropyFusedFast: target must be a typed array");
+  at::ScalarType tt;
+  if (prob) {
+    SMOOTHCE_THROW_TYPE_IF(env, !float_storage(type, &tt), "crossEntropyFusedFast: probability target must be a float array");
+    SMOOTHCE_THROW_RANGE_IF(env, static_cast<int64_t>(length) != outer * C * inner, "crossEntropyFusedFast: target length");
+    a.target = raw_view(data, tt, shape);
+  } else {
+    if (type == napi_bigint64_array) tt = at::kLong;
+    else if (type == napi_int32_array) tt = at::kInt;
+    else if (type == napi_uint8_array) tt = at::kByte;
+    else return env.Undefined();
+    SMOOTHCE_THROW_RANGE_IF(env, static_cast<int64_t>(length) != outer * inner, "crossEntropyFusedFast: target length");
+    a.target = raw_view(data, tt, inner == 1 ? std::vector<int64_t>{outer} : std::vector<int64_t>{outer, inner});
+  }
+  if (!info[6].IsNull() && !info[6].IsUndefined()) {
+    at::ScalarType wt;
+    SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[6], env, &type, &data, &length) || !float_storage(type, &wt),
+                           "crossEntropyFusedFast: weight must be a float typed array");
+    a.weight = raw_view(data, wt, {static_cast<int64_t>(length)});
+  }
+  const double red = info[7].As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, red != 0 && red != 1 && red != 2, "crossEntropyFusedFast: reduction");
+  a.reduction = static_cast<int64_t>(red);
+  bool lossless = false;
+  a.ignore_index = info[8].As<Napi::BigInt>().Int64Value(&lossless);
+  a.label_smoothing = info[9].As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(a.label_smoothing >= 0 && a.label_smoothing <= 1), "crossEntropyFusedFast: labelSmoothing");
+  a.want_grad = info[10].ToBoolean().Value();
+  a.grad_output_scalar = info[11].As<Napi::Number>().DoubleValue();
+  if (!info[12].IsNull() && !info[12].IsUndefined()) {
+    at::ScalarType gt;
+    SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[12], env, &type, &data, &length) || !float_storage(type, &gt),
+                           "crossEntropyFusedFast: gradOutput must be a float typed array");
+    a.grad_output = raw_view(data, gt, {static_cast<int64_t>(length)});
+  }
+  a.device = "cpu";
+  if (!fused_unsupported_reason(a).empty()) return env.Undefined();
+
+  const size_t esize = c10::elementSize(dt);
+  const size_t positions = static_cast<size_t>(outer * inner);
+  FusedOutputs out;
+  if (a.want_grad) {
+    at::ScalarType gt;
+    SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[13], env, &type, &data, &length) || !float_storage(type, &gt) || gt != dt,
+                           "crossEntropyFusedFast: gradInto must be an array of the input's type");
+    run_or_throw(env, [&] { check_grad_into(a, data, length * esize); });
+    out.grad = data;
+  }
+  if (a.reduction == at::Reduction::None) {
+    at::ScalarType lt;
+    SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[14], env, &type, &data, &length) || !float_storage(type, &lt) || lt != dt ||
+                                    length != positions,
+                           "crossEntropyFusedFast: lossInto must be an array of the input's type, one element per position");
+    // Defence in depth: the per-position losses must not land in memory the kernel reads
+    // or writes (TypeScript always passes a fresh array).
+    const auto bytes_of = [](const RawTensor& r) {
+      int64_t n = 1;
+      for (int64_t d : r.shape) n *= d;
+      return r.present ? static_cast<size_t>(n) * c10::elementSize(r.storage) : size_t(0);
+    };
+    const auto overlaps = [&](const void* other, size_t other_bytes) {
+      const auto p = reinterpret_cast<uintptr_t>(data), q = reinterpret_cast<uintptr_t>(other);
+      return other != nullptr && other_bytes > 0 && p < q + other_bytes && q < p + length * esize;
+    };
+    SMOOTHCE_THROW_RANGE_IF(env,
+                            overlaps(a.input.data, bytes_of(a.input)) || overlaps(a.target.data, bytes_of(a.target)) ||
+                                overlaps(a.weight.data, bytes_of(a.weight)) ||
+                                overlaps(a.grad_output.data, bytes_of(a.grad_output)) ||
+                                overlaps(out.grad, a.want_grad ? bytes_of(a.input) : 0),
+                            "crossEntropyFusedFast: lossInto overlaps another argument");
+    out.loss = data;
+  }
+  FusedIsa isa = FusedIsa::Auto;
+  if (const char* name = std::getenv("SMOOTHCE_FUSED_ISA")) isa = parse_fused_isa(name);
+  run_or_throw(env, [&] { fused_cross_entropy(a, out, isa); });
+  return Napi::Number::New(env, a.reduction == at::Reduction::None ? std::nan("") : out.scalar_loss);
+}
+
+// hugeBuffer(bytes): an ArrayBuffer for a large output (2 MiB-aligned, MADV_HUGEPAGE,
+// external; its pages fault in ~30× faster than malloc's on this kind of machine).
+Napi::Value HugeBuffer(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "hugeBuffer: expected a byte count");
+  const double bytes = info[0].As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(bytes >= 0 && bytes <= 9007199254740991.0) || bytes != std::floor(bytes),
+                          "hugeBuffer: byte count must be a non-negative integer");
+  SMOOTHCE_THROW_RANGE_IF(env, bytes > 4294967296.0,
+                          "hugeBuffer: " + std::to_string(static_cast<uint64_t>(bytes)) +
+                              " bytes is more than the 2^32 bytes one external ArrayBuffer can hold in Node 20");
+  try {
+    return new_output_buffer(env, static_cast<size_t>(bytes));
+  } catch (const std::bad_alloc&) {
+    throw Napi::RangeError::New(env, "hugeBuffer: out of memory allocating " +
+                                         std::to_string(static_cast<uint64_t>(bytes)) + " bytes");
+  }
+}
+
 // fusedIsa(isa?: string): the instruction set the kernel runs with ('avx2' or 'baseline').
 Napi::Value FusedIsaName(const Napi::CallbackInfo& info) {
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
@@ -299,6 +452,8 @@ Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
 
 void InitFused(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropyFused", Napi::Function::New(env, CrossEntropyFused, "crossEntropyFused"));
+  exports.Set("crossEntropyFusedFast", Napi::Function::New(env, CrossEntropyFusedFast, "crossEntropyFusedFast"));
+  exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));
   exports.Set("fusedIsa", Napi::Function::New(env, FusedIsaName, "fusedIsa"));
   exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
   exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));

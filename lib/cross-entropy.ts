@@ -36,6 +36,50 @@ function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResu
   return r.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
 }
 
+/** Outputs of at least this many bytes are huge-page backed (binding/allocator.h, kHugeThreshold). */
+const HUGE_BYTES = 1 << 20;
+
+function outputArray(dtype: 'float32' | 'float64', n: number): Float32Array | Float64Array {
+  const bytes = n * (dtype === 'float64' ? 8 : 4);
+  if (bytes >= HUGE_BYTES) {
+    const ab = native().hugeBuffer(bytes);
+    return dtype === 'float64' ? new Float64Array(ab) : new Float32Array(ab);
+  }
+  return dtype === 'float64' ? new Float64Array(n) : new Float32Array(n);
+}
+
+/**
+ * impl 'fused', synchronous, plain CPU tensors: positional arguments and outputs allocated
+ * here (a small call then costs a few microseconds, not the ~9 µs of reading an argument
+ * object natively). undefined when the call needs the general path (device tensors,
+ * bfloat16/float16, or a case the kernel hands to ATen).
+ */
+function tryFusedFast(prepared: Prepared): CrossEntropyResult | undefined {
+  const a = prepared.args;
+  const dtype = prepared.inputDType;
+  if (prepared.impl !== 'fused' || (dtype !== 'float32' && dtype !== 'float64') || a.device !== 'cpu') return undefined;
+  const x = a.input.data;
+  const t = a.target.data;
+  if (!(x instanceof Float32Array || x instanceof Float64Array) || !ArrayBuffer.isView(t) || x.length === 0) return undefined;
+  const shape = a.input.shape;
+  const outer = shape.length === 1 ? 1 : shape[0];
+  const inner = x.length / (outer * prepared.classes);
+  let gradScalar = 1;
+  let gradTensor: ArrayBufferView | null = null;
+  if (typeof a.gradOutput === 'number') gradScalar = a.gradOutput;
+  else if (a.gradOutput) gradTensor = a.gradOutput.data;
+  const weight = a.weight ? a.weight.data : null;
+  const grad = a.grad ? (a.gradInto ?? outputArray(dtype, x.length)) : null;
+  const lossInto = prepared.reduction === 'none' ? outputArray(dtype, x.length / prepared.classes) : null;
+  const r = native().crossEntropyFusedFast(
+    x, outer, prepared.classes, inner, t, prepared.probabilityTarget, weight, a.reduction, a.ignoreIndex,
+    a.labelSmoothing, a.grad, gradScalar, gradTensor, grad, lossInto,
+  );
+  if (r === undefined) return undefined;
+  const loss: number | Tensor<FloatArray> = lossInto ? { data: lossInto, shape: prepared.lossShape.slice(), dtype } : r;
+  return grad ? { loss, grad: { data: grad, shape: shape.slice(), dtype } } : { loss };
+}
+
 /** Adds context to errors whose native text alone would not say what to do. */
 function explain(err: unknown, prepared: Prepared): unknown {
   if (err instanceof Error && prepared.inputDType === 'float16' && / for 'Half'/.test(err.message)) {
@@ -70,6 +114,8 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
   if (viaFused(prepared)) {
     let fused: NativeFusedResult;
     try {
+      const fast = tryFusedFast(prepared);
+      if (fast) return fast;
       fused = native().crossEntropyFused(prepared.args, false);
     } catch (err) {
       throw explain(err, prepared);

@@ -112,9 +112,34 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** Calls of the ATen path per route since load (binding/cross_entropy.cc), for tests. */
+  atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number };
   /** binding/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
+  /**
+   * The synchronous small-call path of impl 'fused': positional arguments, caller-allocated
+   * outputs; the loss (NaN for 'none'), or undefined when the kernel does not handle the call.
+   */
+  crossEntropyFusedFast(
+    input: Float32Array | Float64Array,
+    outer: number,
+    classes: number,
+    inner: number,
+    target: ArrayBufferView,
+    probabilityTarget: boolean,
+    weight: ArrayBufferView | null,
+    reduction: 0 | 1 | 2,
+    ignoreIndex: bigint,
+    labelSmoothing: number,
+    grad: boolean,
+    gradOutputScalar: number,
+    gradOutput: ArrayBufferView | null,
+    gradInto: Float32Array | Float64Array | null,
+    lossInto: Float32Array | Float64Array | null,
+  ): number | undefined;
+  /** A 2 MiB-aligned, huge-page advised ArrayBuffer of `bytes` bytes (for large outputs). */
+  hugeBuffer(bytes: number): ArrayBuffer;
   /** The fused kernel's instruction set: 'avx2' or 'baseline'. */
   fusedIsa(isa?: string): string;
   /** One read pass (returns the sum), or with `out` one read+write pass; for benchmarks. */

@@ -104,6 +104,59 @@ describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa)
   });
 });
 
+function bitsOf(r: { loss: number | Tensor; grad?: Tensor }): number[][] {
+  const out = [typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data as Float64Array)];
+  if (r.grad) out.push(Array.from(r.grad.data as Float64Array));
+  return out;
+}
+
+describe('impl fused: the synchronous positional path and the argument-object path', () => {
+  it('give the same bits, shapes and dtypes on 300 random calls', async () => {
+    const failures: string[] = [];
+    for (let seed = 1001; seed <= 1300; seed++) {
+      const c = randomCall(seed);
+      const opts = { ...c.options, impl: 'fused' as const };
+      const sync = crossEntropy(c.input, c.target, opts); // positional fast path (tryFusedFast)
+      const viaObject = await crossEntropyAsync(c.input, c.target, opts); // argument object, libuv pool
+      // Object.is: NaN equals NaN, and 0 and −0 differ.
+      const a = bitsOf(sync), b = bitsOf(viaObject);
+      const same = a.length === b.length && a.every((xs, i) => xs.length === b[i].length && xs.every((v, j) => Object.is(v, b[i][j])));
+      if (!same) failures.push(`${c.label}: values differ`);
+      if (typeof sync.loss !== 'number' && typeof viaObject.loss !== 'number') {
+        if (JSON.stringify(sync.loss.shape) !== JSON.stringify(viaObject.loss.shape) || sync.loss.dtype !== viaObject.loss.dtype) {
+          failures.push(`${c.label}: loss tensor ${JSON.stringify(sync.loss.shape)} ${sync.loss.dtype} vs ${JSON.stringify(viaObject.loss.shape)} ${viaObject.loss.dtype}`);
+        }
+      } else if (typeof sync.loss !== typeof viaObject.loss) {
+        failures.push(`${c.label}: loss kinds differ`);
+      }
+      if (sync.grad?.dtype !== viaObject.grad?.dtype || JSON.stringify(sync.grad?.shape) !== JSON.stringify(viaObject.grad?.shape)) {
+        failures.push(`${c.label}: gradient shape/dtype differ`);
+      }
+    }
+    expect(failures.slice(0, 10)).toEqual([]);
+  });
+
+  it('takes the positional path for plain float CPU calls and leaves the rest to the general one', () => {
+    const fast = native().crossEntropyFusedFast;
+    let calls = 0;
+    const binding = native() as unknown as Record<string, unknown>;
+    binding.crossEntropyFusedFast = (...args: unknown[]) => {
+      calls++;
+      return (fast as (...a: unknown[]) => unknown)(...args);
+    };
+    try {
+      crossEntropy(tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]), tensor([0, 2], [2], 'int64'), { impl: 'fused', labelSmoothing: 0.1 });
+      expect(calls).toBe(1);
+      // bfloat16 input and impl 'aten' with gradInto never reach it.
+      crossEntropy(tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3], 'bfloat16'), tensor([0, 2], [2], 'int64'), { impl: 'fused' });
+      crossEntropy(tensor(new Float32Array([1, 2, 3]), [1, 3]), tensor([1], [1], 'int64'), { grad: true, gradInto: new Float32Array(3) });
+      expect(calls).toBe(1);
+    } finally {
+      binding.crossEntropyFusedFast = fast;
+    }
+  });
+});
+
 describe('impl fused: paths, gradInto and threads', () => {
   it('reports the instruction set it chose', () => {
     expect(['avx2', 'baseline']).toContain(native().fusedIsa());

@@ -77,6 +77,32 @@ bool cache_put(void* p, size_t len) {
 
 }  // namespace
 
+namespace {
+std::atomic<int64_t> g_external_bytes{0};
+
+int64_t external_cap() {
+  static const int64_t cap = [] {
+    int64_t mb = 512;
+    if (const char* env = std::getenv("SMOOTHCE_EXTERNAL_CAP_MB")) {
+      char* end = nullptr;
+      const long long v = std::strtoll(env, &end, 10);
+      if (end != env && v >= 0) mb = v;
+    }
+    return mb << 20;
+  }();
+  return cap;
+}
+}  // namespace
+
+void external_bytes_add(int64_t bytes) { g_external_bytes.fetch_add(bytes, std::memory_order_relaxed); }
+
+int64_t external_bytes_outstanding() { return g_external_bytes.load(std::memory_order_relaxed); }
+
+bool external_allowed(size_t bytes) {
+  const int64_t now = g_external_bytes.load(std::memory_order_relaxed);
+  return now == 0 || now + static_cast<int64_t>(bytes) <= external_cap();
+}
+
 void* huge_alloc(size_t bytes) {
   if (bytes < kHugeThreshold) {
     void* p = nullptr;

@@ -24,6 +24,17 @@ void* huge_alloc(size_t bytes);
 // Frees what huge_alloc returned; `bytes` must be the size it was asked for.
 void huge_free(void* p, size_t bytes) noexcept;
 
+// External ArrayBuffers handed to JavaScript (huge-page outputs, ATen results viewed
+// without a copy) are freed by their N-API finalizers, and Node 20 runs those from the
+// event loop, not from the GC: a synchronous loop of large calls would keep every result
+// alive until it yields (30 calls of a 1024x32000 gradient: 4 GB). The count below is of
+// such bytes not finalized yet; past the cap (SMOOTHCE_EXTERNAL_CAP_MB, default 512; at
+// least one buffer is always allowed) results are V8-owned ArrayBuffers instead, which
+// the GC frees by itself.
+void external_bytes_add(int64_t bytes);
+bool external_allowed(size_t bytes);
+int64_t external_bytes_outstanding();
+
 // An ATen tensor whose storage comes from huge_alloc (contiguous, CPU).
 at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype);
 

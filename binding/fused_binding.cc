@@ -33,8 +33,10 @@ namespace {
 
 // An output buffer handed to JavaScript as an ArrayBuffer: V8-allocated when small,
 // huge_alloc'ed (2 MiB-aligned, MADV_HUGEPAGE) and external when large.
+// Past the cap on unfinalized external buffers (allocator.h: a synchronous loop that
+// never yields to the event loop) a V8-owned buffer instead, which the GC frees itself.
 Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
-  if (bytes < kHugeThreshold) return Napi::ArrayBuffer::New(env, bytes);
+  if (bytes < kHugeThreshold || !external_allowed(bytes)) return Napi::ArrayBuffer::New(env, bytes);
   void* p = huge_alloc(bytes);
   Napi::ArrayBuffer ab;
   try {
@@ -42,6 +44,7 @@ Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
         env, p, bytes,
         [](Napi::Env e, void* data, size_t* size) {
           Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(*size));
+          external_bytes_add(-static_cast<int64_t>(*size));
           huge_free(data, *size);
           delete size;
         },
@@ -50,6 +53,7 @@ Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
     huge_free(p, bytes);
     throw;
   }
+  external_bytes_add(static_cast<int64_t>(bytes));
   Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return ab;
 }

@@ -187,15 +187,22 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
   } else if (bytes <= kCopyBelowBytes) {
     ab = Napi::ArrayBuffer::New(env, static_cast<size_t>(bytes));
     std::memcpy(ab.Data(), t.data_ptr(), static_cast<size_t>(bytes));
+  } else if (!external_allowed(static_cast<size_t>(bytes))) {
+    // Too many external results wait for their finalizers (a synchronous loop that never
+    // yields): a V8-owned copy, which the GC frees by itself; the tensor goes now.
+    ab = Napi::ArrayBuffer::New(env, static_cast<size_t>(bytes));
+    std::memcpy(ab.Data(), t.data_ptr(), static_cast<size_t>(bytes));
   } else {
     auto* holder = new TensorHolder{t, bytes};
     ab = Napi::ArrayBuffer::New(
         env, t.data_ptr(), static_cast<size_t>(bytes),
         [](Napi::Env e, void*, TensorHolder* h) {
           Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
+          external_bytes_add(-h->bytes);
           delete h;
         },
         holder);
+    external_bytes_add(bytes);
     Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
   }
   Napi::Value data;

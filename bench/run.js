@@ -12,7 +12,7 @@
  * Node.js, bench/torch_case.py for PyTorch (timed inside Python). Forward = the mean loss
  * with labelSmoothing 0.1 (float32 logits, int64 targets); forward+gradient = loss and
  * d loss / d logits. Times are per call: median and min–max over the samples (for
- * small sizes a sample is a batch of back-to-back calls, ≥ ~2·10^5 logits per sample).
+ * sizes under ~10^6 logits a sample is a batch of back-to-back calls, ≥ ~10^6 logits per sample).
  */
 const { execFileSync } = require('node:child_process');
 const fs = require('node:fs');

@@ -46,7 +46,7 @@ def main():
         return loss.item(), xl.grad
 
     # Small calls: a sample is a batch of back-to-back calls, reported per call (as in node_case.js).
-    batch = max(1, min(1000, int(2e5 // (n * c))))
+    batch = max(1, min(1000, int(1e6 // (n * c))))
     out = {'rssBaseMB': base, 'batch': batch}
     for name, fn in (('fwd', fwd), ('fwdGrad', fwd_grad)):
         for _ in range(cfg.get('warmup', 2)):

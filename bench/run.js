@@ -130,7 +130,7 @@ function markdown(meta, results) {
   L.push(`- Machine: ${meta.machine}; Node ${meta.node}; load average at the end ${meta.loadavg} (the CPU was shared: expect noise)`);
   L.push(`- Transparent huge pages: \`${meta.thp}\``);
   L.push(`- Workload: float32 logits N×C, int64 targets, labelSmoothing ${meta.eps}, reduction mean. fwd = loss only, fwd+grad = loss and d loss/d logits.`);
-  L.push(`- smoothce allocator settings: fused outputs ≥ 1 MiB are 2 MiB-aligned mmaps with MADV_HUGEPAGE, freed ones cached for reuse (SMOOTHCE_HUGE_CACHE_MB=512 default); ATen's own allocator unchanged (default c10 CPU allocator). Each call follows a gc() and one event-loop turn (outside the timing) so the previous call's outputs are freed.`);
+  L.push(`- smoothce allocator settings: fused outputs ≥ 512 KiB are 2 MiB-aligned mmaps with MADV_HUGEPAGE, freed ones cached for reuse (SMOOTHCE_HUGE_CACHE_MB=512 default); ATen's own allocator unchanged (default c10 CPU allocator). Each timed sample follows a gc() and event-loop turns (so the previous call's outputs are freed) and then one untimed forward call of the same size (so the cores are awake, as in PyTorch's back-to-back loop); none of this is timed.`);
   L.push(`- PyTorch: /usr/bin/python3, timed inside Python with time.perf_counter; default = glibc defaults; tuned = \`${meta.tunedMalloc}\`. fwd runs under torch.inference_mode().`);
   L.push(`- TensorFlow.js: @tensorflow/tfjs-backend-wasm, one thread (its Node.js build runs single-threaded), tf.losses.softmaxCrossEntropy with one-hot labels made outside the timing; fwd+grad = tf.valueAndGrad.`);
   L.push(`- Floor: fwd = one vectorised read pass over the logits; fwd+grad = one read + one write pass into a pre-faulted buffer (same threads).`);

@@ -16,7 +16,7 @@
 namespace smoothce {
 
 constexpr size_t kHugePage = size_t(2) << 20;
-constexpr size_t kHugeThreshold = size_t(1) << 20;
+constexpr size_t kHugeThreshold = size_t(512) << 10;
 
 // A buffer of `bytes` bytes, 64-byte aligned (2 MiB aligned when large). Never returns
 // null: throws std::bad_alloc. Contents are unspecified (the caller overwrites them).

@@ -37,7 +37,7 @@ function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResu
 }
 
 /** Outputs of at least this many bytes are huge-page backed (binding/allocator.h, kHugeThreshold). */
-const HUGE_BYTES = 1 << 20;
+const HUGE_BYTES = 512 << 10;
 
 function outputArray(dtype: 'float32' | 'float64', n: number): Float32Array | Float64Array {
   const bytes = n * (dtype === 'float64' ? 8 : 4);

@@ -42,8 +42,7 @@ Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
   try {
     ab = Napi::ArrayBuffer::New(
         env, p, bytes,
-        [](Napi::Env e, void* data, size_t* size) {
-          Napi::MemoryManagement::AdjustExternalMemory(e, -static_cast<int64_t>(*size));
+        [](Napi::Env, void* data, size_t* size) {
           external_bytes_add(-static_cast<int64_t>(*size));
           huge_free(data, *size);
           delete size;
@@ -53,8 +52,12 @@ Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
     huge_free(p, bytes);
     throw;
   }
+  // Not reported to V8 (AdjustExternalMemory): a 128 MB report made V8 start a full GC
+  // inside nearly every large call (~0.6 ms on the JS thread, and concurrent marking
+  // competing with the kernel's threads). These buffers are recycled through the cache,
+  // and what JavaScript can hold of them unfinalized is bounded by external_allowed();
+  // past it outputs are V8-owned, which V8 does count.
   external_bytes_add(static_cast<int64_t>(bytes));
-  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
   return ab;
 }
 

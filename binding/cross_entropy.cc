@@ -108,13 +108,12 @@ bool smoothing_fast_path(const at::Tensor& x, const at::Tensor& y, const at::Ten
          !(w.defined() && (reduction == at::Reduction::Mean || w.scalar_type() != x.scalar_type()));
 }
 
+// The smoothing term and the combined loss from log_softmax's output and nll_loss's (a
+// contiguous nll); *valid gets the number of non-ignored positions.
 template <class T>
-at::Tensor smoothing_forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
-                             int64_t ignore_index, double eps) {
+at::Tensor smoothing_loss(const at::Tensor& x, const at::Tensor& logp, const at::Tensor& nll, const at::Tensor& y,
+                          const at::Tensor& w, int64_t reduction, int64_t ignore_index, double eps, int64_t* valid_out) {
   const int64_t class_dim = x.dim() == 1 ? 0 : 1;
-  const at::Tensor logp = at::log_softmax(x, class_dim, x.scalar_type());
-  // Raises what at::cross_entropy_loss raises for bad targets, weights and shapes.
-  const at::Tensor nll = at::nll_loss_nd(logp, y, w, reduction, ignore_index).contiguous();
   at::Tensor smooth;
   if (w.defined()) {
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
@@ -137,6 +136,7 @@ at::Tensor smoothing_forward(const at::Tensor& x, const at::Tensor& y, const at:
       ++valid;
     }
   }
+  *valid_out = valid;
   // x86-64 baseline code has no FMA: each product and the sum round separately, as the
   // separate ATen ops do.
   const T c1 = static_cast<T>(1.0 - eps);
@@ -167,6 +167,17 @@ at::Tensor smoothing_forward(const at::Tensor& x, const at::Tensor& y, const at:
   const T a = nll.item<T>() * c1;
   const T b = ret * c2;
   return at::scalar_tensor(a + b, x.options());
+}
+
+template <class T>
+at::Tensor smoothing_forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
+                             int64_t ignore_index, double eps) {
+  const int64_t class_dim = x.dim() == 1 ? 0 : 1;
+  const at::Tensor logp = at::log_softmax(x, class_dim, x.scalar_type());
+  // Raises what at::cross_entropy_loss raises for bad targets, weights and shapes.
+  const at::Tensor nll = at::nll_loss_nd(logp, y, w, reduction, ignore_index).contiguous();
+  int64_t valid = 0;
+  return smoothing_loss<T>(x, logp, nll, y, w, reduction, ignore_index, eps, &valid);
 }
 
 at::Tensor cross_entropy_forward(const at::Tensor& input, const at::Tensor& target, const at::Tensor& weight,
@@ -226,56 +237,11 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
   nll = nll.contiguous();
   const int64_t positions = y.numel();
   const int64_t* t = y.data_ptr<int64_t>();
-  const T c1 = static_cast<T>(1.0 - eps), c2 = static_cast<T>(eps / static_cast<double>(C));
 
   // Forward (as smoothing_forward, sharing logp and nll with the backward).
-  at::Tensor loss;
-  at::Tensor smooth_t;
   int64_t valid = 0;
-  if (!smooth) {
-    loss = nll;
-  } else {
-    if (w.defined()) {
-      std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
-      shape[static_cast<size_t>(class_dim)] = C;
-      smooth_t = at::sum(logp * w.view(shape), class_dim).contiguous();
-    } else {
-      smooth_t = at::sum(logp, class_dim).contiguous();
-    }
-    T* s = smooth_t.data_ptr<T>();
-    for (int64_t p = 0; p < positions; ++p) {
-      if (t[p] == ignore_index) {
-        s[p] = T(0);
-      } else {
-        s[p] = -s[p];
-        ++valid;
-      }
-    }
-    if (reduction == at::Reduction::None) {
-      loss = at::empty_like(smooth_t);
-      T* o = loss.data_ptr<T>();
-      const T* n = nll.data_ptr<T>();
-      for (int64_t p = 0; p < positions; ++p) {
-        const T a = n[p] * c1;
-        const T b = s[p] * c2;
-        o[p] = a + b;
-      }
-    } else {
-      T ret;
-      if (reduction == at::Reduction::Mean) {
-        at::Tensor kept = at::empty({valid}, smooth_t.options());
-        T* k = kept.data_ptr<T>();
-        for (int64_t p = 0, j = 0; p < positions; ++p)
-          if (t[p] != ignore_index) k[j++] = s[p];
-        ret = at::sum(kept).item<T>() / static_cast<T>(valid);
-      } else {
-        ret = at::sum(smooth_t).item<T>();
-      }
-      const T a = nll.item<T>() * c1;
-      const T b = ret * c2;
-      loss = at::scalar_tensor(a + b, x.options());
-    }
-  }
+  const at::Tensor loss =
+      smooth ? smoothing_loss<T>(x, logp, nll, y, w, reduction, ignore_index, eps, &valid) : nll;
 
   // The upstream gradient, checked as the autograd path checks it.
   at::Tensor upstream;

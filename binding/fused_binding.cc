@@ -35,9 +35,9 @@ namespace {
 // huge_alloc'ed (2 MiB-aligned, MADV_HUGEPAGE) and external when large.
 // Past the cap on unfinalized external buffers (allocator.h: a synchronous loop that
 // never yields to the event loop) a V8-owned buffer instead, which the GC frees itself.
-Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
-  if (bytes < kHugeThreshold || !external_allowed(bytes)) return Napi::ArrayBuffer::New(env, bytes);
-  void* p = huge_alloc(bytes);
+// Hands huge_alloc'ed memory `p` of `bytes` bytes to JavaScript as an external ArrayBuffer
+// (freed back to the huge-page cache by its finalizer); frees it if that fails.
+Napi::ArrayBuffer wrap_huge_buffer(Napi::Env env, void* p, size_t bytes) {
   Napi::ArrayBuffer ab;
   try {
     ab = Napi::ArrayBuffer::New(
@@ -59,6 +59,11 @@ Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
   // past it outputs are V8-owned, which V8 does count.
   external_bytes_add(static_cast<int64_t>(bytes));
   return ab;
+}
+
+Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
+  if (bytes < kHugeThreshold || !external_allowed(bytes)) return Napi::ArrayBuffer::New(env, bytes);
+  return wrap_huge_buffer(env, huge_alloc(bytes), bytes);
 }
 
 Napi::Object make_tensor(Napi::Env env, Napi::ArrayBuffer ab, size_t numel, const std::vector<int64_t>& shape,
@@ -263,14 +268,16 @@ Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
 // a wrong call from reading out of bounds.
 //
 //   crossEntropyFusedFast(input, outer, C, inner, target, prob, weight, reduction, ignoreIndex,
-//                         labelSmoothing, grad, gradOutputScalar, gradOutput, gradInto, lossInto)
+//                         labelSmoothing, grad, gradOutputScalar, gradOutput, gradInto, lossInto, lossOut)
 //     input: Float32Array | Float64Array of outer·C·inner logits ([outer, C, inner] row-major)
 //     target: BigInt64Array | Int32Array | Uint8Array of outer·inner indices, or (prob) the
 //             input's type and size; weight, gradOutput: float typed arrays or null
-//     gradInto: the gradient's buffer (input's type and size) when grad; lossInto: the
-//             per-position losses when reduction is 0 (none)
-//   → the loss (mean/sum; NaN for none), or undefined when the fused kernel does not handle
-//     the call (the caller then takes the general path).
+//     gradInto: the gradient's buffer (input's type and size) when grad, or null to have it
+//             allocated here; lossInto: the per-position losses when reduction is 0 (none);
+//             lossOut: a Float64Array(1), needed with gradInto null
+//   → the loss (mean/sum; NaN for none); with gradInto null the gradient's ArrayBuffer, the
+//     loss then in lossOut[0]; undefined when the fused kernel does not handle the call
+//     (the caller then takes the general path).
 bool typed_view(const Napi::Value& v, napi_env env, napi_typedarray_type* type, void** data, size_t* length) {
   if (!v.IsTypedArray()) return false;
   napi_value buffer;
@@ -296,7 +303,7 @@ RawTensor raw_view(void* data, at::ScalarType dtype, std::vector<int64_t> shape)
 
 Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 15, "crossEntropyFusedFast: 15 arguments expected");
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 15, "crossEntropyFusedFast: 15 or 16 arguments expected");
   napi_typedarray_type type;
   void* data = nullptr;
   size_t length = 0;
@@ -354,13 +361,40 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   const size_t esize = c10::elementSize(dt);
   const size_t positions = static_cast<size_t>(outer * inner);
   FusedOutputs out;
-  if (a.want_grad) {
+  // gradInto null: the gradient is allocated here, as huge-page memory that becomes an
+  // ArrayBuffer only after the kernel ran (creating a large ArrayBuffer makes V8 start
+  // marking, whose concurrent work slowed a two-thread kernel running meanwhile: 256x128256
+  // fwd+grad 23 ms against 15-18 ms into an older buffer), or as a V8-owned buffer past
+  // the external-buffer cap.
+  void* own_grad = nullptr;
+  size_t own_bytes = 0;
+  Napi::ArrayBuffer v8_grad;
+  if (a.want_grad && (info[13].IsNull() || info[13].IsUndefined())) {
+    own_bytes = static_cast<size_t>(outer * C * inner) * esize;
+    SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 16 || !info[15].IsTypedArray(),
+                           "crossEntropyFusedFast: a Float64Array for the loss is needed when gradInto is null");
+    if (own_bytes >= kHugeThreshold && external_allowed(own_bytes)) {
+      run_or_throw(env, [&] { own_grad = huge_alloc(own_bytes); });
+      out.grad = own_grad;
+    } else {
+      v8_grad = Napi::ArrayBuffer::New(env, own_bytes);
+      out.grad = v8_grad.Data();
+    }
+  } else if (a.want_grad) {
     at::ScalarType gt;
     SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[13], env, &type, &data, &length) || !float_storage(type, &gt) || gt != dt,
                            "crossEntropyFusedFast: gradInto must be an array of the input's type");
     run_or_throw(env, [&] { check_grad_into(a, data, length * esize); });
     out.grad = data;
   }
+  // From here on own_grad must be freed on every exit until it is wrapped.
+  struct OwnGuard {
+    void*& p;
+    size_t n;
+    ~OwnGuard() {
+      if (p != nullptr) huge_free(p, n);
+    }
+  } guard{own_grad, own_bytes};
   if (a.reduction == at::Reduction::None) {
     at::ScalarType lt;
     SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[14], env, &type, &data, &length) || !float_storage(type, &lt) || lt != dt ||
@@ -388,7 +422,19 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   FusedIsa isa = FusedIsa::Auto;
   if (const char* name = std::getenv("SMOOTHCE_FUSED_ISA")) isa = parse_fused_isa(name);
   run_or_throw(env, [&] { fused_cross_entropy(a, out, isa); });
-  return Napi::Number::New(env, a.reduction == at::Reduction::None ? std::nan("") : out.scalar_loss);
+  const double loss = a.reduction == at::Reduction::None ? std::nan("") : out.scalar_loss;
+  if (own_bytes == 0 && v8_grad.IsEmpty()) return Napi::Number::New(env, loss);
+  // The gradient was allocated here: the loss goes into info[15][0], the buffer back.
+  napi_typedarray_type st;
+  void* sd = nullptr;
+  size_t sl = 0;
+  SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[15], env, &st, &sd, &sl) || st != napi_float64_array || sl < 1,
+                         "crossEntropyFusedFast: the loss output must be a Float64Array");
+  static_cast<double*>(sd)[0] = loss;
+  if (!v8_grad.IsEmpty()) return v8_grad;
+  void* p = own_grad;
+  own_grad = nullptr;  // wrap_huge_buffer owns it now (and frees it if it fails)
+  return wrap_huge_buffer(env, p, own_bytes);
 }
 
 // hugeBuffer(bytes): an ArrayBuffer for a large output (2 MiB-aligned, MADV_HUGEPAGE,

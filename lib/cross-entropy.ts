@@ -36,6 +36,9 @@ function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResu
   return r.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
 }
 
+/** Where crossEntropyFusedFast puts the loss when it also returns a gradient buffer. */
+const LOSS_OUT = new Float64Array(1);
+
 /** Outputs of at least this many bytes are huge-page backed (binding/allocator.h, kHugeThreshold). */
 const HUGE_BYTES = 512 << 10;
 
@@ -69,14 +72,23 @@ function tryFusedFast(prepared: Prepared): CrossEntropyResult | undefined {
   if (typeof a.gradOutput === 'number') gradScalar = a.gradOutput;
   else if (a.gradOutput) gradTensor = a.gradOutput.data;
   const weight = a.weight ? a.weight.data : null;
-  const grad = a.grad ? (a.gradInto ?? outputArray(dtype, x.length)) : null;
+  // Large gradients are allocated natively after the kernel has run (binding/fused_binding.cc).
+  const gradBytes = x.length * (dtype === 'float64' ? 8 : 4);
+  let grad = a.grad ? (a.gradInto ?? (gradBytes >= HUGE_BYTES ? null : outputArray(dtype, x.length))) : null;
   const lossInto = prepared.reduction === 'none' ? outputArray(dtype, x.length / prepared.classes) : null;
   const r = native().crossEntropyFusedFast(
     x, outer, prepared.classes, inner, t, prepared.probabilityTarget, weight, a.reduction, a.ignoreIndex,
-    a.labelSmoothing, a.grad, gradScalar, gradTensor, grad, lossInto,
+    a.labelSmoothing, a.grad, gradScalar, gradTensor, grad, lossInto, LOSS_OUT,
   );
   if (r === undefined) return undefined;
-  const loss: number | Tensor<FloatArray> = lossInto ? { data: lossInto, shape: prepared.lossShape.slice(), dtype } : r;
+  let scalar: number;
+  if (typeof r === 'number') {
+    scalar = r;
+  } else {
+    grad = dtype === 'float64' ? new Float64Array(r) : new Float32Array(r);
+    scalar = LOSS_OUT[0];
+  }
+  const loss: number | Tensor<FloatArray> = lossInto ? { data: lossInto, shape: prepared.lossShape.slice(), dtype } : scalar;
   return grad ? { loss, grad: { data: grad, shape: shape.slice(), dtype } } : { loss };
 }
 

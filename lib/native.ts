@@ -118,8 +118,9 @@ export interface NativeBinding {
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
   /**
-   * The synchronous small-call path of impl 'fused': positional arguments, caller-allocated
-   * outputs; the loss (NaN for 'none'), or undefined when the kernel does not handle the call.
+   * The synchronous path of impl 'fused': positional arguments; the loss (NaN for 'none'), or
+   * with gradInto null the gradient's ArrayBuffer (allocated after the kernel ran; the loss then
+   * in lossOut[0]); undefined when the kernel does not handle the call.
    */
   crossEntropyFusedFast(
     input: Float32Array | Float64Array,
@@ -137,7 +138,8 @@ export interface NativeBinding {
     gradOutput: ArrayBufferView | null,
     gradInto: Float32Array | Float64Array | null,
     lossInto: Float32Array | Float64Array | null,
-  ): number | undefined;
+    lossOut?: Float64Array,
+  ): number | ArrayBuffer | undefined;
   /** A 2 MiB-aligned, huge-page advised ArrayBuffer of `bytes` bytes (for large outputs). */
   hugeBuffer(bytes: number): ArrayBuffer;
   /** The fused kernel's instruction set: 'avx2' or 'baseline'. */

@@ -136,6 +136,27 @@ describe('impl fused: the synchronous positional path and the argument-object pa
     expect(failures.slice(0, 10)).toEqual([]);
   });
 
+  it('gives the same bits for large gradients, which the positional path allocates natively after the kernel', async () => {
+    for (const [dtype, n, c] of [['float32', 300, 2000], ['float64', 64, 1500]] as const) {
+      const r = rng(n * c);
+      const x = dtype === 'float32' ? new Float32Array(n * c) : new Float64Array(n * c);
+      for (let i = 0; i < x.length; i++) x[i] = (r() - 0.5) * 10;
+      const input = tensor(x, [n, c]);
+      const target = tensor(Array.from({ length: n }, (_, i) => (i * 7) % c), [n], 'int64');
+      for (const reduction of ['mean', 'sum', 'none'] as const) {
+        const opts: CrossEntropyOptions = { impl: 'fused', grad: true, labelSmoothing: 0.1, reduction };
+        const sync = crossEntropy(input, target, opts);
+        const viaObject = await crossEntropyAsync(input, target, opts);
+        expect(sync.grad!.data.length).toBe(n * c);
+        expect(sync.grad!.data).toBeInstanceOf(dtype === 'float32' ? Float32Array : Float64Array);
+        expect(sync.grad!.data.byteLength, 'large enough for the native allocation').toBeGreaterThanOrEqual(512 * 1024);
+        const a = bitsOf(sync), b = bitsOf(viaObject);
+        expect(a.map((xs) => xs.length)).toEqual(b.map((xs) => xs.length));
+        expect(a.every((xs, i) => xs.every((v, j) => Object.is(v, b[i][j]))), `${dtype} ${reduction}`).toBe(true);
+      }
+    }
+  });
+
   it('takes the positional path for plain float CPU calls and leaves the rest to the general one', () => {
     const fast = native().crossEntropyFusedFast;
     let calls = 0;

@@ -22,11 +22,59 @@ struct Call {
   std::vector<HostInput> holders;
 };
 
-RawTensor keep(Call& call, HostInput&& in) {
+RawTensor keep(std::vector<HostInput>& holders, HostInput&& in) {
   RawTensor raw = in.raw;
-  call.holders.push_back(std::move(in));
+  holders.push_back(std::move(in));
   return raw;
 }
+
+RawTensor keep(Call& call, HostInput&& in) { return keep(call.holders, std::move(in)); }
+
+}  // namespace
+
+void read_shared_args(Napi::Env env, const Napi::Object& o, bool async, CrossEntropyArgs& a,
+                      std::vector<HostInput>& holders) {
+  Napi::Value w = o.Get(prop(env, Prop::Weight));
+  if (!w.IsNull() && !w.IsUndefined()) a.weight = keep(holders, read_tensor(env, w, "weight", Role::Weight, async));
+  Napi::Value g = o.Get(prop(env, Prop::GradOutput));
+  if (g.IsNumber()) {
+    a.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
+  } else if (!g.IsNull() && !g.IsUndefined()) {
+    a.grad_output = keep(holders, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
+  }
+
+  Napi::Value r = o.Get(prop(env, Prop::Reduction));
+  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
+  const double red = r.As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, red != 0 && red != 1 && red != 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
+  a.reduction = static_cast<int64_t>(red);
+
+  Napi::Value ii = o.Get(prop(env, Prop::IgnoreIndex));
+  if (ii.IsBigInt()) {
+    bool lossless = false;
+    a.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
+    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
+  } else {
+    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
+    const double d = ii.As<Napi::Number>().DoubleValue();
+    // Range first: casting NaN, Infinity or values past 2^63 to int64 is undefined behaviour.
+    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
+                            "ignoreIndex must be an integer");
+    a.ignore_index = static_cast<int64_t>(d);
+  }
+
+  Napi::Value ls = o.Get(prop(env, Prop::LabelSmoothing));
+  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
+  const double eps = ls.As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
+  a.label_smoothing = eps;
+
+  a.want_grad = o.Get(prop(env, Prop::Grad)).ToBoolean().Value();
+  Napi::Value dev = o.Get(prop(env, Prop::Device));
+  if (dev.IsString()) a.device = dev.As<Napi::String>().Utf8Value();
+}
+
+namespace {
 
 Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropy");
@@ -57,44 +105,7 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   } else {
     call.args.target = keep(call, read_tensor(env, tg, "target", Role::Target, async));
   }
-  Napi::Value w = o.Get(prop(env, Prop::Weight));
-  if (!w.IsNull() && !w.IsUndefined()) call.args.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
-  Napi::Value g = o.Get(prop(env, Prop::GradOutput));
-  if (g.IsNumber()) {
-    call.args.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
-  } else if (!g.IsNull() && !g.IsUndefined()) {
-    call.args.grad_output = keep(call, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
-  }
-
-  Napi::Value r = o.Get(prop(env, Prop::Reduction));
-  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
-  const int64_t red = r.As<Napi::Number>().Int64Value();
-  SMOOTHCE_THROW_RANGE_IF(env, red < 0 || red > 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
-  call.args.reduction = red;
-
-  Napi::Value ii = o.Get(prop(env, Prop::IgnoreIndex));
-  if (ii.IsBigInt()) {
-    bool lossless = false;
-    call.args.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
-    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
-  } else {
-    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
-    const double d = ii.As<Napi::Number>().DoubleValue();
-    // Range first: casting NaN, Infinity or values past 2^63 to int64 is undefined behaviour.
-    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
-                            "ignoreIndex must be an integer");
-    call.args.ignore_index = static_cast<int64_t>(d);
-  }
-
-  Napi::Value ls = o.Get(prop(env, Prop::LabelSmoothing));
-  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
-  const double eps = ls.As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
-  call.args.label_smoothing = eps;
-
-  call.args.want_grad = o.Get(prop(env, Prop::Grad)).ToBoolean().Value();
-  Napi::Value dev = o.Get(prop(env, Prop::Device));
-  if (dev.IsString()) call.args.device = dev.As<Napi::String>().Utf8Value();
+  read_shared_args(env, o, async, call.args, call.holders);
   // A zero-element input can still ask for a huge 'none' loss (shape [2^31, 0]): refuse
   // before computing what could not be returned (tensor_to_js's 2^32-byte limit).
   if (call.args.reduction == 0 && call.args.input.shape.size() > 1) {

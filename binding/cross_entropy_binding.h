@@ -5,7 +5,19 @@
 
 #include <napi.h>
 
+#include "cross_entropy.h"
+#include "tensor_view.h"
+
+#include <vector>
+
 namespace smoothce {
+
+// Reads what crossEntropy and crossEntropyFused share after input and target: weight,
+// gradOutput (a number or a host tensor; what keeps tensor memory alive goes to
+// `holders`) and the options reduction, ignoreIndex, labelSmoothing, grad and device.
+// TypeScript has validated them; these checks are the defence in depth.
+void read_shared_args(Napi::Env env, const Napi::Object& o, bool async, CrossEntropyArgs& a,
+                      std::vector<HostInput>& holders);
 
 // crossEntropy(args: NativeArgs, async: boolean): NativeResult | Promise<NativeResult>
 Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info);

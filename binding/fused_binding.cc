@@ -12,10 +12,12 @@
 
 #include "allocator.h"
 #include "cross_entropy.h"
+#include "cross_entropy_binding.h"
 #include "async_task.h"
 #include "errors.h"
 #include "fused.h"
 #include "modules.h"
+#include "prop_names.h"
 #include "tensor_view.h"
 
 #include <ATen/Parallel.h>
@@ -104,48 +106,16 @@ RawTensor keep(FusedCall& call, HostInput&& in) {
   return raw;
 }
 
-// Reads the arguments exactly as crossEntropy's binding does (TypeScript validated them
-// already; these checks are the defence in depth), plus impl / gradInto / isa.
+// Reads input and target (host tensors only: device handles never come here), the rest
+// through crossEntropy's read_shared_args, plus impl / gradInto / isa.
 void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& call) {
   SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropyFused");
   Napi::Object o = value.As<Napi::Object>();
   CrossEntropyArgs& a = call.args;
   call.holders.reserve(4);
-  a.input = keep(call, read_tensor(env, o.Get("input"), "input", Role::Input, async));
-  a.target = keep(call, read_tensor(env, o.Get("target"), "target", Role::Target, async));
-  Napi::Value w = o.Get("weight");
-  if (!w.IsNull() && !w.IsUndefined()) a.weight = keep(call, read_tensor(env, w, "weight", Role::Weight, async));
-  Napi::Value g = o.Get("gradOutput");
-  if (g.IsNumber()) {
-    a.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
-  } else if (!g.IsNull() && !g.IsUndefined()) {
-    a.grad_output = keep(call, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
-  }
-  Napi::Value r = o.Get("reduction");
-  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
-  const double red = r.As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, red != 0 && red != 1 && red != 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
-  a.reduction = static_cast<int64_t>(red);
-  Napi::Value ii = o.Get("ignoreIndex");
-  if (ii.IsBigInt()) {
-    bool lossless = false;
-    a.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
-    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
-  } else {
-    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
-    const double d = ii.As<Napi::Number>().DoubleValue();
-    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
-                            "ignoreIndex must be an integer");
-    a.ignore_index = static_cast<int64_t>(d);
-  }
-  Napi::Value ls = o.Get("labelSmoothing");
-  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
-  const double eps = ls.As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
-  a.label_smoothing = eps;
-  a.want_grad = o.Get("grad").ToBoolean().Value();
-  Napi::Value dev = o.Get("device");
-  if (dev.IsString()) a.device = dev.As<Napi::String>().Utf8Value();
+  a.input = keep(call, read_tensor(env, o.Get(prop(env, Prop::Input)), "input", Role::Input, async));
+  a.target = keep(call, read_tensor(env, o.Get(prop(env, Prop::Target)), "target", Role::Target, async));
+  read_shared_args(env, o, async, a, call.holders);
 
   Napi::Value impl = o.Get("impl");
   const std::string impl_s = impl.IsString() ? impl.As<Napi::String>().Utf8Value() : "fused";

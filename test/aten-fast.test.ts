@@ -6,16 +6,13 @@
  * two must give the same bits (Object.is on every value: NaN = NaN, 0 ≠ −0), and the
  * shortcuts must really have been taken (the native route counters).
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
 import { native } from '../lib/native';
 import { rng } from './helpers/rng';
+import { restoreEnvAfterAll } from './helpers/env';
 
-const saved = process.env.SMOOTHCE_ATEN_REFERENCE;
-afterAll(() => {
-  if (saved === undefined) delete process.env.SMOOTHCE_ATEN_REFERENCE;
-  else process.env.SMOOTHCE_ATEN_REFERENCE = saved;
-});
+restoreEnvAfterAll('SMOOTHCE_ATEN_REFERENCE');
 
 interface Call {
   input: Tensor;

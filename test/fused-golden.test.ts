@@ -6,20 +6,17 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, type Tensor } from '../lib/index';
 import { callArgs, checkResult, isErrorCase, type CaseFile } from './helpers/cases-format';
 import { compareResults } from './helpers/fused-compare';
+import { restoreEnvAfterAll } from './helpers/env';
 
 const doc = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'cases.json'), 'utf8')) as CaseFile;
 const valueCases = doc.cases.filter((c) => !isErrorCase(c) && !c.deviation);
 const errorCases = doc.cases.filter((c) => isErrorCase(c) && !c.deviation);
 
-const savedIsa = process.env.SMOOTHCE_FUSED_ISA;
-afterAll(() => {
-  if (savedIsa === undefined) delete process.env.SMOOTHCE_FUSED_ISA;
-  else process.env.SMOOTHCE_FUSED_ISA = savedIsa;
-});
+restoreEnvAfterAll('SMOOTHCE_FUSED_ISA');
 
 function caught(fn: () => unknown): unknown {
   try {

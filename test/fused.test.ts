@@ -5,18 +5,15 @@
  * 0 / random / 1, non-finite logits; both instruction sets. Plus gradInto (separate, in
  * place, async), the kernel path actually taken, and the option's validation.
  */
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/index';
 import { native } from '../lib/native';
 import { prepare, type CrossEntropyOptions } from '../lib/options';
 import { compareResults } from './helpers/fused-compare';
 import { rng } from './helpers/rng';
+import { restoreEnvAfterAll } from './helpers/env';
 
-const savedIsa = process.env.SMOOTHCE_FUSED_ISA;
-afterAll(() => {
-  if (savedIsa === undefined) delete process.env.SMOOTHCE_FUSED_ISA;
-  else process.env.SMOOTHCE_FUSED_ISA = savedIsa;
-});
+restoreEnvAfterAll('SMOOTHCE_FUSED_ISA');
 
 interface Call {
   input: Tensor;

@@ -95,13 +95,19 @@ bool reference_only() {
   return e != nullptr && e[0] == '1';
 }
 
+// Both shortcuts: only the 1.13 op sequences were verified (2.x forms the mean's sum
+// differently), and SMOOTHCE_ATEN_REFERENCE=1 turns them off.
+bool shortcuts_enabled() {
+#if !defined(TORCH_VERSION_MAJOR) || TORCH_VERSION_MAJOR != 1
+  return false;
+#else
+  return !reference_only();
+#endif
+}
+
 bool smoothing_fast_path(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
                          double eps) {
-#if !defined(TORCH_VERSION_MAJOR) || TORCH_VERSION_MAJOR != 1
-  // Only the 1.13 op sequence was verified; 2.x forms the mean's sum differently.
-  return false;
-#endif
-  if (reference_only()) return false;
+  if (!shortcuts_enabled()) return false;
   return x.device().is_cpu() && (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && eps > 0 &&
          eps <= 1 && reduction >= 0 && reduction <= 2 && y.scalar_type() == at::kLong && x.dim() >= 1 &&
          x.sizes() != y.sizes() && x.numel() > 0 && y.is_contiguous() && x.is_contiguous() &&
@@ -206,10 +212,7 @@ at::Tensor cross_entropy_forward(const at::Tensor& input, const at::Tensor& targ
 //   is not on smoothing_fast_path). Returns false when the call does not qualify.
 bool explicit_backward_eligible(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
                                 double eps) {
-#if !defined(TORCH_VERSION_MAJOR) || TORCH_VERSION_MAJOR != 1
-  return false;
-#endif
-  if (reference_only()) return false;
+  if (!shortcuts_enabled()) return false;
   if (!x.device().is_cpu() || (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)) return false;
   if (y.scalar_type() != at::kLong || !x.is_contiguous() || !y.is_contiguous() || x.numel() == 0) return false;
   if (reduction < 0 || reduction > 2 || (x.dim() != 1 && x.dim() != 2) || y.dim() != x.dim() - 1) return false;

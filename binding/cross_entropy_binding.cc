@@ -22,15 +22,15 @@ struct Call {
   std::vector<HostInput> holders;
 };
 
+RawTensor keep(Call& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
+
+}  // namespace
+
 RawTensor keep(std::vector<HostInput>& holders, HostInput&& in) {
   RawTensor raw = in.raw;
   holders.push_back(std::move(in));
   return raw;
 }
-
-RawTensor keep(Call& call, HostInput&& in) { return keep(call.holders, std::move(in)); }
-
-}  // namespace
 
 void read_shared_args(Napi::Env env, const Napi::Object& o, bool async, CrossEntropyArgs& a,
                       std::vector<HostInput>& holders) {

@@ -12,6 +12,9 @@
 
 namespace smoothce {
 
+// Moves `in` (what keeps a tensor's memory alive) into `holders`; returns its RawTensor.
+RawTensor keep(std::vector<HostInput>& holders, HostInput&& in);
+
 // Reads what crossEntropy and crossEntropyFused share after input and target: weight,
 // gradOutput (a number or a host tensor; what keeps tensor memory alive goes to
 // `holders`) and the options reduction, ignoreIndex, labelSmoothing, grad and device.

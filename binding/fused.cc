@@ -348,6 +348,15 @@ void check_grad_into(const CrossEntropyArgs& a, const void* g, size_t bytes) {
                     "gradInto overlaps gradOutput");
 }
 
+void check_loss_into(const CrossEntropyArgs& a, const void* l, size_t bytes, const void* grad) {
+  TORCH_CHECK_VALUE(!overlaps(l, bytes, a.input.data, raw_bytes(a.input)) &&
+                        !overlaps(l, bytes, a.target.data, raw_bytes(a.target)) &&
+                        !overlaps(l, bytes, a.weight.data, raw_bytes(a.weight)) &&
+                        !overlaps(l, bytes, a.grad_output.data, raw_bytes(a.grad_output)) &&
+                        !overlaps(l, bytes, grad, grad != nullptr ? raw_bytes(a.input) : 0),
+                    "lossInto overlaps another argument");
+}
+
 void fused_cross_entropy(const CrossEntropyArgs& args, FusedOutputs& out, FusedIsa isa) {
   const std::string why = fused_unsupported_reason(args);
   TORCH_CHECK(why.empty(), "the fused kernel does not handle this call: ", why);

@@ -36,6 +36,11 @@ struct FusedOutputs {
 // c10::ValueError otherwise.
 void check_grad_into(const CrossEntropyArgs& args, const void* grad_into, size_t bytes);
 
+// Checks the per-position loss buffer of reduction 'none': it must not overlap the input,
+// target, weight, gradOutput or the gradient buffer `grad` (null when none). Throws
+// c10::ValueError.
+void check_loss_into(const CrossEntropyArgs& args, const void* loss_into, size_t bytes, const void* grad);
+
 // Runs the kernel (fused_unsupported_reason(args) must be ""). Throws c10::IndexError for an
 // out-of-range target before writing anything.
 void fused_cross_entropy(const CrossEntropyArgs& args, FusedOutputs& out, FusedIsa isa = FusedIsa::Auto);

@@ -100,11 +100,7 @@ struct FusedCall {
   CrossEntropyResult aten;  // the ATen path's result
 };
 
-RawTensor keep(FusedCall& call, HostInput&& in) {
-  RawTensor raw = in.raw;
-  call.holders.push_back(std::move(in));
-  return raw;
-}
+RawTensor keep(FusedCall& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
 
 // Reads input and target (host tensors only: device handles never come here), the rest
 // through crossEntropy's read_shared_args, plus impl / gradInto / isa.
@@ -370,23 +366,8 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
     SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[14], env, &type, &data, &length) || !float_storage(type, &lt) || lt != dt ||
                                     length != positions,
                            "crossEntropyFusedFast: lossInto must be an array of the input's type, one element per position");
-    // Defence in depth: the per-position losses must not land in memory the kernel reads
-    // or writes (TypeScript always passes a fresh array).
-    const auto bytes_of = [](const RawTensor& r) {
-      int64_t n = 1;
-      for (int64_t d : r.shape) n *= d;
-      return r.present ? static_cast<size_t>(n) * c10::elementSize(r.storage) : size_t(0);
-    };
-    const auto overlaps = [&](const void* other, size_t other_bytes) {
-      const auto p = reinterpret_cast<uintptr_t>(data), q = reinterpret_cast<uintptr_t>(other);
-      return other != nullptr && other_bytes > 0 && p < q + other_bytes && q < p + length * esize;
-    };
-    SMOOTHCE_THROW_RANGE_IF(env,
-                            overlaps(a.input.data, bytes_of(a.input)) || overlaps(a.target.data, bytes_of(a.target)) ||
-                                overlaps(a.weight.data, bytes_of(a.weight)) ||
-                                overlaps(a.grad_output.data, bytes_of(a.grad_output)) ||
-                                overlaps(out.grad, a.want_grad ? bytes_of(a.input) : 0),
-                            "crossEntropyFusedFast: lossInto overlaps another argument");
+    // Defence in depth (TypeScript always passes a fresh array).
+    run_or_throw(env, [&] { check_loss_into(a, data, length * esize, out.grad); });
     out.loss = data;
   }
   FusedIsa isa = FusedIsa::Auto;

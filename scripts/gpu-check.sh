@@ -112,29 +112,22 @@ const sc = require(path.join(root, 'dist/index.js'));
 const report = { started: new Date().toISOString(), torch: sc.torchVersion(), cudaAvailable: sc.cudaAvailable(),
   cudaDeviceCount: sc.cudaDeviceCount(), checks: [], bench: [] };
 let failures = 0;
+function pass(name, t0, detail) {
+  report.checks.push({ name, ok: true, detail: detail ?? '', ms: Date.now() - t0 });
+  console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
+}
+function fail(name, t0, err) {
+  failures++;
+  report.checks.push({ name, ok: false, error: String(err && err.stack || err), ms: Date.now() - t0 });
+  console.log(`FAIL ${name}: ${err && err.message}`);
+}
 function check(name, fn) {
   const t0 = Date.now();
-  try {
-    const detail = fn();
-    report.checks.push({ name, ok: true, detail: detail ?? '', ms: Date.now() - t0 });
-    console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
-  } catch (err) {
-    failures++;
-    report.checks.push({ name, ok: false, error: String(err && err.stack || err), ms: Date.now() - t0 });
-    console.log(`FAIL ${name}: ${err && err.message}`);
-  }
+  try { pass(name, t0, fn()); } catch (err) { fail(name, t0, err); }
 }
 async function checkAsync(name, fn) {
   const t0 = Date.now();
-  try {
-    const detail = await fn();
-    report.checks.push({ name, ok: true, detail: detail ?? '', ms: Date.now() - t0 });
-    console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
-  } catch (err) {
-    failures++;
-    report.checks.push({ name, ok: false, error: String(err && err.stack || err), ms: Date.now() - t0 });
-    console.log(`FAIL ${name}: ${err && err.message}`);
-  }
+  try { pass(name, t0, await fn()); } catch (err) { fail(name, t0, err); }
 }
 function assert(c, msg) { if (!c) throw new Error(msg); }
 

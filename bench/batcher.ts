@@ -15,11 +15,7 @@
 import * as os from 'node:os';
 import { Batcher, crossEntropy, crossEntropyAsync, getAsyncNumThreads, getNumThreads, tensor, torchVersion, type Tensor } from '../lib/index';
 import { rng } from '../test/helpers/rng';
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-}
+import { arg } from './args';
 
 const N = arg('requests', 10_000);
 const C = arg('classes', 1000);

@@ -14,11 +14,7 @@
  *   MALLOC_MMAP_THRESHOLD_=1048576 npm run bench:stream
  */
 import { crossEntropy, LossAccumulator, tensor, type Tensor } from '../lib/index';
-
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 ? Number(process.argv[i + 1]) : dflt;
-}
+import { arg } from './args';
 
 const GB = arg('gb', 2);
 const ROWS = arg('rows', 8192);

@@ -1,0 +1,5 @@
+/** `--name value` from the command line as a number, or `dflt` (for the bench scripts). */
+export function arg(name: string, dflt: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 ? Number(process.argv[i + 1]) : dflt;
+}

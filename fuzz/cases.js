@@ -727,7 +727,11 @@ async function apiCall(r, env, ctx) {
   // Handlers go on the promise first: an in-flight action that throws must not leave it unhandled.
   const settling = settle(ret, env.asyncTimeoutMs);
   inFlight(after, p, args, ctx, env);
-  const s = await settling;
+  return outcomeOf(await settling, snapshots, ctx);
+}
+
+/** The outcome of a settled async call whose inputs were snapshotted before it started. */
+function outcomeOf(s, snapshots, ctx) {
   if (s.hung) return { outcome: 'failure', failure: 'promise-never-settled' };
   if (changed(snapshots, ctx)) return { outcome: 'failure', failure: 'input-mutated' };
   if (s.error !== undefined) return classify(s.error);
@@ -803,11 +807,7 @@ async function nativeCall(r, env, ctx) {
   if (after) r.note(`in-flight ${after}`);
   const settling = settle(ret, env.asyncTimeoutMs);
   inFlight(after, p, null, ctx, env, a);
-  const s = await settling;
-  if (s.hung) return { outcome: 'failure', failure: 'promise-never-settled' };
-  if (changed(snapshots, ctx)) return { outcome: 'failure', failure: 'input-mutated' };
-  if (s.error !== undefined) return classify(s.error);
-  return { outcome: 'result' };
+  return outcomeOf(await settling, snapshots, ctx);
 }
 
 /** Valid async calls whose caller changes its buffers while the call is in flight: the result

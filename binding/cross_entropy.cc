@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <atomic>
@@ -398,9 +399,11 @@ bool cuda_built() {
 
 bool cuda_available() { return at::hasCUDA() && cuda_device_count() > 0; }
 
+// torch::cuda::device_count() rather than the CUDA hooks' getNumGPUs(): the C++ API's
+// call is the same in LibTorch 1.x and 2.x.
 int64_t cuda_device_count() {
   if (!at::hasCUDA()) return 0;
-  return static_cast<int64_t>(at::detail::getCUDAHooks().getNumGPUs());
+  return static_cast<int64_t>(torch::cuda::device_count());
 }
 
 namespace {

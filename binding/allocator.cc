@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <new>
 
@@ -165,14 +166,22 @@ c10::DataPtr make_huge_data_ptr(size_t bytes) {
 class HugePageCPUAllocator final : public c10::Allocator {
  public:
   explicit HugePageCPUAllocator(c10::Allocator* fallback) : fallback_(fallback) {}
-  c10::DataPtr allocate(size_t n) const override {
-    if (n < kHugeThreshold) return fallback_->allocate(n);
-    return make_huge_data_ptr(n);
+  // LibTorch 1.x declares allocate() const; 2.x declares it non-const and adds a pure
+  // copy_data(). Both forms are declared, without `override`, so that whichever one this
+  // LibTorch's c10::Allocator has is the one overridden.
+  c10::DataPtr allocate(size_t n) const { return allocate_any(n); }
+  c10::DataPtr allocate(size_t n) { return allocate_any(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const {
+    if (count > 0) std::memcpy(dest, src, count);
   }
   c10::DeleterFnPtr raw_deleter() const override { return nullptr; }  // contexts differ per allocation
   c10::Allocator* fallback() const { return fallback_; }
 
  private:
+  c10::DataPtr allocate_any(size_t n) const {
+    if (n < kHugeThreshold) return fallback_->allocate(n);
+    return make_huge_data_ptr(n);
+  }
   c10::Allocator* fallback_;
 };
 

@@ -1,6 +1,7 @@
 #include "cross_entropy.h"
 
 #include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 #include <torch/cuda.h>
@@ -91,7 +92,7 @@ std::atomic<int64_t> g_shortcut_forward{0}, g_explicit_backward{0}, g_reference{
 
 // SMOOTHCE_ATEN_REFERENCE=1 turns both shortcuts off (at::cross_entropy_loss and autograd
 // for everything): test/aten-fast.test.ts compares the two bit for bit in one process.
-bool reference_only() {
+[[maybe_unused]] bool reference_only() {
   const char* e = std::getenv("SMOOTHCE_ATEN_REFERENCE");
   return e != nullptr && e[0] == '1';
 }
@@ -351,7 +352,7 @@ CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
   }
 
   g_reference.fetch_add(1, std::memory_order_relaxed);
-  at::AutoGradMode enable_grad(true);
+  c10::AutoGradMode enable_grad(true);
   at::Tensor leaf = input.detach().requires_grad_(true);
   at::Tensor loss =
       at::cross_entropy_loss(leaf, target, weight, args.reduction, args.ignore_index, args.label_smoothing);

@@ -66,6 +66,12 @@ at::Tensor to_output(const at::Tensor& t, at::ScalarType dtype) {
   return out.contiguous();
 }
 
+// The gradient as the caller asked for it: copied to host memory in the input's storage
+// dtype, or left on the device in the compute dtype (args.grad_on_device).
+at::Tensor grad_output_of(const at::Tensor& grad, const CrossEntropyArgs& args) {
+  return args.grad_on_device ? grad.contiguous() : to_output(grad, args.input.storage);
+}
+
 at::ScalarType host_dtype(at::ScalarType compute) {
   // Reduced-precision results go back to JavaScript as float32 (exact widening).
   return (compute == at::kBFloat16 || compute == at::kHalf) ? at::kFloat : compute;
@@ -347,7 +353,7 @@ CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
     CrossEntropyResult r = input.scalar_type() == at::kDouble ? explicit_backward<double>(args, input, target, weight)
                                                               : explicit_backward<float>(args, input, target, weight);
     result.loss = to_output(r.loss, host_dtype(r.loss.scalar_type()));
-    result.grad = to_output(r.grad, args.input.storage);
+    result.grad = grad_output_of(r.grad, args);
     return result;
   }
 
@@ -368,7 +374,7 @@ CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
   at::Tensor grad = leaf.grad();
   if (!grad.defined()) grad = at::zeros_like(leaf);
   result.loss = to_output(loss.detach(), host_dtype(loss.scalar_type()));
-  result.grad = to_output(grad, args.input.storage);
+  result.grad = grad_output_of(grad, args);
   return result;
 }
 

@@ -31,6 +31,9 @@ struct CrossEntropyArgs {
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
   bool want_grad = false;
+  // Leave the gradient where it was computed (result.grad on the call's device, in the
+  // compute dtype) instead of copying it to host memory in the storage dtype.
+  bool grad_on_device = false;
   std::string device = "cpu";
   // Device-resident inputs (see device_tensor.h): when defined, used instead of the
   // RawTensor of the same name (whose `storage` then still names the host dtype of
@@ -41,7 +44,8 @@ struct CrossEntropyArgs {
 
 struct CrossEntropyResult {
   at::Tensor loss;  // CPU, contiguous; dtype as PyTorch gives it (float32 for reduced-precision input)
-  at::Tensor grad;  // CPU, contiguous, input's storage dtype; undefined unless want_grad
+  at::Tensor grad;  // CPU, contiguous, input's storage dtype (grad_on_device: on the call's
+                    // device, compute dtype); undefined unless want_grad
 };
 
 // Wraps a RawTensor as an ATen tensor without copying (from_blob; no deleter: the

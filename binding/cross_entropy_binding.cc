@@ -70,6 +70,7 @@ void read_shared_args(Napi::Env env, const Napi::Object& o, bool async, CrossEnt
   a.label_smoothing = eps;
 
   a.want_grad = o.Get(prop(env, Prop::Grad)).ToBoolean().Value();
+  a.grad_on_device = a.want_grad && o.Get(prop(env, Prop::GradOnDevice)).ToBoolean().Value();
   Napi::Value dev = o.Get(prop(env, Prop::Device));
   if (dev.IsString()) a.device = dev.As<Napi::String>().Utf8Value();
 }
@@ -137,7 +138,7 @@ double scalar_value(const at::Tensor& t) {
 
 // A 'mean'/'sum' loss goes back as a plain number (exact: float32 and float64 both fit a
 // double), which spares the small-call path an ArrayBuffer, a typed array and a shape.
-Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t reduction) {
+Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t reduction, bool grad_on_device) {
   Napi::Object out = Napi::Object::New(env);
   if (reduction != at::Reduction::None && r.loss.dim() == 0) {
     // Read the one element directly: to(kDouble) + item() cost two ATen dispatches (a
@@ -146,7 +147,7 @@ Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t re
   } else {
     out.Set(prop(env, Prop::Loss), tensor_to_js(env, r.loss));
   }
-  if (r.grad.defined()) out.Set("grad", tensor_to_js(env, r.grad));
+  if (r.grad.defined()) out.Set("grad", grad_on_device ? wrap_device_tensor(env, r.grad) : tensor_to_js(env, r.grad));
   return out;
 }
 
@@ -166,11 +167,11 @@ Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info) {
           enter_worker_thread();  // runs on a libuv thread: ATen only, no N-API
           return cross_entropy(shared->args);
         },
-        [shared](Napi::Env e, CrossEntropyResult& r) -> Napi::Value { return result_to_js(e, r, shared->args.reduction); });
+        [shared](Napi::Env e, CrossEntropyResult& r) -> Napi::Value { return result_to_js(e, r, shared->args.reduction, shared->args.grad_on_device); });
   }
   CrossEntropyResult result;
   run_or_throw(env, [&] { result = cross_entropy(call.args); });
-  return result_to_js(env, result, call.args.reduction);
+  return result_to_js(env, result, call.args.reduction, call.args.grad_on_device);
 }
 
 }  // namespace smoothce

@@ -3,6 +3,7 @@
 #include "cross_entropy.h"
 #include "errors.h"
 #include "modules.h"
+#include "prop_names.h"
 #include "tensor_view.h"
 
 #include <atomic>
@@ -14,6 +15,10 @@ namespace {
 // Marks the objects this module creates, so that a look-alike JS object is never
 // unwrapped (no per-environment state needed: safe in worker_threads).
 constexpr napi_type_tag kDeviceTensorTag = {0x736d6f6f74686365ULL, 0x6465766963657431ULL};
+
+// Marks the External that wrap_device_tensor() passes to the constructor: only C++ can
+// create it, and no other External (a process group handle, say) is ever adopted.
+constexpr napi_type_tag kAdoptTag = {0x736d6f6f74686365ULL, 0x61646f7074656e31ULL};
 
 std::atomic<int64_t> g_live{0};
 
@@ -51,10 +56,26 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
     return dtype_name(r.storage);
   }
 
+  // The name JavaScript uses for a tensor computed natively in this ATen dtype.
+  static std::string compute_dtype_name(at::ScalarType t) {
+    if (t == at::kBFloat16) return "bfloat16";
+    if (t == at::kHalf) return "float16";
+    return dtype_name(t);
+  }
+
   // new DeviceTensor(tensor, device): copies the { data, shape, dtype } tensor to the
   // device once (a CPU handle owns a copy too: the caller's buffer stays the caller's).
+  // From C++ only (wrap_device_tensor): new DeviceTensor(External<at::Tensor>) adopts a
+  // tensor computed natively, without a copy.
   explicit DeviceTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<DeviceTensor>(info) {
     Napi::Env env = info.Env();
+    if (info.Length() == 1 && info[0].IsExternal() &&
+        info[0].As<Napi::External<at::Tensor>>().CheckTypeTag(&kAdoptTag)) {
+      tensor_ = std::move(*info[0].As<Napi::External<at::Tensor>>().Data());
+      dtype_ = compute_dtype_name(tensor_.scalar_type());
+      Register(env);
+      return;
+    }
     SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 2 || !info[1].IsString(),
                            "Expected (tensor, device) for DeviceTensor: use toDevice(tensor, device)");
     const std::string spec = info[1].As<Napi::String>().Utf8Value();
@@ -68,10 +89,7 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
       at::Tensor viewed = view_raw(in.raw);
       tensor_ = viewed.to(device, viewed.scalar_type(), /*non_blocking=*/false, /*copy=*/true).contiguous();
     });
-    bytes_ = tensor_.is_cpu() ? static_cast<int64_t>(tensor_.numel() * tensor_.element_size()) : 0;
-    if (bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes_);
-    ++g_live;
-    Value().TypeTag(&kDeviceTensorTag);
+    Register(env);
   }
 
   ~DeviceTensor() override { Release(); }
@@ -95,6 +113,14 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
   }
 
  private:
+  // Counts the handle as live, tells V8 about host memory it holds, and tags it.
+  void Register(Napi::Env env) {
+    bytes_ = tensor_.is_cpu() ? static_cast<int64_t>(tensor_.numel() * tensor_.element_size()) : 0;
+    if (bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, bytes_);
+    ++g_live;
+    Value().TypeTag(&kDeviceTensorTag);
+  }
+
   void Release() {
     if (tensor_.defined()) {
       tensor_ = at::Tensor();
@@ -222,9 +248,19 @@ std::optional<DeviceTensorRef> device_tensor_of(Napi::Env env, const Napi::Value
   return DeviceTensorRef{t, host_dtype_of(t.scalar_type())};
 }
 
+Napi::Value wrap_device_tensor(Napi::Env env, at::Tensor tensor) {
+  Napi::FunctionReference& ctor = env_data(env).device_tensor_ctor;
+  if (ctor.IsEmpty()) throw Napi::Error::New(env, "DeviceTensor is not initialised in this environment");
+  Napi::External<at::Tensor> ext = Napi::External<at::Tensor>::New(env, &tensor);
+  ext.TypeTag(&kAdoptTag);
+  return ctor.New({ext});  // the constructor moves the tensor out of `tensor`
+}
+
 void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   run_or_throw(env, [] { init_thread_policy(); });
-  exports.Set("DeviceTensor", DeviceTensor::Define(env));
+  Napi::Function ctor = DeviceTensor::Define(env);
+  env_data(env).device_tensor_ctor = Napi::Persistent(ctor);
+  exports.Set("DeviceTensor", ctor);
   exports.Set("checkDevice", Napi::Function::New(env, CheckDevice, "checkDevice"));
   exports.Set("liveDeviceTensors", Napi::Function::New(env, LiveDeviceTensors, "liveDeviceTensors"));
   exports.Set("workerNumThreads", Napi::Function::New(env, WorkerNumThreads, "workerNumThreads"));

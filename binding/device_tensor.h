@@ -24,6 +24,11 @@ struct DeviceTensorRef {
 // { data, shape, dtype } tensor).
 std::optional<DeviceTensorRef> device_tensor_of(Napi::Env env, const Napi::Value& value, const char* name);
 
+// A new handle that owns `tensor` (no copy): how a result computed natively, such as a
+// gradient left on its device, goes back to JavaScript. Its dtype is the tensor's
+// ('bfloat16'/'float16' for reduced-precision tensors).
+Napi::Value wrap_device_tensor(Napi::Env env, at::Tensor tensor);
+
 // Number of handles whose tensor is still alive (not disposed, not collected), in this
 // process (all threads and worker_threads together).
 int64_t live_device_tensors();

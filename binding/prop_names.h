@@ -9,17 +9,20 @@
 namespace smoothce {
 
 enum class Prop : int {
-  Input, Target, Weight, GradOutput, Reduction, IgnoreIndex, LabelSmoothing, Grad, Device,
+  Input, Target, Weight, GradOutput, Reduction, IgnoreIndex, LabelSmoothing, Grad, GradOnDevice, Device,
   Data, Shape, Dtype, Loss, Count
 };
 
+// The addon's one napi_env instance data slot: the property names, and the DeviceTensor
+// constructor (set by InitDeviceTensor, for handles made from C++: wrap_device_tensor).
 struct PropNames {
   Napi::ObjectReference strings;
+  Napi::FunctionReference device_tensor_ctor;
 };
 
-inline Napi::String prop(Napi::Env env, Prop p) {
+inline PropNames& env_data(Napi::Env env) {
   static const char* const kNames[] = {"input", "target", "weight", "gradOutput", "reduction", "ignoreIndex",
-                                       "labelSmoothing", "grad", "device", "data", "shape", "dtype", "loss"};
+                                       "labelSmoothing", "grad", "gradOnDevice", "device", "data", "shape", "dtype", "loss"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Prop::Count), "one name per Prop");
   PropNames* names = env.GetInstanceData<PropNames>();
   if (names == nullptr) {
@@ -30,7 +33,11 @@ inline Napi::String prop(Napi::Env env, Prop p) {
     names->strings = Napi::Persistent(static_cast<Napi::Object>(strings));
     env.SetInstanceData(names);  // deleted (references released) when the environment is torn down
   }
-  return names->strings.Value().Get(static_cast<uint32_t>(p)).As<Napi::String>();
+  return *names;
+}
+
+inline Napi::String prop(Napi::Env env, Prop p) {
+  return env_data(env).strings.Value().Get(static_cast<uint32_t>(p)).As<Napi::String>();
 }
 
 }  // namespace smoothce

@@ -2,17 +2,22 @@ import { native, type NativeFusedResult, type NativeResult } from './native';
 import { prepare, type CrossEntropyOptions, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
 import type { FloatArray, Tensor } from './tensor';
-import type { TensorInput } from './device';
+import type { DeviceTensor, TensorInput } from './device';
 
-export interface CrossEntropyResult<L = number | Tensor<FloatArray>> {
+export interface CrossEntropyResult<L = number | Tensor<FloatArray>, G = Tensor<FloatArray>> {
   /** A number for 'mean'/'sum'; a tensor for 'none'. */
   loss: L;
-  /** d loss / d input, with the input's shape (and dtype; float32 for bfloat16/float16 input). */
-  grad?: Tensor<FloatArray>;
+  /**
+   * d loss / d input, with the input's shape (and dtype; float32 for bfloat16/float16
+   * input). With gradOnDevice, a DeviceTensor on the call's device instead.
+   */
+  grad?: G;
 }
 
 export type NoneOptions = CrossEntropyOptions & { reduction: 'none' };
 export type ScalarOptions = CrossEntropyOptions & { reduction?: 'mean' | 'sum' };
+/** Options that return the gradient as a DeviceTensor (see CrossEntropyOptions.gradOnDevice). */
+export type DeviceGradOptions = Omit<CrossEntropyOptions, 'grad' | 'gradOnDevice' | 'gradInto' | 'batchSize'> & { grad: true; gradOnDevice: true };
 
 function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
   const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
@@ -35,6 +40,9 @@ function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResu
   }
   return r.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
 }
+
+/** Options crossEntropy/crossEntropyAsync take beyond those every loss entry point shares. */
+const CALL_OPTION_NAMES: readonly string[] = [...BATCH_OPTION_NAMES, 'gradOnDevice'];
 
 /** Where crossEntropyFusedFast puts the loss when it also returns a gradient buffer. */
 const LOSS_OUT = new Float64Array(1);
@@ -107,11 +115,12 @@ function explain(err: unknown, prepared: Prepared): unknown {
  * on the calling thread. Same formulas, reductions, weights, ignore_index, probability
  * targets and gradients as torch.nn.functional.cross_entropy.
  */
+export function crossEntropy(input: TensorInput, target: TensorInput, options: DeviceGradOptions): CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options: NoneOptions): CrossEntropyResult<Tensor<FloatArray>>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: ScalarOptions): CrossEntropyResult<number>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult;
-export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult {
-  const prepared = prepare(input, target, options, 'crossEntropy', BATCH_OPTION_NAMES);
+export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions | DeviceGradOptions): CrossEntropyResult<number | Tensor<FloatArray>, Tensor<FloatArray> | DeviceTensor> {
+  const prepared = prepare(input, target, options, 'crossEntropy', CALL_OPTION_NAMES);
   const batchSize = readBatchSize(options);
   if (shouldChunk(prepared, batchSize)) {
     // Exact chunking of the batch dimension (lib/batch.ts).
@@ -149,12 +158,13 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
  * starts (the caller may then change, transfer or drop them); SharedArrayBuffer-backed
  * inputs are read in place and must not be written until the promise settles.
  */
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: DeviceGradOptions): Promise<CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatArray>>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: ScalarOptions): Promise<CrossEntropyResult<number>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;
-export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult> {
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions | DeviceGradOptions): Promise<CrossEntropyResult<number | Tensor<FloatArray>, Tensor<FloatArray> | DeviceTensor>> {
   const callSite = new Error();
-  const prepared = prepare(input, target, options, 'crossEntropyAsync', BATCH_OPTION_NAMES);
+  const prepared = prepare(input, target, options, 'crossEntropyAsync', CALL_OPTION_NAMES);
   const batchSize = readBatchSize(options);
   try {
     if (shouldChunk(prepared, batchSize)) {

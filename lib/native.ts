@@ -41,6 +41,8 @@ export interface NativeArgs {
   /** Read by crossEntropyFused only ('aten' there runs ATen, e.g. for gradInto). */
   impl?: 'aten' | 'fused';
   gradInto?: Float32Array | Float64Array | null;
+  /** Return the gradient as a device tensor handle on the call's device (crossEntropy only). */
+  gradOnDevice?: boolean;
 }
 
 export interface NativeFusedResult {
@@ -55,6 +57,7 @@ export interface NativeFusedResult {
 export interface NativeResult {
   /** A number for reduction mean/sum; a tensor for none. */
   loss: number | NativeTensor;
+  /** A NativeDeviceTensor at run time when the call asked for gradOnDevice. */
   grad?: NativeTensor;
 }
 

@@ -46,6 +46,15 @@ export interface CrossEntropyOptions {
    * With impl 'fused' nothing of input size is allocated.
    */
   gradInto?: Float32Array | Float64Array;
+  /**
+   * false (default): the gradient comes back as a host tensor. true (crossEntropy and
+   * crossEntropyAsync, with grad: true; typed by DeviceGradOptions): as a DeviceTensor on
+   * the call's device, in the input's dtype there (bfloat16 stays bfloat16), with no copy
+   * to host memory: for training on a GPU, where copying an N×C gradient back costs far
+   * more than computing it. Not with gradInto, impl 'fused' or batchSize (they need host
+   * memory). Dispose of the handle when done.
+   */
+  gradOnDevice?: false;
 }
 
 export type Impl = 'aten' | 'fused';
@@ -295,6 +304,15 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
 
   const weight = opts.weight === undefined ? null : parseWeight(opts.weight, classes, x.dtype);
 
+  const gradOnDevice = opts.gradOnDevice ?? false;
+  if (typeof gradOnDevice !== 'boolean') throw typeError('gradOnDevice', 'a boolean', gradOnDevice);
+  if (gradOnDevice) {
+    if (!grad) throw new RangeError(`gradOnDevice was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+    if (opts.gradInto !== undefined) throw inconsistent('gradOnDevice', 'it cannot be combined with gradInto (a host buffer): pass one of them');
+    if (impl === 'fused') throw inconsistent('gradOnDevice', "impl 'fused' writes host memory: use impl 'aten' (the default)");
+    if (opts.batchSize !== undefined) throw inconsistent('gradOnDevice', 'it cannot be combined with batchSize (chunks are joined in host memory)');
+  }
+
   let gradOutput: number | NativeTensor | null = null;
   if (opts.gradOutput !== undefined) {
     if (!grad) throw new RangeError(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
@@ -352,6 +370,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       device,
       impl,
       gradInto,
+      gradOnDevice,
     },
     reduction: red,
     probabilityTarget,

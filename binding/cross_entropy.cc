@@ -1,5 +1,7 @@
 #include "cross_entropy.h"
 
+#include "allocator.h"
+
 #include <ATen/Parallel.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
@@ -61,7 +63,16 @@ namespace {
 
 at::Tensor to_output(const at::Tensor& t, at::ScalarType dtype) {
   at::Tensor out = t;
-  if (!out.device().is_cpu()) out = out.cpu();
+  if (!out.device().is_cpu()) {
+    // A large device result is copied and converted once, straight into huge-page host
+    // memory: faulting in fresh 4 KiB pages costs more than the copy from the GPU itself.
+    if (static_cast<size_t>(t.numel()) * c10::elementSize(dtype) >= kHugeThreshold) {
+      at::Tensor host = empty_huge(t.sizes(), dtype);
+      host.copy_(t);
+      return host;
+    }
+    out = out.cpu();
+  }
   if (out.scalar_type() != dtype) out = out.to(dtype);
   return out.contiguous();
 }

@@ -282,6 +282,27 @@ check('device handles on ' + DEV + ': parity, toCPU round trip, dispose, use-aft
   hy.dispose();
 });
 
+check('gradOnDevice on ' + DEV + ': the gradient stays a ' + DEV + ' handle and equals the host gradient', () => {
+  const r = rng(6);
+  let n = 0;
+  for (const dtype of ['float32', 'float64', 'bfloat16']) {
+    for (const reduction of ['mean', 'none']) {
+      const x = sc.tensor((dtype === 'float64' ? Float64Array : Float32Array).from({ length: 96 * 40 }, () => (r() - 0.5) * 6), [96, 40], dtype);
+      const y = sc.tensor(Array.from({ length: 96 }, (_, i) => (i % 9 === 0 ? -100 : i % 40)), [96], 'int64');
+      const opts = { grad: true, labelSmoothing: 0.1, reduction };
+      const want = sc.crossEntropy(x, y, opts);
+      const hx = sc.toDevice(x, DEV), hy = sc.toDevice(y, DEV);
+      const got = sc.crossEntropy(hx, hy, { ...opts, gradOnDevice: true });
+      assert(sc.isDeviceTensor(got.grad), `${dtype} ${reduction}: grad is not a DeviceTensor`);
+      assert(got.grad.device.startsWith(DEV) && got.grad.dtype === dtype, `${dtype}: grad on ${got.grad.device} as ${got.grad.dtype}`);
+      sameResult({ loss: got.loss, grad: got.grad.toCPU() }, want, dtype, `gradOnDevice ${dtype} ${reduction}`);
+      got.grad.dispose(); hx.dispose(); hy.dispose();
+      n++;
+    }
+  }
+  return `${n} cases`;
+});
+
 if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
   let err; try { sc.crossEntropy(sc.tensor(new Float32Array(3), [1, 3]), sc.tensor([0], [1], 'int64'), { device: `cuda:${report.cudaDeviceCount}` }); } catch (e) { err = e; }
   assert(err instanceof RangeError && /only \d+ CUDA device/.test(err.message), String(err && err.message));
@@ -348,6 +369,8 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
         const hx = sc.toDevice(x, 'cuda'), hy = sc.toDevice(y, 'cuda');
         row.cudaHandleFwdMs = await time(() => sc.crossEntropy(hx, hy, { labelSmoothing: 0.1 }), 10);
         row.cudaHandleFwdGradMs = await time(() => sc.crossEntropy(hx, hy, { labelSmoothing: 0.1, grad: true }), 10);
+        // The gradient left on the GPU (gradOnDevice): what a training step on CUDA pays.
+        row.cudaHandleFwdGradOnDeviceMs = await time(() => sc.crossEntropy(hx, hy, { labelSmoothing: 0.1, grad: true, gradOnDevice: true }).grad.dispose(), 10);
         hx.dispose(); hy.dispose();
         try {
           const code = `import torch,time\nx=torch.randn(${N},${C},device='cuda');y=torch.randint(0,${C},(${N},),device='cuda')\nfor g in (False,True):\n  ts=[]\n  for i in range(12):\n    xx=x.clone().requires_grad_(g);torch.cuda.synchronize();t=time.perf_counter();l=torch.nn.functional.cross_entropy(xx,y,label_smoothing=0.1)\n    if g: l.backward()\n    torch.cuda.synchronize();ts.append((time.perf_counter()-t)*1e3)\n  ts.sort();print(ts[6])`;

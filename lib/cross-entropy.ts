@@ -18,6 +18,8 @@ export type NoneOptions = CrossEntropyOptions & { reduction: 'none' };
 export type ScalarOptions = CrossEntropyOptions & { reduction?: 'mean' | 'sum' };
 /** Options that return the gradient as a DeviceTensor (see CrossEntropyOptions.gradOnDevice). */
 export type DeviceGradOptions = Omit<CrossEntropyOptions, 'grad' | 'gradOnDevice' | 'gradInto' | 'batchSize'> & { grad: true; gradOnDevice: true };
+/** What a call with DeviceGradOptions returns: the gradient is always there, as a handle. */
+export type DeviceGradResult = CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor> & { grad: DeviceTensor };
 
 function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
   const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
@@ -115,7 +117,7 @@ function explain(err: unknown, prepared: Prepared): unknown {
  * on the calling thread. Same formulas, reductions, weights, ignore_index, probability
  * targets and gradients as torch.nn.functional.cross_entropy.
  */
-export function crossEntropy(input: TensorInput, target: TensorInput, options: DeviceGradOptions): CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor>;
+export function crossEntropy(input: TensorInput, target: TensorInput, options: DeviceGradOptions): DeviceGradResult;
 export function crossEntropy(input: TensorInput, target: TensorInput, options: NoneOptions): CrossEntropyResult<Tensor<FloatArray>>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: ScalarOptions): CrossEntropyResult<number>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult;
@@ -158,7 +160,7 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
  * starts (the caller may then change, transfer or drop them); SharedArrayBuffer-backed
  * inputs are read in place and must not be written until the promise settles.
  */
-export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: DeviceGradOptions): Promise<CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor>>;
+export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: DeviceGradOptions): Promise<DeviceGradResult>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatArray>>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: ScalarOptions): Promise<CrossEntropyResult<number>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;

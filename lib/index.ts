@@ -1,7 +1,7 @@
 export { tensor, numel } from './tensor';
 export type { Tensor, DType, TensorData, FloatArray } from './tensor';
 export { crossEntropy, crossEntropyAsync } from './cross-entropy';
-export type { CrossEntropyResult, DeviceGradOptions, NoneOptions, ScalarOptions } from './cross-entropy';
+export type { CrossEntropyResult, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './cross-entropy';
 export type { CrossEntropyOptions, Reduction, Device } from './options';
 import { native } from './native';
 

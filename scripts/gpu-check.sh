@@ -332,6 +332,24 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
     return `${batcher.stats.batches} batches for 200 requests`;
   });
 
+  await checkAsync('gradOnDevice, async, on ' + DEV + ': computed on the pool, handed back as a ' + DEV + ' handle', async () => {
+    const r = rng(7);
+    const x = sc.tensor(Float32Array.from({ length: 512 * 100 }, () => (r() - 0.5) * 6), [512, 100]);
+    const y = sc.tensor(Array.from({ length: 512 }, (_, i) => i % 100), [512], 'int64');
+    const want = sc.crossEntropy(x, y, { grad: true, labelSmoothing: 0.1 });
+    const hx = sc.toDevice(x, DEV), hy = sc.toDevice(y, DEV);
+    const live = sc.liveDeviceTensors();
+    const got = await Promise.all(Array.from({ length: 8 }, () => sc.crossEntropyAsync(hx, hy, { grad: true, labelSmoothing: 0.1, gradOnDevice: true })));
+    for (const g of got) {
+      assert(sc.isDeviceTensor(g.grad) && g.grad.device.startsWith(DEV), 'async grad is not a device handle');
+      sameResult({ loss: g.loss, grad: g.grad.toCPU() }, want, 'float32', 'async gradOnDevice');
+      g.grad.dispose();
+    }
+    assert(sc.liveDeviceTensors() === live, `live handles ${sc.liveDeviceTensors()} after dispose, ${live} before`);
+    hx.dispose(); hy.dispose();
+    return '8 concurrent calls';
+  });
+
   // 7. c10d/Gloo built against this LibTorch: two Node ranks over loopback all-reduce.
   await checkAsync('c10d/Gloo: two Node ranks all-reduce over loopback (this LibTorch)', async () => {
     if (!sc.distributed.available()) return 'skipped: this build has no c10d/Gloo (see the build log)';

@@ -121,8 +121,10 @@ const report = { started: new Date().toISOString(), torch: sc.torchVersion(), cu
   cudaDeviceCount: sc.cudaDeviceCount(), checks: [], bench: [] };
 let failures = 0;
 function pass(name, t0, detail) {
-  report.checks.push({ name, ok: true, detail: detail ?? '', ms: Date.now() - t0 });
-  console.log(`PASS ${name}${detail ? ` (${detail})` : ''}`);
+  // A check that returns 'skipped: why' did not run: reported as SKIP, never as PASS.
+  const skipped = typeof detail === 'string' && detail.startsWith('skipped');
+  report.checks.push({ name, ok: true, skipped, detail: detail ?? '', ms: Date.now() - t0 });
+  console.log(`${skipped ? 'SKIP' : 'PASS'} ${name}${detail ? ` (${detail})` : ''}`);
 }
 function fail(name, t0, err) {
   failures++;
@@ -420,8 +422,8 @@ if (cuda) check('cuda:N beyond the device count: clear RangeError', () => {
   report.failures = failures;
   fs.writeFileSync(path.join(out, 'report.json'), JSON.stringify(report, null, 2));
   const md = [`# smoothce GPU check`, ``, `- torch (addon): ${report.torch}; CUDA available: ${cuda}; devices: ${report.cudaDeviceCount}`,
-    `- checks run on: ${DEV}${cuda ? '' : ' (NO GPU: CPU-only dry run, CUDA NOT exercised)'}`, `- failures: ${failures}`, ``, `| check | result | detail |`, `|---|---|---|`,
-    ...report.checks.map((c) => `| ${c.name} | ${c.ok ? 'PASS' : 'FAIL'} | ${(c.ok ? c.detail : c.error.split('\n')[0]).replace(/\|/g, '/')} |`), ``,
+    `- checks run on: ${DEV}${cuda ? '' : ' (NO GPU: CPU-only dry run, CUDA NOT exercised)'}`, `- failures: ${failures}; skipped: ${report.checks.filter((c) => c.skipped).length}`, ``, `| check | result | detail |`, `|---|---|---|`,
+    ...report.checks.map((c) => `| ${c.name} | ${c.skipped ? 'SKIP' : c.ok ? 'PASS' : 'FAIL'} | ${(c.ok ? c.detail : c.error.split('\n')[0]).replace(/\|/g, '/')} |`), ``,
     `## Benchmark (median ms; float32, labelSmoothing 0.1)`, ``, '```json', ...report.bench.map((b) => JSON.stringify(b)), '```'];
   fs.writeFileSync(path.join(out, 'report.md'), md.join('\n') + '\n');
   console.log(`\nreport: ${path.join(out, 'report.md')}; failures: ${failures}`);

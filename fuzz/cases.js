@@ -208,6 +208,8 @@ function problem(r, { maxElems = 512, kdimUint8 = false, big = false } = {}) {
       : { data: fill(Float64Array, numel(gshape), r.values()), shape: gshape, dtype: 'float64' };
   }
   if (r.chance(0.1)) options.device = 'cpu';
+  // The gradient as a device tensor handle (on 'cpu' here): the native wrap path.
+  if (options.grad && r.chance(0.15)) options.gradOnDevice = true;
   return { input, target, options, classes, lossShape, prob };
 }
 
@@ -227,6 +229,7 @@ function nativeArgs(p) {
     grad: o.grad ?? false,
     gradOutput,
     device: 'cpu',
+    gradOnDevice: o.gradOnDevice ?? false,
   };
 }
 
@@ -468,6 +471,7 @@ const OPTION_EDGES = {
   weight: ['len+1', 'len-1', 'empty', 'nan', 'negative', 'int32', 'bigint64', 'sparse', 'getter', 'arraylike', 'detached', 'shared', 'strings', 'huge-arraylike'],
   ignoreIndex: [NaN, Infinity, 1.5, 2 ** 53, 2 ** 63, -(2 ** 63), 2n ** 63n, -(2n ** 63n), 2n ** 63n - 1n, 2n ** 64n, '-100', -1, 0, 'C', null, true, -0],
   grad: ['yes', 1, 0, null, 'true', {}, true, false],
+  gradOnDevice: ['yes', 1, 0, null, {}, true, false],
   gradOutput: [NaN, Infinity, -0, 0n, 'x', null, 'wrong-shape', 'int-tensor', 'junk-tensor', 'without-grad', 1e308],
   device: ['cuda', 'cuda:0', 'cuda:1', 'cuda:99999', 'cuda:-1', 'cuda:1e3', 'cuda:00', 'CPU', 'cpu:0', 'meta', 'mps', '', 'cpu\u0000x', 'x'.repeat(100000), null, 5, {}],
 };
@@ -535,7 +539,7 @@ function describe(v) {
   }
 }
 
-const POLLUTE_KEYS = ['labelSmoothing', 'reduction', 'weight', 'ignoreIndex', 'grad', 'gradOutput', 'device', 'data', 'shape', 'dtype', 'input', 'target', '0', '1'];
+const POLLUTE_KEYS = ['labelSmoothing', 'reduction', 'weight', 'ignoreIndex', 'grad', 'gradOutput', 'gradOnDevice', 'device', 'data', 'shape', 'dtype', 'input', 'target', '0', '1'];
 
 function pollute(r, ctx) {
   const key = r.pick(POLLUTE_KEYS);
@@ -656,7 +660,9 @@ async function settle(value, timeoutMs) {
 function sameResult(a, b, fp64) {
   const tol = fp64 ? 1e-12 : 1e-5;
   const close = (x, y) => (Number.isNaN(x) && Number.isNaN(y)) || x === y || Math.abs(x - y) <= tol * Math.max(1, Math.abs(x), Math.abs(y));
-  const arr = (v) => (typeof v === 'number' ? [v] : v && v.data ? Array.from(v.data, Number) : []);
+  // A gradOnDevice gradient is a DeviceTensor handle: compare what it holds.
+  const host = (v) => (v && typeof v.toCPU === 'function' ? v.toCPU() : v);
+  const arr = (v) => (typeof v === 'number' ? [v] : host(v) && host(v).data ? Array.from(host(v).data, Number) : []);
   const eq = (x, y) => {
     const p = arr(x);
     const q = arr(y);
@@ -759,7 +765,7 @@ async function nativeCall(r, env, ctx) {
     else if (what === 'values') specialValues(r, r.chance(0.7) ? a.input : a.target);
     else if (what === 'target-edge') edgeTarget(r, p, toBig(a.ignoreIndex));
     else if (what === 'field') {
-      const f = r.pick(['reduction', 'ignoreIndex', 'labelSmoothing', 'grad', 'gradOutput', 'device', 'weight']);
+      const f = r.pick(['reduction', 'ignoreIndex', 'labelSmoothing', 'grad', 'gradOutput', 'device', 'weight', 'gradOnDevice']);
       const edges = {
         reduction: [-1, 3, NaN, 1.5, 2 ** 53, -(2 ** 63), '1', null, undefined, 1n],
         ignoreIndex: [NaN, Infinity, -Infinity, 2 ** 63, -(2 ** 63), 2 ** 64, 1.5, -0, 2n ** 63n, -(2n ** 63n) - 1n, 2n ** 64n, 'x', null, undefined, BigInt(p.classes), 0n, 1n],
@@ -768,6 +774,7 @@ async function nativeCall(r, env, ctx) {
         gradOutput: [NaN, Infinity, 'x', {}, 0n, 5],
         device: OPTION_EDGES.device,
         weight: [undefined, 0, 'w', {}, []],
+        gradOnDevice: [1, 'yes', null, {}, 0, true, Symbol('x')],
       };
       a[f] = r.pick(edges[f]);
       r.note(`field ${f} = ${describe(a[f])}`);

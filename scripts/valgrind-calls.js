@@ -53,6 +53,12 @@ async function main() {
     h.dispose();
     out.push(tryIt(() => h.toCPU()));
     api.toDevice(t, 'cpu'); // left to the garbage collector
+    // gradOnDevice: a handle made natively around the gradient (sync and async), one
+    // disposed and one left to the garbage collector.
+    const g1 = api.crossEntropy(x, t, { grad: true, gradOnDevice: true }).grad;
+    const g2 = (await api.crossEntropyAsync(x, t, { grad: true, gradOnDevice: true, labelSmoothing: 0.1 })).grad;
+    out.push(g1.toCPU(), g2.toCPU(), tryIt(() => api.crossEntropy(x, t, { gradOnDevice: true })));
+    g1.dispose();
   }
   if (api.calibration) {
     out.push(tryIt(() => api.calibration.ece(probs, t32)));

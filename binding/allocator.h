@@ -28,9 +28,10 @@ void huge_free(void* p, size_t bytes) noexcept;
 // without a copy) are freed by their N-API finalizers, and Node 20 runs those from the
 // event loop, not from the GC: a synchronous loop of large calls would keep every result
 // alive until it yields (30 calls of a 1024x32000 gradient: 4 GB). The count below is of
-// such bytes not finalized yet; past the cap (SMOOTHCE_EXTERNAL_CAP_MB, default 512; at
-// least one buffer is always allowed) results are V8-owned ArrayBuffers instead, which
-// the GC frees by itself.
+// such bytes not finalized yet; past the cap results are V8-owned ArrayBuffers instead,
+// which the GC frees by itself. The cap: SMOOTHCE_EXTERNAL_CAP_MB when set; by default
+// 512 MiB, lowered to four buffers of the size being asked for (at least 64 MiB), as many
+// as the huge-page cache can take back. At least one buffer is always allowed.
 void external_bytes_add(int64_t bytes);
 bool external_allowed(size_t bytes);
 int64_t external_bytes_outstanding();

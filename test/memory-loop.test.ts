@@ -16,7 +16,7 @@ const root = path.resolve(__dirname, '..');
 const SCRIPT = `
 const sc = require(${JSON.stringify(root)});
 const impl = process.argv[1];
-const n = 1024, c = 8000;
+const n = 1024, c = Number(process.argv[2]);
 const input = sc.tensor(new Float32Array(n * c).fill(0.5), [n, c]);
 const target = sc.tensor(new BigInt64Array(n), [n]);
 const base = process.memoryUsage.rss();
@@ -30,11 +30,14 @@ for (let i = 0; i < 40; i++) {
 process.stdout.write(JSON.stringify({ peakMB: peak / 2 ** 20, ok }));
 `;
 
-function loop(impl: string, capMB: number): { peakMB: number; ok: boolean } {
-  const r = spawnSync(process.execPath, ['-e', SCRIPT, impl], {
+/** capMB undefined: the default rule (SMOOTHCE_EXTERNAL_CAP_MB unset). c: classes (gradient = 4 KiB × c). */
+function loop(impl: string, capMB: number | undefined, c = 8000): { peakMB: number; ok: boolean } {
+  const env = { ...process.env, SMOOTHCE_EXTERNAL_CAP_MB: String(capMB) };
+  if (capMB === undefined) delete env.SMOOTHCE_EXTERNAL_CAP_MB;
+  const r = spawnSync(process.execPath, ['-e', SCRIPT, impl, String(c)], {
     cwd: root,
     encoding: 'utf8',
-    env: { ...process.env, SMOOTHCE_EXTERNAL_CAP_MB: String(capMB) },
+    env,
     timeout: 120_000,
   });
   expect(r.status, r.stderr).toBe(0);
@@ -49,5 +52,15 @@ describe('a synchronous loop of large calls', () => {
     // Without the cap every gradient stays until the loop ends.
     expect(unbounded.peakMB).toBeGreaterThan(1000);
     expect(capped.peakMB).toBeLessThan(unbounded.peakMB * 0.6);
+  });
+
+  // By default the cap follows the size asked for: four buffers (as many as the huge-page
+  // cache takes back), at least 64 MiB, at most 512 MiB. 16 MB gradients: 64 MiB of them.
+  it('by default holds no more unfinalized buffers of one size than the cache can take back', () => {
+    const flat = loop('fused', 512, 4000);
+    const auto = loop('fused', undefined, 4000);
+    expect(flat.ok && auto.ok).toBe(true);
+    expect(flat.peakMB).toBeGreaterThan(400); // 512 MiB of 16 MB gradients wait for the event loop
+    expect(auto.peakMB).toBeLessThan(flat.peakMB * 0.6);
   });
 });

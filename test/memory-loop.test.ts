@@ -32,8 +32,9 @@ process.stdout.write(JSON.stringify({ peakMB: peak / 2 ** 20, ok }));
 
 /** capMB undefined: the default rule (SMOOTHCE_EXTERNAL_CAP_MB unset). c: classes (gradient = 4 KiB × c). */
 function loop(impl: string, capMB: number | undefined, c = 8000): { peakMB: number; ok: boolean } {
-  const env = { ...process.env, SMOOTHCE_EXTERNAL_CAP_MB: String(capMB) };
+  const env: NodeJS.ProcessEnv = { ...process.env };
   if (capMB === undefined) delete env.SMOOTHCE_EXTERNAL_CAP_MB;
+  else env.SMOOTHCE_EXTERNAL_CAP_MB = String(capMB);
   const r = spawnSync(process.execPath, ['-e', SCRIPT, impl, String(c)], {
     cwd: root,
     encoding: 'utf8',

@@ -9,6 +9,7 @@
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
 import { native } from '../lib/native';
+import { randomClassIndices, randomGradOutput } from './helpers/random-call';
 import { rng } from './helpers/rng';
 import { restoreEnvAfterAll } from './helpers/env';
 
@@ -60,21 +61,12 @@ function randomCall(seed: number): Call {
     for (let i = 0; i < numel; i++) t[i] = r();
     target = tensor(t, shape);
   } else {
-    const ignore = pick([-100, 0, C - 1, -1]);
+    const { ignore, idx } = randomClassIndices(r, C, P);
     options.ignoreIndex = ignore;
-    const rate = pick([0, 0, 0.3, 1]);
-    const idx: number[] = [];
-    for (let p = 0; p < P; p++) idx.push(r() < rate ? ignore : Math.floor(r() * C));
     target = tensor(idx, lossShape, pick(['int64', 'int64', 'int32'] as const));
   }
   if (options.grad && r() < 0.35) {
-    if (options.reduction === 'none') {
-      const g = new Float64Array(P);
-      for (let p = 0; p < P; p++) g[p] = (r() - 0.3) * 3;
-      options.gradOutput = tensor(g, lossShape);
-    } else {
-      options.gradOutput = (r() - 0.3) * 3;
-    }
+    options.gradOutput = randomGradOutput(r, options.reduction, lossShape);
   }
   const label = `seed ${seed}: ${dtype} ${JSON.stringify(shape)} ${target.dtype} ${JSON.stringify({ ...options, weight: !!options.weight, gradOutput: options.gradOutput !== undefined })}`;
   return { input: tensor(x, shape, dtype), target, options, label };

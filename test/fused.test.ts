@@ -10,6 +10,7 @@ import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/ind
 import { native } from '../lib/native';
 import { prepare, type CrossEntropyOptions } from '../lib/options';
 import { compareResults } from './helpers/fused-compare';
+import { randomClassIndices, randomGradOutput } from './helpers/random-call';
 import { rng } from './helpers/rng';
 import { restoreEnvAfterAll } from './helpers/env';
 
@@ -59,24 +60,15 @@ function randomCall(seed: number): Call {
     for (let i = 0; i < numelX; i++) t[i] = r();
     target = tensor(t, shape);
   } else {
-    const ignore = pick([-100, 0, C - 1, -1]);
+    const { ignore, idx } = randomClassIndices(r, C, P);
     options.ignoreIndex = ignore;
-    const ignoreRate = pick([0, 0, 0.3, 1]);
-    const idx: number[] = [];
-    for (let p = 0; p < P; p++) idx.push(r() < ignoreRate ? ignore : Math.floor(r() * C));
     // (uint8 with weight + smoothing + mean: ATen itself raises in gather(); covered by the golden file.)
     const uint8Ok = idx.every((v) => v >= 0 && v < 256) && !(options.weight && options.labelSmoothing && options.reduction === 'mean');
     const tdtype = rank <= 2 && r() < 0.2 && uint8Ok ? 'uint8' : pick(['int64', 'int32'] as const);
     target = tensor(idx, lossShape, tdtype);
   }
   if (options.grad && r() < 0.4) {
-    if (options.reduction === 'none') {
-      const g = new Float64Array(P);
-      for (let p = 0; p < P; p++) g[p] = (r() - 0.3) * 3;
-      options.gradOutput = tensor(g, lossShape);
-    } else {
-      options.gradOutput = (r() - 0.3) * 3;
-    }
+    options.gradOutput = randomGradOutput(r, options.reduction, lossShape);
   }
   return { input: tensor(x, shape), target, options, label: `seed ${seed}: ${dtype} ${JSON.stringify(shape)} ${JSON.stringify({ ...options, weight: !!options.weight, gradOutput: options.gradOutput !== undefined })}` };
 }

@@ -49,18 +49,17 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
                        });
   }
 
-  static std::string logical_dtype(const RawTensor& r) {
-    if (r.compute == at::kBFloat16) return "bfloat16";
-    if (r.compute == at::kHalf) return "float16";
-    if (r.storage == at::kInt) return "int32";
-    return dtype_name(r.storage);
-  }
-
   // The name JavaScript uses for a tensor computed natively in this ATen dtype.
   static std::string compute_dtype_name(at::ScalarType t) {
     if (t == at::kBFloat16) return "bfloat16";
     if (t == at::kHalf) return "float16";
     return dtype_name(t);
+  }
+
+  // The dtype a caller named for a tensor read from JavaScript (int32 targets are held as int64).
+  static std::string logical_dtype(const RawTensor& r) {
+    if (r.compute == at::kBFloat16 || r.compute == at::kHalf) return compute_dtype_name(r.compute);
+    return r.storage == at::kInt ? "int32" : dtype_name(r.storage);
   }
 
   // new DeviceTensor(tensor, device): copies the { data, shape, dtype } tensor to the

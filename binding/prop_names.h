@@ -15,18 +15,18 @@ enum class Prop : int {
 
 // The addon's one napi_env instance data slot: the property names, and the DeviceTensor
 // constructor (set by InitDeviceTensor, for handles made from C++: wrap_device_tensor).
-struct PropNames {
+struct EnvData {
   Napi::ObjectReference strings;
   Napi::FunctionReference device_tensor_ctor;
 };
 
-inline PropNames& env_data(Napi::Env env) {
+inline EnvData& env_data(Napi::Env env) {
   static const char* const kNames[] = {"input", "target", "weight", "gradOutput", "reduction", "ignoreIndex",
                                        "labelSmoothing", "grad", "gradOnDevice", "device", "data", "shape", "dtype", "loss"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == static_cast<size_t>(Prop::Count), "one name per Prop");
-  PropNames* names = env.GetInstanceData<PropNames>();
+  EnvData* names = env.GetInstanceData<EnvData>();
   if (names == nullptr) {
-    names = new PropNames();
+    names = new EnvData();
     Napi::Array strings = Napi::Array::New(env, static_cast<size_t>(Prop::Count));
     for (int i = 0; i < static_cast<int>(Prop::Count); ++i)
       strings.Set(static_cast<uint32_t>(i), Napi::String::New(env, kNames[i]));

@@ -21,8 +21,14 @@ export type DeviceGradOptions = Omit<CrossEntropyOptions, 'grad' | 'gradOnDevice
 /** What a call with DeviceGradOptions returns: the gradient is always there, as a handle. */
 export type DeviceGradResult = CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor> & { grad: DeviceTensor };
 
+/** The loss as the caller gets it: a number for 'mean'/'sum', the tensor for 'none'. */
+function lossOf(prepared: Prepared, loss: NativeResult['loss']): number | Tensor<FloatArray> {
+  if (typeof loss === 'number') return loss;
+  return prepared.reduction === 'none' ? (loss as Tensor<FloatArray>) : Number(loss.data[0]);
+}
+
 function finish(prepared: Prepared, r: NativeResult): CrossEntropyResult {
-  const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
+  const loss = lossOf(prepared, r.loss);
   // Decided by the request, not by reading r.grad: a polluted Object.prototype.grad
   // must not appear as a gradient.
   return prepared.args.grad ? { loss, grad: r.grad as Tensor<FloatArray> } : { loss };
@@ -34,7 +40,7 @@ function viaFused(prepared: Prepared): boolean {
 }
 
 function finishFused(prepared: Prepared, r: NativeFusedResult): CrossEntropyResult {
-  const loss = typeof r.loss === 'number' ? r.loss : prepared.reduction === 'none' ? (r.loss as Tensor<FloatArray>) : Number(r.loss.data[0]);
+  const loss = lossOf(prepared, r.loss);
   const into = prepared.args.gradInto;
   if (into) {
     const grad: Tensor<FloatArray> = { data: into, shape: prepared.args.input.shape.slice(), dtype: into instanceof Float64Array ? 'float64' : 'float32' };

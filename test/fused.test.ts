@@ -23,7 +23,8 @@ interface Call {
   label: string;
 }
 
-const CLASSES = [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000];
+// 2100 and 4500: rows of several of the kernel's 8 KiB chunks (float32 and float64).
+const CLASSES = [1, 2, 3, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 257, 1000, 2100, 4500];
 
 function randomCall(seed: number): Call {
   const r = rng(seed);
@@ -254,6 +255,43 @@ describe('impl fused: paths, gradInto and threads', () => {
             const want = crossEntropy(input, target, opts);
             const got = crossEntropy(input, target, { ...opts, impl: 'fused' });
             expect(compareResults(got, want, dtype), `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
+          }
+        }
+      }
+    }
+  });
+
+  it('matches aten on rows of several chunks: a growing max, −inf chunks, NaN and +inf in later chunks', () => {
+    // float32 rows of 5000 span 3 of the kernel's 8 KiB chunks, float64 rows 5.
+    const C = 5000;
+    const rows: number[][] = [];
+    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
+    row((j) => j / 400 + Math.sin(j)); // the max grows chunk after chunk: the sums are rescaled
+    row((j) => 30 - j / 200 + Math.cos(j)); // the first chunk holds the max
+    row((j) => (j < 2500 ? -Infinity : Math.sin(j))); // leading chunks all −inf
+    row((j) => (j >= 2048 && j < 4096 ? -Infinity : Math.sin(j))); // a −inf chunk after finite ones
+    row((j) => (j === 4900 ? NaN : Math.cos(j))); // NaN in the last chunk, below the max
+    row((j) => (j === 2600 ? Infinity : Math.cos(j))); // +inf in a middle chunk
+    row((j) => (j === 100 ? NaN : j < 2048 ? -Infinity : Math.sin(j))); // NaN hidden in a −inf chunk
+    row(() => -Infinity);
+    row((j) => 1000 + Math.sin(j)); // large offset
+    for (const dtype of ['float32', 'float64'] as const) {
+      const N = rows.length;
+      const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
+      rows.forEach((r, n) => data.set(r, n * C));
+      for (const targets of [[4999, 0, 2400, 3000, 17, 4321, 2600, 7, 1], [-100, 5, 2600, -100, 4900, -100, 3000, -100, 4000]]) {
+        for (const labelSmoothing of [0, 0.3]) {
+          for (const reduction of ['mean', 'none'] as const) {
+            const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
+            const input = tensor(data, [N, C]);
+            const target = tensor(targets, [N], 'int64');
+            const want = crossEntropy(input, target, opts);
+            const got = crossEntropy(input, target, { ...opts, impl: 'fused' });
+            expect(compareResults(got, want, dtype), `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
+            // In place: the same values, written over a copy of the logits.
+            const copy = data.slice();
+            const inPlace = crossEntropy(tensor(copy, [N, C]), target, { ...opts, impl: 'fused', gradInto: copy });
+            expect(compareResults(inPlace, want, dtype), `in place ${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
           }
         }
       }

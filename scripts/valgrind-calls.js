@@ -1,7 +1,7 @@
 'use strict';
 // A few calls of every native entry point, for scripts/valgrind.sh: sync and async losses
 // (gradients, weights, probability targets, 'none', k-dim, int32 targets, bfloat16), errors
-// raised in native code, the fused kernel, device handles (disposed and collected),
+// raised in native code, the fused kernel (short and multi-chunk rows), device handles (disposed and collected),
 // calibration, a worker thread that loads and unloads the addon, then a full GC so that
 // every result's external memory is released before the leak check.
 const path = require('node:path');
@@ -44,6 +44,17 @@ async function main() {
     out.push(tryIt(() => native.crossEntropyFused(args(t), false)));
     out.push(await Promise.resolve(tryIt(() => native.crossEntropyFused(args(t), true))).catch((e) => e));
     if (native.fusedIsa) out.push(native.fusedIsa());
+    // The chunked row pass (rows of several 8 KiB chunks): a −inf chunk, NaN and +inf rows
+    // (the gradient of a poisoned row is filled, never read uninitialised), fresh and in place.
+    const C = 5000;
+    const long = Float32Array.from({ length: 4 * C }, (_, i) => (i < 2500 ? -Infinity : Math.sin(i)));
+    long[C + 4000] = NaN;
+    long[2 * C + 2600] = Infinity;
+    const lt = api.tensor(new BigInt64Array([3000n, 7n, 9n, -100n]), [4]);
+    out.push(api.crossEntropy(api.tensor(long, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.1, reduction: 'none', grad: true }));
+    out.push(api.crossEntropy(api.tensor(Float64Array.from(long), [4, C]), lt, { impl: 'fused', grad: true }));
+    const copy = long.slice();
+    out.push(api.crossEntropy(api.tensor(copy, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.2, grad: true, gradInto: copy }));
     if (native.memoryFloor) out.push(native.memoryFloor(new Float32Array(1024)), native.memoryFloor(new Float64Array(64), new Float64Array(64)));
   }
   if (api.toDevice) {

@@ -6,7 +6,7 @@
  * (wasm backend) and a memory-bandwidth floor, on the same machine and thread count.
  *
  *   node --expose-gc bench/run.js [--quick] [--json] [--out bench/RESULTS.md] [--sizes 32x10,4096x1000]
- *                                 [--threads 1,2] [--reps N] [--no-torch] [--no-tfjs]
+ *                                 [--threads 1,2] [--reps N] [--rounds N] [--no-torch] [--no-tfjs]
  *
  * Every case runs in its own process (so its peak RSS is its own): bench/node_case.js for
  * Node.js, bench/torch_case.py for PyTorch (timed inside Python). Forward = the mean loss
@@ -83,23 +83,50 @@ const VARIANTS = [
 ];
 
 function main() {
-  const results = [];
   const skip = new Set([...(flag('--no-torch') ? ['torch', 'torch-tuned'] : []), ...(flag('--no-tfjs') ? ['tfjs'] : [])]);
+  // --rounds N (default 2, 1 with --quick): the whole matrix N times, every other round in reverse order, each case's
+  // samples pooled over the rounds. This VM's speed drifts by up to 2x for minutes at a
+  // time; pooling spreads a slow spell over every implementation instead of the few cases
+  // that happened to run in it.
+  const rounds = Math.max(1, Number(opt('--rounds', quick ? 1 : 2)) || 1);
+  const plan = [];
   for (const [n, c] of SIZES) {
     for (const threads of THREADS) {
-      process.stderr.write(`${n}x${c}, ${threads} thread(s)\n`);
       for (const v of VARIANTS) {
         if (skip.has(v.key)) continue;
         if (v.oneThread && threads !== THREADS[0]) continue;
-        const cfg = { n, c, threads: v.oneThread ? 1 : threads, reps: repsFor(n, c), eps: EPS, seed: 1, warmup: quick ? 1 : 2, kind: v.kind, async: !!v.async };
-        const env = { OMP_NUM_THREADS: String(cfg.threads), ...(v.env || {}) };
-        const r = v.torch
-          ? runCase(v.label, PYTHON, [path.join(__dirname, 'torch_case.py'), JSON.stringify(cfg)], env)
-          : runCase(v.label, process.execPath, ['--expose-gc', path.join(__dirname, 'node_case.js'), JSON.stringify(cfg)], env);
-        results.push({ n, c, threads: cfg.threads, rowThreads: threads, variant: v.key, label: v.label, fwd: stats(r.fwd), fwdGrad: stats(r.fwdGrad), peakFwdMB: r.peakFwdMB, peakGradMB: r.peakGradMB, error: r.error });
+        plan.push({ n, c, threads, v });
       }
     }
   }
+  const samples = new Map(); // plan index -> { fwd: [], fwdGrad: [], peakFwdMB, peakGradMB, error }
+  for (let round = 0; round < rounds; round++) {
+    const order = plan.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      const { n, c, threads, v } = plan[i];
+      if (rounds > 1 || i === 0 || plan[i - 1].n !== n || plan[i - 1].c !== c || plan[i - 1].threads !== threads) {
+        process.stderr.write(`${n}x${c}, ${threads} thread(s)${rounds > 1 ? `, round ${round + 1}/${rounds}` : ''}\n`);
+      }
+      const cfg = { n, c, threads: v.oneThread ? 1 : threads, reps: repsFor(n, c), eps: EPS, seed: 1, warmup: quick ? 1 : 2, kind: v.kind, async: !!v.async };
+      const env = { OMP_NUM_THREADS: String(cfg.threads), ...(v.env || {}) };
+      const r = v.torch
+        ? runCase(v.label, PYTHON, [path.join(__dirname, 'torch_case.py'), JSON.stringify(cfg)], env)
+        : runCase(v.label, process.execPath, ['--expose-gc', path.join(__dirname, 'node_case.js'), JSON.stringify(cfg)], env);
+      const acc = samples.get(i) || { fwd: [], fwdGrad: [], peakFwdMB: undefined, peakGradMB: undefined, error: undefined };
+      if (r.error) acc.error = r.error;
+      acc.fwd.push(...(r.fwd || []));
+      acc.fwdGrad.push(...(r.fwdGrad || []));
+      const max = (a, b) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
+      acc.peakFwdMB = max(acc.peakFwdMB, r.peakFwdMB);
+      acc.peakGradMB = max(acc.peakGradMB, r.peakGradMB);
+      samples.set(i, acc);
+    }
+  }
+  const results = plan.map(({ n, c, threads, v }, i) => {
+    const a = samples.get(i);
+    return { n, c, threads: v.oneThread ? 1 : threads, rowThreads: threads, variant: v.key, label: v.label, fwd: stats(a.fwd), fwdGrad: stats(a.fwdGrad), peakFwdMB: a.peakFwdMB, peakGradMB: a.peakGradMB, error: a.error };
+  });
   const meta = {
     date: new Date().toISOString(),
     machine: `${os.cpus()[0].model}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, ${os.type()} ${os.release()}`,
@@ -107,6 +134,7 @@ function main() {
     loadavg: os.loadavg().map((x) => x.toFixed(1)).join(' '),
     thp: (() => { try { return fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').trim(); } catch { return 'unknown'; } })(),
     quick,
+    rounds,
     eps: EPS,
     tunedMalloc: Object.entries(TUNED_ENV).map(([k, v]) => `${k}=${v}`).join(' '),
   };
@@ -127,6 +155,7 @@ function markdown(meta, results) {
   const L = [];
   L.push(`# smoothce benchmark`, '');
   L.push(`- Date: ${meta.date}`);
+  if (meta.rounds > 1) L.push(`- Rounds: ${meta.rounds} passes over the whole matrix, every other one in reverse order; each case's samples from all passes are pooled (medians below are of the pooled samples).`);
   L.push(`- Machine: ${meta.machine}; Node ${meta.node}; load average at the end ${meta.loadavg} (the CPU was shared: expect noise)`);
   L.push(`- Transparent huge pages: \`${meta.thp}\``);
   L.push(`- Workload: float32 logits N×C, int64 targets, labelSmoothing ${meta.eps}, reduction mean. fwd = loss only, fwd+grad = loss and d loss/d logits.`);

@@ -4,6 +4,7 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -84,11 +85,15 @@ void run(const KernelCtx<T>& c, int64_t b0, int64_t b1, bool avx2) {
   isa_baseline::run_blocks<T>(c, b0, b1);
 }
 
-// Runs fn over [0, n) split into at::get_num_threads() contiguous chunks, on that many
-// threads (the caller runs the first chunk), when the work is big enough to pay for
-// starting threads. Our own std::threads: ATen's at::parallel_for is an inline template
-// whose OpenMP pragma only takes effect in translation units built with -fopenmp, which
-// the addon is not.
+// Runs fn over [0, n) on at::get_num_threads() threads (the caller is one of them) when
+// the work is big enough to pay for starting threads. Our own std::threads: ATen's
+// at::parallel_for is an inline template whose OpenMP pragma only takes effect in
+// translation units built with -fopenmp, which the addon is not. The range is handed out
+// in pieces of about an eighth of a thread's share from a shared counter, not split into
+// equal parts up front: on a shared machine one core can run at half speed for a while
+// (on the development VM, 2-thread calls at 256×128256 took 6 ms or 11 ms from sample to
+// sample), and the faster thread then takes more pieces instead of waiting. Every piece is
+// computed the same way wherever it runs, so results do not depend on the schedule.
 template <class F>
 void parallel(int64_t n, int64_t work, const F& fn) {
   const int64_t threads = std::min<int64_t>(n, at::get_num_threads());
@@ -96,33 +101,31 @@ void parallel(int64_t n, int64_t work, const F& fn) {
     fn(0, n);
     return;
   }
-  const int64_t chunk = (n + threads - 1) / threads;
-  std::vector<std::thread> pool;
+  const int64_t grain = std::max<int64_t>(1, n / (threads * 8));
+  std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
-  pool.reserve(static_cast<size_t>(threads - 1));
-  int64_t inline_from = n;  // chunks whose thread could not start run here
-  for (int64_t t = 1; t < threads; ++t) {
-    const int64_t b = t * chunk, e = std::min(n, b + chunk);
-    if (b >= e) break;
+  auto drain = [&](int64_t t) {
     try {
-      pool.emplace_back([&, t, b, e] {
-        try {
-          fn(b, e);
-        } catch (...) {
-          errors[t] = std::current_exception();
-        }
-      });
+      for (;;) {
+        const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
+        if (b >= n) return;
+        fn(b, std::min(n, b + grain));
+      }
     } catch (...) {
-      inline_from = b;
-      break;
+      errors[static_cast<size_t>(t)] = std::current_exception();
+      next.store(n, std::memory_order_relaxed);  // the others stop after their piece
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(static_cast<size_t>(threads - 1));
+  for (int64_t t = 1; t < threads; ++t) {
+    try {
+      pool.emplace_back(drain, t);
+    } catch (...) {
+      break;  // a thread that cannot start: the others take its pieces
     }
   }
-  try {
-    fn(0, std::min(n, chunk));
-    if (inline_from < n) fn(inline_from, n);
-  } catch (...) {
-    errors[0] = std::current_exception();
-  }
+  drain(0);
   for (auto& th : pool) th.join();
   for (auto& e : errors)
     if (e) std::rethrow_exception(e);

@@ -103,11 +103,11 @@ function main() {
   for (let round = 0; round < rounds; round++) {
     const order = plan.map((_, i) => i);
     if (round % 2 === 1) order.reverse();
+    let heading = '';
     for (const i of order) {
       const { n, c, threads, v } = plan[i];
-      if (rounds > 1 || i === 0 || plan[i - 1].n !== n || plan[i - 1].c !== c || plan[i - 1].threads !== threads) {
-        process.stderr.write(`${n}x${c}, ${threads} thread(s)${rounds > 1 ? `, round ${round + 1}/${rounds}` : ''}\n`);
-      }
+      const h = `${n}x${c}, ${threads} thread(s)${rounds > 1 ? `, round ${round + 1}/${rounds}` : ''}`;
+      if (h !== heading) process.stderr.write(`${(heading = h)}\n`);
       const cfg = { n, c, threads: v.oneThread ? 1 : threads, reps: repsFor(n, c), eps: EPS, seed: 1, warmup: quick ? 1 : 2, kind: v.kind, async: !!v.async };
       const env = { OMP_NUM_THREADS: String(cfg.threads), ...(v.env || {}) };
       const r = v.torch

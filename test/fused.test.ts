@@ -94,6 +94,40 @@ describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa)
   });
 });
 
+/**
+ * Rows of C logits as float32 and float64 [N, C] inputs, every target set × smoothing ×
+ * reduction (with the gradient): impl 'fused' against impl 'aten', and with `inPlace` also
+ * gradInto = a copy of the logits.
+ */
+function expectRowsMatchAten(
+  C: number,
+  rows: number[][],
+  cases: { targets: number[][]; smoothings: number[]; reductions: ('mean' | 'sum' | 'none')[]; inPlace?: boolean },
+): void {
+  for (const dtype of ['float32', 'float64'] as const) {
+    const N = rows.length;
+    const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
+    rows.forEach((r, n) => data.set(r, n * C));
+    for (const targets of cases.targets) {
+      for (const labelSmoothing of cases.smoothings) {
+        for (const reduction of cases.reductions) {
+          const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
+          const label = `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`;
+          const target = tensor(targets, [N], 'int64');
+          const want = crossEntropy(tensor(data, [N, C]), target, opts);
+          const got = crossEntropy(tensor(data, [N, C]), target, { ...opts, impl: 'fused' });
+          expect(compareResults(got, want, dtype), label).toEqual([]);
+          if (cases.inPlace) {
+            const copy = data.slice();
+            const inPlace = crossEntropy(tensor(copy, [N, C]), target, { ...opts, impl: 'fused', gradInto: copy });
+            expect(compareResults(inPlace, want, dtype), `in place ${label}`).toEqual([]);
+          }
+        }
+      }
+    }
+  }
+}
+
 function bitsOf(r: { loss: number | Tensor; grad?: Tensor }): number[][] {
   const out = [typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data as Float64Array)];
   if (r.grad) out.push(Array.from(r.grad.data as Float64Array));
@@ -248,23 +282,11 @@ describe('impl fused: paths, gradInto and threads', () => {
     row((j) => (j === 7 ? Infinity : Math.cos(j)));
     row((j) => (j % 3 ? -Infinity : 0.5 * j)); // −inf at the target for some targets
     row((j) => 1000 + Math.sin(j)); // large offset
-    for (const dtype of ['float32', 'float64'] as const) {
-      const N = rows.length;
-      const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
-      rows.forEach((r, n) => data.set(r, n * C));
-      for (const targets of [[250, 3, 5, 9, 1, 299], [-100, -100, -100, -100, 3, 0], [250, 3, -100, -100, 0, 2]]) {
-        for (const labelSmoothing of [0, 0.2, 1]) {
-          for (const reduction of ['mean', 'sum', 'none'] as const) {
-            const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
-            const input = tensor(data, [N, C]);
-            const target = tensor(targets, [N], 'int64');
-            const want = crossEntropy(input, target, opts);
-            const got = crossEntropy(input, target, { ...opts, impl: 'fused' });
-            expect(compareResults(got, want, dtype), `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
-          }
-        }
-      }
-    }
+    expectRowsMatchAten(C, rows, {
+      targets: [[250, 3, 5, 9, 1, 299], [-100, -100, -100, -100, 3, 0], [250, 3, -100, -100, 0, 2]],
+      smoothings: [0, 0.2, 1],
+      reductions: ['mean', 'sum', 'none'],
+    });
   });
 
   it('matches aten on rows of several chunks: a growing max, −inf chunks, NaN and +inf in later chunks', () => {
@@ -281,27 +303,12 @@ describe('impl fused: paths, gradInto and threads', () => {
     row((j) => (j === 100 ? NaN : j < 2048 ? -Infinity : Math.sin(j))); // NaN hidden in a −inf chunk
     row(() => -Infinity);
     row((j) => 1000 + Math.sin(j)); // large offset
-    for (const dtype of ['float32', 'float64'] as const) {
-      const N = rows.length;
-      const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
-      rows.forEach((r, n) => data.set(r, n * C));
-      for (const targets of [[4999, 0, 2400, 3000, 17, 4321, 2600, 7, 1], [-100, 5, 2600, -100, 4900, -100, 3000, -100, 4000]]) {
-        for (const labelSmoothing of [0, 0.3]) {
-          for (const reduction of ['mean', 'none'] as const) {
-            const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
-            const input = tensor(data, [N, C]);
-            const target = tensor(targets, [N], 'int64');
-            const want = crossEntropy(input, target, opts);
-            const got = crossEntropy(input, target, { ...opts, impl: 'fused' });
-            expect(compareResults(got, want, dtype), `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
-            // In place: the same values, written over a copy of the logits.
-            const copy = data.slice();
-            const inPlace = crossEntropy(tensor(copy, [N, C]), target, { ...opts, impl: 'fused', gradInto: copy });
-            expect(compareResults(inPlace, want, dtype), `in place ${dtype} ${targets} ε=${labelSmoothing} ${reduction}`).toEqual([]);
-          }
-        }
-      }
-    }
+    expectRowsMatchAten(C, rows, {
+      targets: [[4999, 0, 2400, 3000, 17, 4321, 2600, 7, 1], [-100, 5, 2600, -100, 4900, -100, 3000, -100, 4000]],
+      smoothings: [0, 0.3],
+      reductions: ['mean', 'none'],
+      inPlace: true,
+    });
   });
 
   it('validates impl and gradInto', () => {

@@ -335,10 +335,16 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   void* own_grad = nullptr;
   size_t own_bytes = 0;
   Napi::ArrayBuffer v8_grad;
+  double* loss_out = nullptr;  // set exactly when the gradient is allocated here
   if (a.want_grad && (info[13].IsNull() || info[13].IsUndefined())) {
     own_bytes = static_cast<size_t>(outer * C * inner) * esize;
-    SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 16 || !info[15].IsTypedArray(),
+    napi_typedarray_type lt;
+    void* ld = nullptr;
+    size_t ll = 0;
+    SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 16 || !typed_view(info[15], env, &lt, &ld, &ll) ||
+                                    lt != napi_float64_array || ll < 1,
                            "crossEntropyFusedFast: a Float64Array for the loss is needed when gradInto is null");
+    loss_out = static_cast<double*>(ld);
     if (own_bytes >= kHugeThreshold && external_allowed(own_bytes)) {
       run_or_throw(env, [&] { own_grad = huge_alloc(own_bytes); });
       out.grad = own_grad;
@@ -374,14 +380,9 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   if (const char* name = std::getenv("SMOOTHCE_FUSED_ISA")) isa = parse_fused_isa(name);
   run_or_throw(env, [&] { fused_cross_entropy(a, out, isa); });
   const double loss = a.reduction == at::Reduction::None ? std::nan("") : out.scalar_loss;
-  if (own_bytes == 0 && v8_grad.IsEmpty()) return Napi::Number::New(env, loss);
+  if (loss_out == nullptr) return Napi::Number::New(env, loss);
   // The gradient was allocated here: the loss goes into info[15][0], the buffer back.
-  napi_typedarray_type st;
-  void* sd = nullptr;
-  size_t sl = 0;
-  SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[15], env, &st, &sd, &sl) || st != napi_float64_array || sl < 1,
-                         "crossEntropyFusedFast: the loss output must be a Float64Array");
-  static_cast<double*>(sd)[0] = loss;
+  loss_out[0] = loss;
   if (!v8_grad.IsEmpty()) return v8_grad;
   void* p = own_grad;
   own_grad = nullptr;  // wrap_huge_buffer owns it now (and frees it if it fails)

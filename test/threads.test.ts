@@ -32,6 +32,19 @@ describe('intra-op threads', () => {
     expect(fresh({ OMP_NUM_THREADS: '3', UV_THREADPOOL_SIZE: '1' })).toEqual([3, 3]);
   });
 
+  it('setNumThreads with the count already set does not restart ATen\'s thread pool (whose new worker spins ~30 ms)', () => {
+    // CPU time of a fresh process over 60 ms of sleep right after the call: ~30 ms when
+    // at::set_num_threads re-creates the pool, ~0 when the call is skipped.
+    const script = `const b = require(${JSON.stringify(addon)});
+      const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+      b.setNumThreads(2); sleep(150);
+      const u0 = process.cpuUsage(); b.setNumThreads(2); sleep(60); const u = process.cpuUsage(u0);
+      console.log(JSON.stringify({ threads: b.getNumThreads(), cpuMs: (u.user + u.system) / 1000 }));`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as { threads: number; cpuMs: number };
+    expect(out.threads).toBe(2);
+    expect(out.cpuMs).toBeLessThan(10);
+  });
+
   it('setNumThreads applies to sync calls and to the pool threads of async calls, and never changes results', async () => {
     const n = 512;
     const C = 300;

@@ -14,6 +14,11 @@
 #include <thread>
 #include <vector>
 
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#endif
+
 namespace smoothce {
 namespace fused_detail {
 
@@ -85,15 +90,62 @@ void run(const KernelCtx<T>& c, int64_t b0, int64_t b1, bool avx2) {
   isa_baseline::run_blocks<T>(c, b0, b1);
 }
 
+// Where parallel() starts its helper threads. Linux puts a new thread on its parent's CPU
+// when it does not see another one as free: on the development VM (2 vCPUs) a helper
+// started on the busy caller's CPU in about one call in three, began 2–4 ms late and then
+// shared that CPU with the caller while the other CPU stayed idle, so a 256×128256 forward
+// pass took 14 ms on "2 threads" instead of 7 (the time of one thread). So each helper is
+// first bound to a CPU of the caller's affinity mask other than the one the caller runs
+// on; after its first piece of work (by then it runs there, and the caller has bound it)
+// it takes the whole mask back, so that a CPU that becomes busy later can still shed it.
+// With one allowed CPU, or where the calls fail, threads start as before.
+class HelperPlacement {
+ public:
+  explicit HelperPlacement(int64_t helpers) {
+#ifdef __linux__
+    CPU_ZERO(&mask_);
+    if (pthread_getaffinity_np(pthread_self(), sizeof mask_, &mask_) != 0 || CPU_COUNT(&mask_) < 2) return;
+    const int here = sched_getcpu();
+    if (here < 0) return;
+    for (int c = 0; c < CPU_SETSIZE && static_cast<int64_t>(cpus_.size()) < helpers; ++c) {
+      if (c != here && CPU_ISSET(c, &mask_)) cpus_.push_back(c);
+    }
+#endif
+  }
+  // Called by the caller right after starting helper t (1, 2, ...).
+  void bind(std::thread& th, int64_t t) const {
+#ifdef __linux__
+    if (t < 1 || t > static_cast<int64_t>(cpus_.size())) return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpus_[static_cast<size_t>(t - 1)], &one);
+    pthread_setaffinity_np(th.native_handle(), sizeof one, &one);
+#endif
+  }
+  // Called by helper t after bind(t) has returned.
+  void release(int64_t t) const {
+#ifdef __linux__
+    if (t < 1 || t > static_cast<int64_t>(cpus_.size())) return;
+    pthread_setaffinity_np(pthread_self(), sizeof mask_, &mask_);
+#endif
+  }
+
+ private:
+#ifdef __linux__
+  cpu_set_t mask_;
+  std::vector<int> cpus_;
+#endif
+};
+
 // Runs fn over [0, n) on at::get_num_threads() threads (the caller is one of them) when
 // the work is big enough to pay for starting threads. Our own std::threads: ATen's
 // at::parallel_for is an inline template whose OpenMP pragma only takes effect in
 // translation units built with -fopenmp, which the addon is not. The range is handed out
 // in pieces of about an eighth of a thread's share from a shared counter, not split into
-// equal parts up front: on a shared machine one core can run at half speed for a while
-// (on the development VM, 2-thread calls at 256×128256 took 6 ms or 11 ms from sample to
-// sample), and the faster thread then takes more pieces instead of waiting. Every piece is
-// computed the same way wherever it runs, so results do not depend on the schedule.
+// equal parts up front: on a shared machine one core can run at half speed for a while,
+// and the faster thread then takes more pieces instead of waiting. Helpers start on other
+// CPUs than the caller's (HelperPlacement). Every piece is computed the same way wherever
+// it runs, so results do not depend on the schedule.
 template <class F>
 void parallel(int64_t n, int64_t work, const F& fn) {
   const int64_t threads = std::min<int64_t>(n, at::get_num_threads());
@@ -104,12 +156,19 @@ void parallel(int64_t n, int64_t work, const F& fn) {
   const int64_t grain = std::max<int64_t>(1, n / (threads * 8));
   std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(threads));
+  const HelperPlacement placement(threads - 1);
+  std::atomic<int64_t> bound{0};  // helpers 1..bound have been bound by the caller
   auto drain = [&](int64_t t) {
+    bool released = t == 0;
     try {
       for (;;) {
         const int64_t b = next.fetch_add(grain, std::memory_order_relaxed);
         if (b >= n) return;
         fn(b, std::min(n, b + grain));
+        if (!released && bound.load(std::memory_order_acquire) >= t) {
+          placement.release(t);
+          released = true;
+        }
       }
     } catch (...) {
       errors[static_cast<size_t>(t)] = std::current_exception();
@@ -121,6 +180,8 @@ void parallel(int64_t n, int64_t work, const F& fn) {
   for (int64_t t = 1; t < threads; ++t) {
     try {
       pool.emplace_back(drain, t);
+      placement.bind(pool.back(), t);
+      bound.store(t, std::memory_order_release);
     } catch (...) {
       break;  // a thread that cannot start: the others take its pieces
     }

@@ -3,8 +3,9 @@
  * One Node.js measurement for bench/run.js (run with --expose-gc, one process per case so
  * that peak RSS belongs to that case). argv[2]: JSON
  *   { kind: 'aten' | 'fused' | 'fused-inplace' | 'floor' | 'tfjs', async, n, c, threads, reps, eps, seed,
- *     hugePageAten }
- * Prints one JSON line: { fwd: [s...], fwdGrad: [s...], rssBaseMB, peakFwdMB, peakGradMB }.
+ *     hugePageAten }, or { kind: 'scaling', n, c, reps, eps, seed }
+ * Prints one JSON line: { fwd: [s...], fwdGrad: [s...], rssBaseMB, peakFwdMB, peakGradMB }, or
+ * for 'scaling' { scaling: { <metric>: { t1: [s...], t2: [s...] } } } (see scaling() below).
  * A gc() runs before every timed call (outside the timing), so each call starts from the
  * same heap and peak RSS is one call's; times are of the public API (smoothce) or of the
  * library's own calls (tfjs), including allocation of every output.
@@ -65,6 +66,55 @@ async function measure(fn, reps, warmup, isAsync, batch, wake) {
   return times;
 }
 
+// Thread scaling with the two thread counts' samples interleaved in one process: 1 and 2
+// threads alternate (1,2 then 2,1, ...) sample by sample, so a slow spell of this shared VM
+// (minutes long, up to 2x) lands on both counts instead of on whichever ran in it. Each
+// metric gets an untimed call of its own right before its timed one. Metrics: the fused
+// forward and forward+gradient calls (as in the 'fused' case), the read and read+write
+// floors, and a compute floor (register-only multiply-adds, no memory traffic, sized to
+// take about as long as one single-thread forward call), which shows how much a second
+// thread can give at all on this machine at that moment.
+async function scaling(cfg, sc, native, x, input, target) {
+  const y = new Float32Array(x.length);
+  y.fill(0); // fault it in
+  const fwd = () => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: 'fused' });
+  const fwdGrad = () => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: 'fused', grad: true });
+  native().setNumThreads(1);
+  const time = (fn) => {
+    const s = process.hrtime.bigint();
+    fn();
+    return Number(process.hrtime.bigint() - s) / 1e9;
+  };
+  fwd();
+  fwdGrad(); // the first gradient buffer's pages are faulted in here, not in a timed call
+  const fwdOnce = Math.min(time(fwd), time(fwd), time(fwd));
+  const perUnit = Math.min(time(() => native().computeFloor(64)), time(() => native().computeFloor(64))) / 64;
+  const units = Math.max(16, Math.min(1e7, Math.round(fwdOnce / perUnit)));
+  const metrics = {
+    fwd: [fwd, fwd],
+    fwdGrad: [fwdGrad, fwd],
+    floorRead: [() => native().memoryFloor(x), () => native().memoryFloor(x)],
+    floorReadWrite: [() => native().memoryFloor(x, y), () => native().memoryFloor(x, y)],
+    compute: [() => native().computeFloor(units), () => native().computeFloor(units)],
+  };
+  const out = {};
+  for (const k of Object.keys(metrics)) out[k] = { t1: [], t2: [] };
+  for (let i = 0; i < cfg.reps; i++) {
+    for (const t of i % 2 ? [2, 1] : [1, 2]) {
+      native().setNumThreads(t);
+      // A changed count makes ATen re-create its pthreadpool, whose new worker spins for
+      // about 30 ms: let it go to sleep before timing anything.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 60);
+      for (const [k, [fn, warm]] of Object.entries(metrics)) {
+        await collect();
+        warm();
+        out[k][`t${t}`].push(time(fn));
+      }
+    }
+  }
+  return { scaling: out, computeUnits: units };
+}
+
 async function main() {
   const cfg = JSON.parse(process.argv[2]);
   const { n, c, reps, eps } = cfg;
@@ -104,6 +154,10 @@ async function main() {
     out.hugePageAten = native().hugePageAllocator();
     const input = sc.tensor(x, [n, c]);
     const target = sc.tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
+    if (cfg.kind === 'scaling') {
+      process.stdout.write(JSON.stringify(await scaling(cfg, sc, native, x, input, target)) + '\n');
+      return;
+    }
     if (cfg.kind === 'floor') {
       const y = new Float32Array(n * c);
       fwd = () => native().memoryFloor(x);

@@ -82,6 +82,15 @@ const VARIANTS = [
   { key: 'floor', label: 'bandwidth floor', kind: 'floor' },
 ];
 
+const SCALING = { key: 'scaling', label: 'fused 1 vs 2 threads, interleaved in one process', kind: 'scaling' };
+const SCALING_METRICS = [
+  ['fwd', 'fused fwd'],
+  ['fwdGrad', 'fused fwd+grad'],
+  ['floorRead', 'read floor'],
+  ['floorReadWrite', 'read+write floor'],
+  ['compute', 'compute floor (register-only multiply-adds)'],
+];
+
 function main() {
   const skip = new Set([...(flag('--no-torch') ? ['torch', 'torch-tuned'] : []), ...(flag('--no-tfjs') ? ['tfjs'] : [])]);
   // --rounds N (default 2, 1 with --quick): the whole matrix N times, every other round in reverse order, each case's
@@ -98,6 +107,9 @@ function main() {
         plan.push({ n, c, threads, v });
       }
     }
+    // The paired thread-scaling case (bench/node_case.js scaling()): sizes large enough for
+    // the fused kernel to start threads (2^18 logits).
+    if (THREADS.includes(1) && THREADS.includes(2) && n * c >= 2 ** 18) plan.push({ n, c, threads: 2, v: SCALING });
   }
   const samples = new Map(); // plan index -> { fwd: [], fwdGrad: [], peakFwdMB, peakGradMB, error }
   for (let round = 0; round < rounds; round++) {
@@ -113,8 +125,13 @@ function main() {
       const r = v.torch
         ? runCase(v.label, PYTHON, [path.join(__dirname, 'torch_case.py'), JSON.stringify(cfg)], env)
         : runCase(v.label, process.execPath, ['--expose-gc', path.join(__dirname, 'node_case.js'), JSON.stringify(cfg)], env);
-      const acc = samples.get(i) || { fwd: [], fwdGrad: [], peakFwdMB: undefined, peakGradMB: undefined, error: undefined };
+      const acc = samples.get(i) || { fwd: [], fwdGrad: [], peakFwdMB: undefined, peakGradMB: undefined, error: undefined, scaling: {} };
       if (r.error) acc.error = r.error;
+      for (const [k, v] of Object.entries(r.scaling || {})) {
+        const to = (acc.scaling[k] ||= { t1: [], t2: [] });
+        to.t1.push(...v.t1);
+        to.t2.push(...v.t2);
+      }
       acc.fwd.push(...(r.fwd || []));
       acc.fwdGrad.push(...(r.fwdGrad || []));
       const max = (a, b) => (a === undefined ? b : b === undefined ? a : Math.max(a, b));
@@ -123,7 +140,19 @@ function main() {
       samples.set(i, acc);
     }
   }
-  const results = plan.map(({ n, c, threads, v }, i) => {
+  const scaling = [];
+  plan.forEach(({ n, c, v }, i) => {
+    if (v !== SCALING) return;
+    const a = samples.get(i);
+    const metrics = {};
+    for (const [k] of SCALING_METRICS) {
+      const m = a.scaling[k];
+      if (m) metrics[k] = { t1: stats(m.t1), t2: stats(m.t2) };
+    }
+    scaling.push({ n, c, metrics, error: a.error });
+  });
+  const results = plan.flatMap(({ n, c, threads, v }, i) => {
+    if (v === SCALING) return [];
     const a = samples.get(i);
     return { n, c, threads: v.oneThread ? 1 : threads, rowThreads: threads, variant: v.key, label: v.label, fwd: stats(a.fwd), fwdGrad: stats(a.fwdGrad), peakFwdMB: a.peakFwdMB, peakGradMB: a.peakGradMB, error: a.error };
   });
@@ -139,9 +168,9 @@ function main() {
     tunedMalloc: Object.entries(TUNED_ENV).map(([k, v]) => `${k}=${v}`).join(' '),
   };
   if (flag('--json')) {
-    process.stdout.write(JSON.stringify({ meta, results }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ meta, results, scaling }, null, 2) + '\n');
   }
-  const md = markdown(meta, results);
+  const md = markdown(meta, results, scaling);
   if (!flag('--json')) process.stdout.write(md);
   const outFile = opt('--out', quick ? null : path.join(__dirname, 'RESULTS.md'));
   if (outFile) fs.writeFileSync(outFile, md);
@@ -151,7 +180,7 @@ const fmt = (s) => (s == null ? 'n/a' : s < 1e-3 ? `${(s * 1e6).toFixed(1)} µs`
 const cell = (st) => (st ? `${fmt(st.median)} (${fmt(st.min)}–${fmt(st.max)})` : 'n/a');
 const ratio = (a, b) => (a && b ? `${(a.median / b.median).toFixed(2)}×` : 'n/a');
 
-function markdown(meta, results) {
+function markdown(meta, results, scaling) {
   const L = [];
   L.push(`# smoothce benchmark`, '');
   L.push(`- Date: ${meta.date}`);
@@ -163,7 +192,8 @@ function markdown(meta, results) {
   L.push(`- PyTorch: /usr/bin/python3, timed inside Python with time.perf_counter; default = glibc defaults; tuned = \`${meta.tunedMalloc}\`. fwd runs under torch.inference_mode().`);
   L.push(`- TensorFlow.js: @tensorflow/tfjs-backend-wasm, one thread (its Node.js build runs single-threaded), tf.losses.softmaxCrossEntropy with one-hot labels made outside the timing; fwd+grad = tf.valueAndGrad.`);
   L.push(`- Floor: fwd = one vectorised read pass over the logits; fwd+grad = one read + one write pass into a pre-faulted buffer (same threads).`);
-  L.push(`- Peak RSS: ru_maxrss minus RSS after the inputs were created, over the whole process (fwd+grad column: max of both phases).`, '');
+  L.push(`- Peak RSS: ru_maxrss minus RSS after the inputs were created, over the whole process (fwd+grad column: max of both phases).`);
+  L.push(`- Paired 1 → 2 threads: one process per size and round alternates 1 and 2 threads sample by sample (waiting 60 ms after each switch, while ATen's re-created thread pool spins), so a slow spell of the VM lands on both counts; it also times the floors and a compute floor (register-only multiply-adds, sized like one 1-thread forward call), which show what a second thread can give on this machine at that moment. Ratios are of medians.`, '');
   const sizes = [...new Set(results.map((r) => `${r.n}x${r.c}`))];
   for (const size of sizes) {
     const threadsList = [...new Set(results.filter((r) => `${r.n}x${r.c}` === size).map((r) => r.rowThreads))];
@@ -189,7 +219,18 @@ function markdown(meta, results) {
     }
     const one = results.find((r) => `${r.n}x${r.c}` === size && r.variant === 'fused' && r.rowThreads === 1);
     const two = results.find((r) => `${r.n}x${r.c}` === size && r.variant === 'fused' && r.rowThreads === 2);
-    if (one && two) L.push(`Fused, 1 → 2 threads: fwd ${ratio(one.fwd, two.fwd)}, fwd+grad ${ratio(one.fwdGrad, two.fwdGrad)} faster.`, '');
+    if (one && two) L.push(`Fused, 1 → 2 threads (the two tables above, separate processes): fwd ${ratio(one.fwd, two.fwd)}, fwd+grad ${ratio(one.fwdGrad, two.fwdGrad)} faster.`, '');
+    const sc = scaling.find((s) => `${s.n}x${s.c}` === size);
+    if (sc) {
+      if (sc.error) L.push(`Paired 1 → 2 threads: error: ${sc.error}`, '');
+      else {
+        const parts = SCALING_METRICS.filter(([k]) => sc.metrics[k]).map(([k, label]) => {
+          const m = sc.metrics[k];
+          return `${label} ${ratio(m.t1, m.t2)} (${fmt(m.t1.median)} → ${fmt(m.t2.median)})`;
+        });
+        L.push(`Paired 1 → 2 threads (one process, 1- and 2-thread samples interleaved, ${sc.metrics.fwd ? sc.metrics.fwd.t1.n : 0} each): ${parts.join('; ')}.`, '');
+      }
+    }
   }
   return L.join('\n') + '\n';
 }

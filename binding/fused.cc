@@ -341,6 +341,22 @@ void read_write_pass(const T* x, T* y, int64_t n, bool avx2) {
   });
 }
 
+double compute_pass(int64_t units, bool avx2) {
+  std::vector<double> part(static_cast<size_t>(std::max<int64_t>(units, 1)), 0.0);
+  parallel(units, units << 14, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+#ifdef SMOOTHCE_HAVE_AVX2
+      part[b] = avx2 ? isa_avx2::floor_compute(1, b) : isa_baseline::floor_compute(1, b);
+#else
+      part[b] = isa_baseline::floor_compute(1, b);
+#endif
+    }
+  });
+  double s = 0;
+  for (double v : part) s += v;
+  return s;
+}
+
 }  // namespace fused_detail
 
 std::string fused_unsupported_reason(const CrossEntropyArgs& a) {
@@ -446,6 +462,10 @@ double floor_read_pass(const void* data, int64_t n, at::ScalarType dtype) {
   const bool avx2 = fused_detail::use_avx2(FusedIsa::Auto);
   if (dtype == at::kDouble) return fused_detail::read_pass(static_cast<const double*>(data), n, avx2);
   return fused_detail::read_pass(static_cast<const float*>(data), n, avx2);
+}
+
+double floor_compute_pass(int64_t units) {
+  return fused_detail::compute_pass(units, fused_detail::use_avx2(FusedIsa::Auto));
 }
 
 void floor_read_write_pass(const void* in, void* out, int64_t n, at::ScalarType dtype) {

@@ -54,5 +54,9 @@ FusedIsa parse_fused_isa(const std::string& name);  // "", "auto", "avx2", "base
 // (out[i] = 0.5 * in[i]), both vectorised and split over at::get_num_threads() threads.
 double floor_read_pass(const void* data, int64_t n, at::ScalarType dtype);
 void floor_read_write_pass(const void* in, void* out, int64_t n, at::ScalarType dtype);
+// Compute floor for benchmarks: `units` pieces of register-only multiply-add work (about
+// 10^4 vector operations each), split over the same threads. Measures what the cores
+// deliver when memory plays no part.
+double floor_compute_pass(int64_t units);
 
 }  // namespace smoothce

@@ -27,6 +27,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -440,6 +441,25 @@ Napi::Value MemoryFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, s);
 }
 
+std::string format_number(double v) {
+  std::ostringstream os;
+  os << v;
+  return os.str();
+}
+
+// computeFloor(units): register-only multiply-add work over the kernel's threads (returns
+// a sum). For benchmarks: how much a second thread gives when memory plays no part.
+Napi::Value ComputeFloor(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "computeFloor: units must be a number");
+  const double units = info[0].As<Napi::Number>().DoubleValue();
+  SMOOTHCE_THROW_RANGE_IF(env, !(units >= 1 && units <= 1e7) || std::floor(units) != units,
+                          "computeFloor: units must be an integer from 1 to 1e7, got " + format_number(units));
+  double s = 0;
+  run_or_throw(env, [&] { s = floor_compute_pass(static_cast<int64_t>(units)); });
+  return Napi::Number::New(env, s);
+}
+
 // hugePageAllocator(enable?: boolean): installs/removes the huge-page CPU allocator for
 // ATen's own allocations; returns whether it is installed (after the call).
 Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
@@ -461,6 +481,7 @@ void InitFused(Napi::Env env, Napi::Object exports) {
   exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));
   exports.Set("fusedIsa", Napi::Function::New(env, FusedIsaName, "fusedIsa"));
   exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
+  exports.Set("computeFloor", Napi::Function::New(env, ComputeFloor, "computeFloor"));
   exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));
 }
 

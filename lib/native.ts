@@ -149,6 +149,8 @@ export interface NativeBinding {
   fusedIsa(isa?: string): string;
   /** One read pass (returns the sum), or with `out` one read+write pass; for benchmarks. */
   memoryFloor(data: Float32Array | Float64Array, out?: Float32Array | Float64Array | null): number | undefined;
+  /** Register-only multiply-add work over the kernel's threads (returns a sum); for benchmarks. */
+  computeFloor(units: number): number;
   /** Installs/removes the huge-page CPU allocator for ATen; returns whether it is installed. */
   hugePageAllocator(enable?: boolean): boolean;
   /** binding/device_tensor.cc */

@@ -1,0 +1,65 @@
+/**
+ * The addon's benchmark helpers (memoryFloor, computeFloor) and the paired thread-scaling
+ * case of bench/node_case.js: they feed the figures in bench/RESULTS.md, so they must
+ * compute what they claim and work at any thread count.
+ */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { native } from '../lib/native';
+
+const before = native().getNumThreads();
+afterAll(() => native().setNumThreads(before));
+
+describe('benchmark helpers', () => {
+  it('memoryFloor reads every element (sum) and writes half of each with out', () => {
+    for (const T of [Float32Array, Float64Array]) {
+      const n = (1 << 19) + 37; // above the size where threads start, with a ragged tail
+      const x = new T(n);
+      for (let i = 0; i < n; i++) x[i] = (i % 101) - 50.5;
+      let sum = 0;
+      for (let i = 0; i < n; i++) sum += x[i];
+      for (const t of [1, 2]) {
+        native().setNumThreads(t);
+        expect(native().memoryFloor(x)).toBeCloseTo(sum, 3);
+        const y = new T(n);
+        expect(native().memoryFloor(x, y)).toBeUndefined();
+        expect(y[0]).toBe(x[0] / 2);
+        expect(y[n - 1]).toBe(x[n - 1] / 2);
+        expect(y[n >> 1]).toBe(x[n >> 1] / 2);
+      }
+    }
+    expect(() => native().memoryFloor([1, 2] as unknown as Float32Array)).toThrow(TypeError);
+    expect(() => native().memoryFloor(new Float32Array(4), new Float32Array(3))).toThrow(RangeError);
+    expect(() => native().memoryFloor(new Float32Array(4), new Float64Array(4))).toThrow(RangeError);
+  });
+
+  it('computeFloor does the work it is asked for, the same on 1 and 2 threads, and validates units', () => {
+    native().setNumThreads(1);
+    const one = native().computeFloor(64);
+    native().setNumThreads(2);
+    expect(native().computeFloor(64)).toBe(one); // same pieces, summed in the same order
+    expect(native().computeFloor(65)).not.toBe(one);
+    expect(Number.isFinite(one) && one > 0).toBe(true);
+    expect(() => native().computeFloor('8' as unknown as number)).toThrow(TypeError);
+    expect(() => native().computeFloor(0)).toThrow(/units must be an integer from 1 to 1e7, got 0/);
+    expect(() => native().computeFloor(2.5)).toThrow(RangeError);
+    expect(() => native().computeFloor(NaN)).toThrow(RangeError);
+  });
+
+  it('bench/node_case.js scaling times every metric at 1 and 2 threads', () => {
+    const script = path.resolve(__dirname, '..', 'bench', 'node_case.js');
+    const cfg = { kind: 'scaling', n: 512, c: 1024, reps: 2, eps: 0.1, seed: 3, threads: 1 };
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8' }).trim()) as {
+      scaling: Record<string, { t1: number[]; t2: number[] }>;
+      computeUnits: number;
+    };
+    expect(Object.keys(out.scaling).sort()).toEqual(['compute', 'floorRead', 'floorReadWrite', 'fwd', 'fwdGrad']);
+    for (const { t1, t2 } of Object.values(out.scaling)) {
+      expect(t1).toHaveLength(2);
+      expect(t2).toHaveLength(2);
+      for (const s of [...t1, ...t2]) expect(s > 0 && s < 10).toBe(true);
+    }
+    expect(out.computeUnits).toBeGreaterThanOrEqual(16);
+  });
+});

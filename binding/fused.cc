@@ -91,10 +91,10 @@ void run(const KernelCtx<T>& c, int64_t b0, int64_t b1, bool avx2) {
 }
 
 // Where parallel() starts its helper threads. Linux puts a new thread on its parent's CPU
-// when it does not see another one as free: on the development VM (2 vCPUs) a helper
-// started on the busy caller's CPU in about one call in three, began 2–4 ms late and then
-// shared that CPU with the caller while the other CPU stayed idle, so a 256×128256 forward
-// pass took 14 ms on "2 threads" instead of 7 (the time of one thread). So each helper is
+// when it does not see another one as free: on the development VM (2 vCPUs) the helper
+// started on the busy caller's CPU in 22 of 48 calls, began 1–4 ms late and then shared
+// that CPU with the caller while the other CPU stayed idle, so a 256×128256 forward pass
+// took 12–14.6 ms on "2 threads" (one thread's time) instead of 6.5–9. So each helper is
 // first bound to a CPU of the caller's affinity mask other than the one the caller runs
 // on; after its first piece of work (by then it runs there, and the caller has bound it)
 // it takes the whole mask back, so that a CPU that becomes busy later can still shed it.

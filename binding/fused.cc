@@ -346,9 +346,9 @@ double compute_pass(int64_t units, bool avx2) {
   parallel(units, units << 14, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
 #ifdef SMOOTHCE_HAVE_AVX2
-      part[b] = avx2 ? isa_avx2::floor_compute(1, b) : isa_baseline::floor_compute(1, b);
+      part[b] = avx2 ? isa_avx2::floor_compute(b) : isa_baseline::floor_compute(b);
 #else
-      part[b] = isa_baseline::floor_compute(1, b);
+      part[b] = isa_baseline::floor_compute(b);
 #endif
     }
   });

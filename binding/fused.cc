@@ -371,6 +371,8 @@ std::string fused_unsupported_reason(const CrossEntropyArgs& a) {
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   if (numel == 0 || C == 0) return "empty input";
+  // (Both target kinds: the kernel reads C weights.)
+  if (a.weight.present && (a.weight.shape.size() != 1 || a.weight.shape[0] != C)) return "weight shape (ATen raises)";
   const bool prob = a.target.shape == shape;
   if (prob) {
     if (a.target.storage != dt || a.target.compute != dt) return "probability target dtype differs from the input's";
@@ -386,7 +388,6 @@ std::string fused_unsupported_reason(const CrossEntropyArgs& a) {
     }
     if (a.target.shape != expected) return "target shape does not match the input (ATen reports the error)";
     if (tt == at::kByte && shape.size() > 2) return "uint8 target with k-dim input (ATen raises)";
-    if (a.weight.present && (a.weight.shape.size() != 1 || a.weight.shape[0] != C)) return "weight shape (ATen raises)";
     if (tt == at::kByte && a.weight.present && a.label_smoothing > 0 && a.reduction == at::Reduction::Mean) {
       return "uint8 target with weight, smoothing and mean (ATen raises in gather)";
     }

@@ -5,6 +5,8 @@
  * 0 / random / 1, non-finite logits; both instruction sets. Plus gradInto (separate, in
  * place, async), the kernel path actually taken, and the option's validation.
  */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/index';
 import { native } from '../lib/native';
@@ -309,6 +311,31 @@ describe('impl fused: paths, gradInto and threads', () => {
       reductions: ['mean', 'none'],
       inPlace: true,
     });
+  });
+
+  it('rejects a weight of the wrong shape with probability targets, as ATen does, instead of reading past it', () => {
+    // Found by `npm run fuzz -- --seed 12` (case 2366): the native entry point with a
+    // probability target and an empty [5, 0] weight crashed the process (the kernel read C
+    // weights from an empty buffer). In a child process, so that a crash fails this test
+    // instead of the test run.
+    const dist = path.resolve(__dirname, '..', 'dist', 'native.js');
+    const script = `const { native } = require(${JSON.stringify(dist)});
+      const x = { data: new Float32Array(12), shape: [3, 4], dtype: 'float32' };
+      const t = { data: new Float32Array(12).fill(0.25), shape: [3, 4], dtype: 'float32' };
+      const out = [];
+      (async () => {
+        for (const [shape, n] of [[[5, 0], 0], [[3], 3], [[4, 1], 4], [[2 ** 31, 0], 0]]) {
+          for (const async of [false, true]) {
+            const a = { input: x, target: t, weight: { data: new Float32Array(n), shape, dtype: 'float32' }, reduction: 1,
+              ignoreIndex: -100n, labelSmoothing: 0.1, grad: true, gradOutput: 1, device: 'cpu', gradOnDevice: false };
+            try { await native().crossEntropyFused(a, async); out.push('no error'); } catch (e) { out.push(e.message); }
+          }
+        }
+        console.log(JSON.stringify(out));
+      })();`;
+    const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })) as string[];
+    expect(out).toHaveLength(8);
+    for (const m of out) expect(m).toMatch(/weight tensor should be defined either for all 4 classes or no classes/);
   });
 
   it('validates impl and gradInto', () => {

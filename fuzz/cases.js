@@ -59,9 +59,15 @@ function toBig(v) {
     return -100n;
   }
 }
-/** An own property, never a polluted prototype's (the harness must not trip on its own pollution). */
+/** An own property, never a polluted prototype's (the harness must not trip on its own pollution),
+ * and undefined where a proxy's trap throws (the harness must not trip on its own traps). */
 function own(o, key) {
-  const d = o !== null && typeof o === 'object' ? Object.getOwnPropertyDescriptor(o, key) : undefined;
+  let d;
+  try {
+    d = o !== null && typeof o === 'object' ? Object.getOwnPropertyDescriptor(o, key) : undefined;
+  } catch {
+    return undefined;
+  }
   return d && 'value' in d ? d.value : undefined;
 }
 

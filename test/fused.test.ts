@@ -98,37 +98,45 @@ describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa)
 
 /**
  * Rows of C logits as float32 and float64 [N, C] inputs, every target set × smoothing ×
- * reduction (with the gradient): impl 'fused' against impl 'aten', and with `inPlace` also
- * gradInto = a copy of the logits.
+ * reduction (with the gradient), without class weights and with each of `weights`: impl
+ * 'fused' against impl 'aten', and with `inPlace` also gradInto = a copy of the logits.
  */
 function expectRowsMatchAten(
   C: number,
   rows: number[][],
-  cases: { targets: number[][]; smoothings: number[]; reductions: ('mean' | 'sum' | 'none')[]; inPlace?: boolean },
+  cases: { targets: number[][]; smoothings: number[]; reductions: ('mean' | 'sum' | 'none')[]; inPlace?: boolean; weights?: ((j: number) => number)[] },
 ): void {
   for (const dtype of ['float32', 'float64'] as const) {
     const N = rows.length;
     const data = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
     rows.forEach((r, n) => data.set(r, n * C));
-    for (const targets of cases.targets) {
-      for (const labelSmoothing of cases.smoothings) {
-        for (const reduction of cases.reductions) {
-          const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true };
-          const label = `${dtype} ${targets} ε=${labelSmoothing} ${reduction}`;
-          const target = tensor(targets, [N], 'int64');
-          const want = crossEntropy(tensor(data, [N, C]), target, opts);
-          const got = crossEntropy(tensor(data, [N, C]), target, { ...opts, impl: 'fused' });
-          expect(compareResults(got, want, dtype), label).toEqual([]);
-          if (cases.inPlace) {
-            const copy = data.slice();
-            const inPlace = crossEntropy(tensor(copy, [N, C]), target, { ...opts, impl: 'fused', gradInto: copy });
-            expect(compareResults(inPlace, want, dtype), `in place ${label}`).toEqual([]);
+    for (const [wi, wf] of [undefined, ...(cases.weights ?? [])].entries()) {
+      const values = wf && Array.from({ length: C }, (_, j) => wf(j));
+      const weight = values && (dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values));
+      for (const targets of cases.targets) {
+        for (const labelSmoothing of cases.smoothings) {
+          for (const reduction of cases.reductions) {
+            const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true, ...(weight ? { weight } : {}) };
+            const label = `${dtype} ${targets} ε=${labelSmoothing} ${reduction}${weight ? ` weights #${wi}` : ''}`;
+            const target = tensor(targets, [N], 'int64');
+            const want = crossEntropy(tensor(data, [N, C]), target, opts);
+            const got = crossEntropy(tensor(data, [N, C]), target, { ...opts, impl: 'fused' });
+            expect(compareResults(got, want, dtype), label).toEqual([]);
+            if (cases.inPlace) {
+              const copy = data.slice();
+              const inPlace = crossEntropy(tensor(copy, [N, C]), target, { ...opts, impl: 'fused', gradInto: copy });
+              expect(compareResults(inPlace, want, dtype), `in place ${label}`).toEqual([]);
+            }
           }
         }
       }
     }
   }
 }
+
+// Class weights for the non-finite row tests: zeros (some on −inf logits, where ATen's loss
+// is NaN with smoothing but its gradient is not), and weights that differ by class.
+const ROW_WEIGHTS = [(j: number) => (j % 5 === 0 ? 0 : 0.5 + (j % 7) * 0.25), (j: number) => 0.25 + (j % 3)];
 
 function bitsOf(r: { loss: number | Tensor; grad?: Tensor }): number[][] {
   const out = [typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data as Float64Array)];
@@ -288,6 +296,7 @@ describe('impl fused: paths, gradInto and threads', () => {
       targets: [[250, 3, 5, 9, 1, 299], [-100, -100, -100, -100, 3, 0], [250, 3, -100, -100, 0, 2]],
       smoothings: [0, 0.2, 1],
       reductions: ['mean', 'sum', 'none'],
+      weights: ROW_WEIGHTS,
     });
   });
 
@@ -310,6 +319,7 @@ describe('impl fused: paths, gradInto and threads', () => {
       smoothings: [0, 0.3],
       reductions: ['mean', 'none'],
       inPlace: true,
+      weights: ROW_WEIGHTS,
     });
   });
 

@@ -55,6 +55,12 @@ async function main() {
     out.push(api.crossEntropy(api.tensor(Float64Array.from(long), [4, C]), lt, { impl: 'fused', grad: true }));
     const copy = long.slice();
     out.push(api.crossEntropy(api.tensor(copy, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.2, grad: true, gradInto: copy }));
+    // Weighted rows take the same chunked pass (with zero weights, some on −inf logits).
+    const weight = Float32Array.from({ length: C }, (_, j) => (j % 5 ? 0.5 + (j % 3) : 0));
+    out.push(api.crossEntropy(api.tensor(long, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.1, weight, reduction: 'none', grad: true }));
+    // A probability target with a weight of the wrong shape: ATen's error, nothing read past it.
+    const pt = { data: new Float32Array(12).fill(0.25), shape: [3, 4], dtype: 'float32' };
+    out.push(tryIt(() => native.crossEntropyFused({ ...args(pt), input: { data: new Float32Array(12), shape: [3, 4], dtype: 'float32' }, weight: { data: new Float32Array(0), shape: [5, 0], dtype: 'float32' } }, false)));
     if (native.memoryFloor) out.push(native.memoryFloor(new Float32Array(1024)), native.memoryFloor(new Float64Array(64), new Float64Array(64)));
   }
   if (api.toDevice) {

@@ -436,13 +436,17 @@ void init_thread_policy() {
   g_main_default.compare_exchange_strong(expected, std::max(1, at::get_num_threads()));
 }
 
-void set_num_threads(int n) {
-  g_requested_threads.store(n);
+void use_num_threads(int n) {
   // at::set_num_threads re-creates ATen's pthreadpool on every call, and the new pool's
   // worker spins for about 30 ms waiting for work, taking a core from whatever runs next
   // (a 2-thread 256×128256 fused call: 12 ms instead of 6.5 ms right after it). So it is
   // skipped when this thread already has n.
   if (at::get_num_threads() != n) at::set_num_threads(n);
+}
+
+void set_num_threads(int n) {
+  g_requested_threads.store(n);
+  use_num_threads(n);
 }
 
 int get_num_threads() { return at::get_num_threads(); }
@@ -461,8 +465,7 @@ int worker_num_threads() {
 }
 
 void enter_worker_thread() {
-  const int want = worker_num_threads();
-  if (at::get_num_threads() != want) at::set_num_threads(want);
+  use_num_threads(worker_num_threads());
 }
 
 }  // namespace smoothce

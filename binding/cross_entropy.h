@@ -81,6 +81,8 @@ int64_t cuda_device_count();
 // worker_num_threads() = max(1, default / min(UV_THREADPOOL_SIZE, default)) so that
 // concurrent async calls together stay within the cores ATen would use for one.
 void set_num_threads(int n);
+// Gives the calling thread n intra-op threads, without touching ATen when it already has n.
+void use_num_threads(int n);
 int get_num_threads();
 int worker_num_threads();
 // Records ATen's default for the calling (JS main) thread; called once at load.

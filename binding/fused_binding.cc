@@ -172,7 +172,7 @@ void prepare_outputs(Napi::Env env, FusedCall& call) {
 
 // The work itself: no N-API (runs on the libuv pool for async calls).
 void execute(FusedCall& call) {
-  if (at::get_num_threads() != call.threads) at::set_num_threads(call.threads);
+  use_num_threads(call.threads);
   if (call.use_fused) {
     fused_cross_entropy(call.args, call.out, call.isa);
     return;

@@ -212,9 +212,6 @@ function markdown(meta, results, scaling) {
       L.push('');
       L.push(`Ratios (median/median): fwd — PyTorch/fused ${ratio(pt?.fwd, f?.fwd)}, PyTorch/aten ${ratio(pt?.fwd, a?.fwd)}, tfjs/fused ${ratio(tj?.fwd, f?.fwd)}, fused/floor ${ratio(f?.fwd, fl?.fwd)}; ` +
         `fwd+grad — PyTorch default/fused ${ratio(pt?.fwdGrad, f?.fwdGrad)}, PyTorch tuned/fused ${ratio(ptt?.fwdGrad, f?.fwdGrad)}, tfjs/fused ${ratio(tj?.fwdGrad, f?.fwdGrad)}, fused/floor ${ratio(f?.fwdGrad, fl?.fwdGrad)}, fused gradInto=input/floor ${ratio(get('fused-inplace')?.fwdGrad, fl?.fwdGrad)}.`);
-      if (t !== threadsList[0] || THREADS.length < 2) {
-        // nothing
-      }
       L.push('');
     }
     const one = results.find((r) => `${r.n}x${r.c}` === size && r.variant === 'fused' && r.rowThreads === 1);

@@ -141,6 +141,14 @@ void* huge_alloc(size_t bytes) {
   return reinterpret_cast<void*>(aligned);
 }
 
+void advise_huge(void* p, size_t bytes) noexcept {
+#ifdef MADV_HUGEPAGE
+  const uintptr_t b = round_up(reinterpret_cast<uintptr_t>(p), kHugePage);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) / kHugePage * kHugePage;
+  if (e > b) madvise(reinterpret_cast<void*>(b), e - b, MADV_HUGEPAGE);
+#endif
+}
+
 void huge_free(void* p, size_t bytes) noexcept {
   if (p == nullptr) return;
   if (bytes < kHugeThreshold) {

@@ -33,6 +33,9 @@ void huge_free(void* p, size_t bytes) noexcept;
 // 512 MiB, lowered to four buffers of the size being asked for (at least 64 MiB), as many
 // as the huge-page cache can take back. At least one buffer is always allowed.
 void external_bytes_add(int64_t bytes);
+// Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
+// V8-owned output past the cap: its pages are not touched yet). Advisory only.
+void advise_huge(void* p, size_t bytes) noexcept;
 bool external_allowed(size_t bytes);
 int64_t external_bytes_outstanding();
 

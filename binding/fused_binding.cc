@@ -65,7 +65,8 @@ Napi::ArrayBuffer wrap_huge_buffer(Napi::Env env, void* p, size_t bytes) {
 }
 
 Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
-  if (bytes < kHugeThreshold || !external_allowed(bytes)) return Napi::ArrayBuffer::New(env, bytes);
+  if (bytes < kHugeThreshold) return Napi::ArrayBuffer::New(env, bytes);
+  if (!external_allowed(bytes)) return owned_buffer(env, bytes);
   return wrap_huge_buffer(env, huge_alloc(bytes), bytes);
 }
 
@@ -350,7 +351,7 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
       run_or_throw(env, [&] { own_grad = huge_alloc(own_bytes); });
       out.grad = own_grad;
     } else {
-      v8_grad = Napi::ArrayBuffer::New(env, own_bytes);
+      v8_grad = owned_buffer(env, own_bytes);
       out.grad = v8_grad.Data();
     }
   } else if (a.want_grad) {

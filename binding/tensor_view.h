@@ -40,6 +40,11 @@ void revalidate(Napi::Env env, const HostInput& in);
 // larger than Node's largest external ArrayBuffer (2^32 bytes).
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t);
 
+// A V8-owned ArrayBuffer for an output of `bytes` bytes (the GC frees it by itself). A large
+// one's untouched pages are advised for transparent huge pages first (allocator.h,
+// advise_huge), so that writing it faults 2 MiB at a time.
+Napi::ArrayBuffer owned_buffer(Napi::Env env, size_t bytes);
+
 const char* dtype_name(at::ScalarType t);
 
 }  // namespace smoothce

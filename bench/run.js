@@ -74,6 +74,9 @@ const VARIANTS = [
   { key: 'fused', label: 'smoothce fused (sync)', kind: 'fused' },
   { key: 'fused-async', label: 'smoothce fused (async)', kind: 'fused', async: true },
   { key: 'fused-inplace', label: 'smoothce fused, gradInto = input', kind: 'fused-inplace' },
+  // A training loop written the obvious way: back-to-back synchronous calls that never yield to the event loop, so
+  // no result is finalized and no buffer recycled (bench/node_case.js loop()). Sizes with an output of >= 512 KiB.
+  { key: 'fused-loop', label: 'smoothce fused (sync loop that never yields, calls 11–30)', kind: 'fused-loop', minLogits: 2 ** 17 },
   { key: 'aten', label: 'smoothce aten (sync)', kind: 'aten' },
   { key: 'aten-async', label: 'smoothce aten (async)', kind: 'aten', async: true },
   { key: 'torch', label: 'PyTorch (default malloc)', torch: true },
@@ -104,6 +107,7 @@ function main() {
       for (const v of VARIANTS) {
         if (skip.has(v.key)) continue;
         if (v.oneThread && threads !== THREADS[0]) continue;
+        if (v.minLogits && n * c < v.minLogits) continue;
         plan.push({ n, c, threads, v });
       }
     }
@@ -191,6 +195,7 @@ function markdown(meta, results, scaling) {
   L.push(`- smoothce allocator settings: fused outputs ≥ 512 KiB are 2 MiB-aligned mmaps with MADV_HUGEPAGE, freed ones cached for reuse (SMOOTHCE_HUGE_CACHE_MB=512 default); ATen's own allocator unchanged (default c10 CPU allocator). Each timed sample follows a gc() and event-loop turns (so the previous call's outputs are freed) and then one untimed forward call of the same size (so the cores are awake, as in PyTorch's back-to-back loop); none of this is timed.`);
   L.push(`- PyTorch: /usr/bin/python3, timed inside Python with time.perf_counter; default = glibc defaults; tuned = \`${meta.tunedMalloc}\`. fwd runs under torch.inference_mode().`);
   L.push(`- TensorFlow.js: @tensorflow/tfjs-backend-wasm, one thread (its Node.js build runs single-threaded), tf.losses.softmaxCrossEntropy with one-hot labels made outside the timing; fwd+grad = tf.valueAndGrad.`);
+  L.push(`- Sync loop row (sizes with a gradient of at least 512 KiB): one process makes 30 fused forward+gradient calls back to back without yielding to the event loop, as a training loop without await does; the last 20 are timed. No result's finalizer can run in such a loop, so past the external-buffer cap (four results of that size) each gradient is a fresh V8-owned buffer; its peak RSS is the whole loop's. \`gradInto\` avoids all of this (the gradInto row).`);
   L.push(`- Floor: fwd = one vectorised read pass over the logits; fwd+grad = one read + one write pass into a pre-faulted buffer (same threads).`);
   L.push(`- Peak RSS: ru_maxrss minus RSS after the inputs were created, over the whole process (fwd+grad column: max of both phases).`);
   L.push(`- Paired 1 → 2 threads: one process per size and round alternates 1 and 2 threads sample by sample (waiting 60 ms after each switch, while ATen's re-created thread pool spins), so a slow spell of the VM lands on both counts; it also times the floors and a compute floor (register-only multiply-adds, sized like one 1-thread forward call), which show what a second thread can give on this machine at that moment. Ratios are of medians.`, '');
@@ -204,7 +209,8 @@ function markdown(meta, results, scaling) {
       L.push('|---|---|---|---|');
       for (const r of rows) {
         const label = r.threads !== t ? `${r.label} (1 thread)` : r.label;
-        const rss = r.peakFwdMB == null ? 'n/a' : `${r.peakFwdMB.toFixed(1)} / ${r.peakGradMB.toFixed(1)} MB`;
+        const mbOf = (v) => (v == null ? 'n/a' : v.toFixed(1));
+        const rss = r.peakFwdMB == null && r.peakGradMB == null ? 'n/a' : `${mbOf(r.peakFwdMB)} / ${mbOf(r.peakGradMB)} MB`;
         L.push(`| ${label} | ${r.error ? 'error: ' + r.error : cell(r.fwd)} | ${r.error ? '' : cell(r.fwdGrad)} | ${rss} |`);
       }
       const get = (k) => rows.find((r) => r.variant === k) || results.find((r) => `${r.n}x${r.c}` === size && r.variant === k);

@@ -62,4 +62,23 @@ describe('benchmark helpers', () => {
     }
     expect(out.computeUnits).toBeGreaterThanOrEqual(16);
   });
+
+  it('bench/node_case.js fused-loop times 20 back-to-back gradient calls after 10 untimed ones', () => {
+    const script = path.resolve(__dirname, '..', 'bench', 'node_case.js');
+    // 1024×512 float32: a 2 MiB gradient, so results are large (huge-page or, past the cap, V8-owned).
+    const cfg = { kind: 'fused-loop', n: 1024, c: 512, reps: 2, eps: 0.1, seed: 3, threads: 1 };
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8' }).trim()) as {
+      fwd: number[];
+      fwdGrad: number[];
+      peakFwdMB?: number;
+      peakGradMB: number;
+    };
+    expect(out.fwd).toEqual([]);
+    expect(out.peakFwdMB).toBeUndefined();
+    expect(out.fwdGrad).toHaveLength(20);
+    for (const s of out.fwdGrad) expect(s > 0 && s < 10).toBe(true);
+    // 30 gradients of 2 MiB were made and none could be freed by a finalizer; all 60 MiB fit
+    // under the default cap (64 MiB), so all stay resident (the RSS is the loop's, not one call's).
+    expect(out.peakGradMB).toBeGreaterThan(50);
+  });
 });

@@ -23,6 +23,9 @@ constexpr size_t kHugeThreshold = size_t(512) << 10;
 void* huge_alloc(size_t bytes);
 // Frees what huge_alloc returned; `bytes` must be the size it was asked for.
 void huge_free(void* p, size_t bytes) noexcept;
+// Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
+// V8-owned output past the cap: its pages are not touched yet). Advisory only.
+void advise_huge(void* p, size_t bytes) noexcept;
 
 // External ArrayBuffers handed to JavaScript (huge-page outputs, ATen results viewed
 // without a copy) are freed by their N-API finalizers, and Node 20 runs those from the
@@ -33,9 +36,6 @@ void huge_free(void* p, size_t bytes) noexcept;
 // 512 MiB, lowered to four buffers of the size being asked for (at least 64 MiB), as many
 // as the huge-page cache can take back. At least one buffer is always allowed.
 void external_bytes_add(int64_t bytes);
-// Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
-// V8-owned output past the cap: its pages are not touched yet). Advisory only.
-void advise_huge(void* p, size_t bytes) noexcept;
 bool external_allowed(size_t bytes);
 int64_t external_bytes_outstanding();
 

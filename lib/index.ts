@@ -3,7 +3,7 @@ export type { Tensor, DType, TensorData, FloatArray } from './tensor';
 export { crossEntropy, crossEntropyAsync } from './cross-entropy';
 export type { CrossEntropyResult, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './cross-entropy';
 export type { CrossEntropyOptions, Reduction, Device } from './options';
-import { native } from './native';
+import { native, preloadNative } from './native';
 
 /** The LibTorch version the addon was built against, e.g. "1.13.0". */
 export function torchVersion(): string {
@@ -68,3 +68,6 @@ export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator'
 export { Batcher } from './batcher';
 export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './batcher';
 export type { TensorInput } from './device';
+
+// The native binding loads with the package, not inside the first call (lib/native.ts).
+preloadNative();

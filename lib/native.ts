@@ -215,8 +215,25 @@ function load(): NativeBinding {
 
 let cached: NativeBinding | undefined;
 
-/** The native binding, loaded on first use. */
+/** The native binding, loaded on first use (or by preloadNative()). */
 export function native(): NativeBinding {
   cached ??= load();
   return cached;
+}
+
+/**
+ * Loads the native binding now, when the package is required, unless SMOOTHCE_LAZY_LOAD=1.
+ * Loading maps LibTorch and touches about 150 MB of it (Debian's 1.13 here), ~0.7 s: done
+ * inside the first call, that showed up as the first call's time and peak RSS (a first
+ * 1024×32000 forward+gradient call measured 274 MB above its inputs instead of the 126 MB of
+ * its gradient). A failure is not thrown here: the first call that needs the binding throws
+ * the loader's error (ERR_SMOOTHCE_LOAD), as it would without this.
+ */
+export function preloadNative(): void {
+  if (process.env.SMOOTHCE_LAZY_LOAD === '1') return;
+  try {
+    native();
+  } catch {
+    // reported by the first call that needs the binding
+  }
 }

@@ -119,3 +119,40 @@ describe('loader failures (SMOOTHCE_NATIVE)', () => {
     expect(results).toEqual([{ ok: true }, { ok: true }]);
   });
 });
+
+// The addon is loaded when the package is required (lib/native.ts, preloadNative): loading
+// LibTorch touches ~150 MB, which inside the first call made that call's peak RSS look like
+// 274 MB for a 125 MB gradient. A first 1024×8000 forward+gradient call (a 31.25 MiB
+// gradient) in a fresh process, peak RSS measured above the RSS after the inputs were made.
+const FIRST_CALL = `
+const smoothce = require(${JSON.stringify(lib)});
+const n = 1024, c = 8000;
+const input = smoothce.tensor(new Float32Array(n * c).fill(0.25), [n, c]);
+const target = smoothce.tensor(new BigInt64Array(n), [n]);
+const base = process.memoryUsage.rss();
+const before = process.resourceUsage().maxRSS * 1024;
+const r = smoothce.crossEntropy(input, target, { impl: 'fused', grad: true, labelSmoothing: 0.1 });
+const peak = process.resourceUsage().maxRSS * 1024;
+console.log(JSON.stringify({ peakMB: (peak - base) / 2 ** 20, beforeMB: (before - base) / 2 ** 20, gradMB: r.grad.data.byteLength / 2 ** 20 }));
+`;
+
+function firstCall(extra: Record<string, string>): { peakMB: number; beforeMB: number; gradMB: number } {
+  const r = run(process.execPath, ['-r', register, '-e', FIRST_CALL], { cwd: repoRoot, env: cleanEnv(extra), timeout: 60_000 });
+  expect(r.status, describeRun(r)).toBe(0);
+  const lines = r.stdout.trim().split('\n');
+  return JSON.parse(lines[lines.length - 1]);
+}
+
+describe('loading the addon', () => {
+  it('happens when the package is required, so a first call adds only its own outputs to peak RSS', () => {
+    const eager = firstCall({});
+    expect(eager.gradMB).toBe(31.25);
+    expect(eager.beforeMB).toBeLessThan(1);
+    // The gradient in whole 2 MiB pages, plus a little.
+    expect(eager.peakMB).toBeGreaterThan(30);
+    expect(eager.peakMB).toBeLessThan(31.25 + 16);
+    // SMOOTHCE_LAZY_LOAD=1 defers it to the first call, which then also pays for LibTorch.
+    const lazy = firstCall({ SMOOTHCE_LAZY_LOAD: '1' });
+    expect(lazy.peakMB).toBeGreaterThan(eager.peakMB + 50);
+  });
+});

@@ -58,6 +58,14 @@ async function main() {
     // Weighted rows take the same chunked pass (with zero weights, some on −inf logits).
     const weight = Float32Array.from({ length: C }, (_, j) => (j % 5 ? 0.5 + (j % 3) : 0));
     out.push(api.crossEntropy(api.tensor(long, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.1, weight, reduction: 'none', grad: true }));
+    // Probability targets take the same chunked pass (targets read as a second stream; the
+    // row's last vector padded), with and without weights, fresh and in place.
+    const probLong = Float32Array.from({ length: 4 * C }, (_, i) => (i % 4 ? 0 : 1 / 1250));
+    const pl = api.tensor(probLong, [4, C]);
+    out.push(api.crossEntropy(api.tensor(long, [4, C]), pl, { impl: 'fused', labelSmoothing: 0.1, weight, reduction: 'none', grad: true }));
+    out.push(api.crossEntropy(api.tensor(Float64Array.from(long), [4, C]), api.tensor(Float64Array.from(probLong), [4, C]), { impl: 'fused', grad: true }));
+    const copy2 = long.slice();
+    out.push(api.crossEntropy(api.tensor(copy2, [4, C]), pl, { impl: 'fused', labelSmoothing: 0.2, grad: true, gradInto: copy2 }));
     // A probability target with a weight of the wrong shape: ATen's error, nothing read past it.
     const pt = { data: new Float32Array(12).fill(0.25), shape: [3, 4], dtype: 'float32' };
     out.push(tryIt(() => native.crossEntropyFused({ ...args(pt), input: { data: new Float32Array(12), shape: [3, 4], dtype: 'float32' }, weight: { data: new Float32Array(0), shape: [5, 0], dtype: 'float32' } }, false)));

@@ -104,7 +104,15 @@ describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa)
 function expectRowsMatchAten(
   C: number,
   rows: number[][],
-  cases: { targets: number[][]; smoothings: number[]; reductions: ('mean' | 'sum' | 'none')[]; inPlace?: boolean; weights?: ((j: number) => number)[] },
+  cases: {
+    targets: number[][];
+    smoothings: number[];
+    reductions: ('mean' | 'sum' | 'none')[];
+    inPlace?: boolean;
+    weights?: ((j: number) => number)[];
+    // Probability targets, as functions of (row, class): each also runs as a target.
+    probTargets?: ((n: number, j: number) => number)[];
+  },
 ): void {
   for (const dtype of ['float32', 'float64'] as const) {
     const N = rows.length;
@@ -113,12 +121,19 @@ function expectRowsMatchAten(
     for (const [wi, wf] of [undefined, ...(cases.weights ?? [])].entries()) {
       const values = wf && Array.from({ length: C }, (_, j) => wf(j));
       const weight = values && (dtype === 'float32' ? Float32Array.from(values) : Float64Array.from(values));
-      for (const targets of cases.targets) {
+      const targetList = [
+        ...cases.targets.map((t) => ({ name: String(t), target: tensor(t, [N], 'int64') })),
+        ...(cases.probTargets ?? []).map((f, k) => {
+          const t = dtype === 'float32' ? new Float32Array(N * C) : new Float64Array(N * C);
+          for (let n = 0; n < N; n++) for (let j = 0; j < C; j++) t[n * C + j] = f(n, j);
+          return { name: `probability targets #${k}`, target: tensor(t, [N, C]) };
+        }),
+      ];
+      for (const { name, target } of targetList) {
         for (const labelSmoothing of cases.smoothings) {
           for (const reduction of cases.reductions) {
             const opts: CrossEntropyOptions = { labelSmoothing, reduction, grad: true, ...(weight ? { weight } : {}) };
-            const label = `${dtype} ${targets} ε=${labelSmoothing} ${reduction}${weight ? ` weights #${wi}` : ''}`;
-            const target = tensor(targets, [N], 'int64');
+            const label = `${dtype} ${name} ε=${labelSmoothing} ${reduction}${weight ? ` weights #${wi}` : ''}`;
             const want = crossEntropy(tensor(data, [N, C]), target, opts);
             const got = crossEntropy(tensor(data, [N, C]), target, { ...opts, impl: 'fused' });
             expect(compareResults(got, want, dtype), label).toEqual([]);
@@ -137,6 +152,13 @@ function expectRowsMatchAten(
 // Class weights for the non-finite row tests: zeros (some on −inf logits, where ATen's loss
 // is NaN with smoothing but its gradient is not), and weights that differ by class.
 const ROW_WEIGHTS = [(j: number) => (j % 5 === 0 ? 0 : 0.5 + (j % 7) * 0.25), (j: number) => 0.25 + (j % 3)];
+
+// Probability targets for the same tests: a dense one with zeros (some on −inf logits, where
+// 0 · log_softmax makes ATen's loss NaN), and a sparse one (a few classes per row).
+const ROW_PROBS = [
+  (n: number, j: number) => ((j + n) % 4 === 0 ? 0 : (1 + Math.sin(j * 0.37 + n)) / 1000),
+  (n: number, j: number) => ((j * 7 + n * 13) % 997 === 0 ? 0.4 : 0),
+];
 
 function bitsOf(r: { loss: number | Tensor; grad?: Tensor }): number[][] {
   const out = [typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data as Float64Array)];
@@ -297,6 +319,7 @@ describe('impl fused: paths, gradInto and threads', () => {
       smoothings: [0, 0.2, 1],
       reductions: ['mean', 'sum', 'none'],
       weights: ROW_WEIGHTS,
+      probTargets: ROW_PROBS,
     });
   });
 
@@ -320,6 +343,7 @@ describe('impl fused: paths, gradInto and threads', () => {
       reductions: ['mean', 'none'],
       inPlace: true,
       weights: ROW_WEIGHTS,
+      probTargets: ROW_PROBS,
     });
   });
 

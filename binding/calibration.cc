@@ -1,10 +1,10 @@
 #include "calibration.h"
+#include "format.h"
 
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <limits>
 #include <tuple>
@@ -16,15 +16,6 @@
 
 namespace smoothce {
 namespace {
-
-// Shortest round-trip text for a double (what JavaScript would print).
-std::string num(double v) {
-  if (std::isnan(v)) return "NaN";
-  if (std::isinf(v)) return v > 0 ? "Infinity" : "-Infinity";
-  char buf[64];
-  auto r = std::to_chars(buf, buf + sizeof(buf), v);
-  return std::string(buf, r.ptr);
-}
 
 at::Tensor host_doubles(const std::vector<double>& v, const at::Device& device) {
   at::Tensor t = at::empty({static_cast<int64_t>(v.size())}, at::TensorOptions().dtype(at::kDouble));
@@ -40,8 +31,8 @@ std::string first_where(const at::Tensor& mask2d, const at::Tensor& values, int6
   const int64_t i = at_[0].item<int64_t>();
   const int64_t k = at_.size(0) > 1 ? at_[1].item<int64_t>() : -1;
   if (row) *row = i;
-  if (k < 0) return num(values[i].item<double>()) + " at index " + std::to_string(i);
-  return num(values[i][k].item<double>()) + " at [" + std::to_string(i) + ", " + std::to_string(k) + "]";
+  if (k < 0) return js_number(values[i].item<double>()) + " at index " + std::to_string(i);
+  return js_number(values[i][k].item<double>()) + " at [" + std::to_string(i) + ", " + std::to_string(k) + "]";
 }
 
 void check_shapes(const at::Tensor& scores, const at::Tensor& labels, const std::string& name) {
@@ -73,8 +64,8 @@ void check_probabilities(const at::Tensor& p, double tol, const std::string& nam
   at::Tensor off = (sums - 1.0).abs() > tol;
   if (off.any().item<bool>()) {
     const int64_t i = off.nonzero().select(0, 0)[0].item<int64_t>();
-    TORCH_CHECK_VALUE(false, "Expected each row of ", name, " (from: 'probs') to sum to 1 within ", num(tol),
-                      " but row ", i, " sums to ", num(sums[i].item<double>()),
+    TORCH_CHECK_VALUE(false, "Expected each row of ", name, " (from: 'probs') to sum to 1 within ", js_number(tol),
+                      " but row ", i, " sums to ", js_number(sums[i].item<double>()),
                       " (pass from: 'logits' for unnormalised scores)");
   }
 }
@@ -215,7 +206,7 @@ BinSums adaptive_bins(const at::Tensor& conf, const at::Tensor& correct, int64_t
 CalibrationStats calibration_stats(const CalibrationArgs& args) {
   TORCH_CHECK_VALUE(args.bins >= 1, "Expected an integer >= 1 for bins but received ", args.bins);
   TORCH_CHECK_VALUE(std::isfinite(args.temperature) && args.temperature > 0,
-                    "Expected a positive finite number for temperature but received ", num(args.temperature));
+                    "Expected a positive finite number for temperature but received ", js_number(args.temperature));
   const at::Device device = parse_device(args.device);
   c10::InferenceMode guard;
 
@@ -237,7 +228,7 @@ CalibrationStats calibration_stats(const CalibrationArgs& args) {
   } else {
     TORCH_CHECK_VALUE(args.temperature == 1.0,
                       "temperature applies to logits: pass from: 'logits' (received temperature ",
-                      num(args.temperature), " with from: 'probs')");
+                      js_number(args.temperature), " with from: 'probs')");
     check_probabilities(scores, args.sum_tolerance, args.scores_name);
     probs = scores;
   }

@@ -15,6 +15,7 @@
 #include "cross_entropy_binding.h"
 #include "async_task.h"
 #include "errors.h"
+#include "format.h"
 #include "fused.h"
 #include "modules.h"
 #include "prop_names.h"
@@ -27,7 +28,6 @@
 #include <cstring>
 #include <memory>
 #include <optional>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -442,12 +442,6 @@ Napi::Value MemoryFloor(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, s);
 }
 
-std::string format_number(double v) {
-  std::ostringstream os;
-  os << v;
-  return os.str();
-}
-
 // computeFloor(units): register-only multiply-add work over the kernel's threads (returns
 // a sum). For benchmarks: how much a second thread gives when memory plays no part.
 Napi::Value ComputeFloor(const Napi::CallbackInfo& info) {
@@ -455,7 +449,7 @@ Napi::Value ComputeFloor(const Napi::CallbackInfo& info) {
   SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "computeFloor: units must be a number");
   const double units = info[0].As<Napi::Number>().DoubleValue();
   SMOOTHCE_THROW_RANGE_IF(env, !(units >= 1 && units <= 1e7) || std::floor(units) != units,
-                          "computeFloor: units must be an integer from 1 to 1e7, got " + format_number(units));
+                          "computeFloor: units must be an integer from 1 to 1e7, got " + js_number(units));
   double s = 0;
   run_or_throw(env, [&] { s = floor_compute_pass(static_cast<int64_t>(units)); });
   return Napi::Number::New(env, s);

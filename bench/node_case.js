@@ -73,13 +73,14 @@ async function measure(fn, reps, warmup, isAsync, batch, wake) {
 // yet (hundreds of ms each here), so 10 untimed calls come first, then 20 timed ones.
 function loop(fn) {
   for (let i = 0; i < 10; i++) fn();
-  const times = [];
-  for (let i = 0; i < 20; i++) {
-    const s = process.hrtime.bigint();
-    fn();
-    times.push(Number(process.hrtime.bigint() - s) / 1e9);
-  }
-  return times;
+  return Array.from({ length: 20 }, () => time(fn));
+}
+
+// Seconds one synchronous call of fn takes.
+function time(fn) {
+  const s = process.hrtime.bigint();
+  fn();
+  return Number(process.hrtime.bigint() - s) / 1e9;
 }
 
 // Thread scaling with the two thread counts' samples interleaved in one process: 1 and 2
@@ -96,11 +97,6 @@ async function scaling(cfg, sc, native, x, input, target) {
   const fwd = () => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: 'fused' });
   const fwdGrad = () => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: 'fused', grad: true });
   native().setNumThreads(1);
-  const time = (fn) => {
-    const s = process.hrtime.bigint();
-    fn();
-    return Number(process.hrtime.bigint() - s) / 1e9;
-  };
   fwd();
   fwdGrad(); // the first gradient buffer's pages are faulted in here, not in a timed call
   const fwdOnce = Math.min(time(fwd), time(fwd), time(fwd));

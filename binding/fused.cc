@@ -391,6 +391,14 @@ std::string fused_unsupported_reason(const CrossEntropyArgs& a) {
     if (tt == at::kByte && a.weight.present && a.label_smoothing > 0 && a.reduction == at::Reduction::Mean) {
       return "uint8 target with weight, smoothing and mean (ATen raises in gather)";
     }
+    // ATen's smoothing term masks `target == ignore_index` in the target's dtype, so for uint8
+    // targets an ignore_index outside 0..255 is compared wrapped to 8 bits (-100 as 156, -1 as
+    // 255, 256 as 0) while nll_loss compares it unwrapped: a target equal to the wrapped value
+    // then counts in one term and not in the other.
+    if (tt == at::kByte && a.label_smoothing > 0 && (a.ignore_index < 0 || a.ignore_index > 255) &&
+        (a.ignore_index & 255) < C) {
+      return "uint8 target, smoothing and an ignore_index outside 0..255 (ATen's smoothing term wraps it to 8 bits)";
+    }
   }
   if (a.reduction < 0 || a.reduction > 2) return "reduction enum outside 0..2";
   if (!(a.label_smoothing <= 1.0)) return "label_smoothing > 1 (ATen raises)";

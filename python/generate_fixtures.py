@@ -267,6 +267,12 @@ def main(out_path: str) -> None:
     # ε > 0 under 'mean' fail in the smoothing term's weight.gather (sum/none/ε=0 work).
     add("err_uint8_target_weight_eps_mean", x23, t23.to(torch.uint8), weight=torch.tensor([1.0, 2.0, 3.0]), label_smoothing=0.1)
     add("uint8_target_weight_eps_sum_works", x23, t23.to(torch.uint8), weight=torch.tensor([1.0, 2.0, 3.0]), reduction="sum", label_smoothing=0.1)
+    # Found by a randomized impl 'fused' vs 'aten' sweep: the smoothing term masks uint8 targets
+    # equal to ignore_index wrapped to 8 bits (-100 as 156, -1 as 255, 256 as 0); nll_loss does not.
+    xw = logits(4, 257)
+    add("uint8_target_ignore_wraps_mean_eps0.2", xw, torch.tensor([156, 3, 156, 200], dtype=torch.uint8), label_smoothing=0.2)
+    add("uint8_target_ignore_minus1_wraps_sum_eps0.1", xw, torch.tensor([255, 3, 7, 255], dtype=torch.uint8), reduction="sum", ignore_index=-1, label_smoothing=0.1)
+    add("uint8_target_ignore_256_wraps_none_eps0.1", xw, torch.tensor([0, 3, 0, 9], dtype=torch.uint8), reduction="none", ignore_index=256, label_smoothing=0.1)
     # E27/E28 (reduction enum 3) cannot be expressed: smoothce takes reduction strings only.
 
     doc = {

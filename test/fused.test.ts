@@ -81,8 +81,20 @@ function fusedPath(c: Call): string {
   return native().crossEntropyFused(p.args, false).path;
 }
 
+/**
+ * The path impl 'fused' should take: ATen's for uint8 targets with smoothing and an
+ * ignore_index outside 0..255 whose 8-bit wrap is a class (ATen's smoothing term then masks
+ * the targets equal to the wrapped value, nll_loss does not).
+ */
+function expectedPath(c: Call): string {
+  const ignore = Number(c.options.ignoreIndex ?? -100);
+  const C = c.input.shape.length === 1 ? c.input.shape[0] : c.input.shape[1];
+  const wraps = c.target.dtype === 'uint8' && (c.options.labelSmoothing ?? 0) > 0 && (ignore < 0 || ignore > 255) && (((ignore % 256) + 256) % 256) < C;
+  return wraps ? 'aten' : 'fused';
+}
+
 describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa) => {
-  it('agrees on 400 random calls, on the fused path', () => {
+  it('agrees on 400 random calls, on the path expected (the fused one but for uint8 wraps)', () => {
     process.env.SMOOTHCE_FUSED_ISA = isa;
     const failures: string[] = [];
     for (let seed = 1; seed <= 400; seed++) {
@@ -90,7 +102,8 @@ describe.each(['avx2', 'baseline'])('impl fused vs aten, randomized (%s)', (isa)
       const want = crossEntropy(c.input, c.target, c.options);
       const got = crossEntropy(c.input, c.target, { ...c.options, impl: 'fused' });
       for (const p of compareResults(got, want, c.input.dtype)) failures.push(`${c.label}: ${p}`);
-      if (fusedPath(c) !== 'fused') failures.push(`${c.label}: ran on the ATen path`);
+      const path = fusedPath(c);
+      if (path !== expectedPath(c)) failures.push(`${c.label}: ran on the ${path} path`);
     }
     expect(failures.slice(0, 10)).toEqual([]);
   });
@@ -252,6 +265,37 @@ describe('impl fused: paths, gradInto and threads', () => {
       const got = crossEntropy(c.input, c.target, { ...c.options, impl: 'fused' });
       expect(compareResults(got, want, 'float64'), c.label).toEqual([]);
     }
+  });
+
+  it('hands uint8 targets with smoothing and an ignore_index that wraps to a class to ATen, whose smoothing term wraps it', () => {
+    // Found by a 60,000-call sweep of the randomized comparison: ATen's smoothing term masks
+    // `target == ignore_index` in uint8 (-100 → 156, -1 → 255, 256 → 0), nll_loss compares
+    // unwrapped, so a target equal to the wrapped value counts in one term only.
+    const C = 257;
+    const x = new Float32Array(4 * C).map((_, i) => Math.sin(i * 0.7) * 3);
+    for (const [ignoreIndex, wrapped] of [[-100, 156], [-1, 255], [256, 0], [-200, 56]] as const) {
+      for (const reduction of ['mean', 'sum', 'none'] as const) {
+        const c: Call = {
+          input: tensor(x, [4, C]),
+          target: tensor([wrapped, 3, wrapped, 200], [4], 'uint8'),
+          options: { ignoreIndex, reduction, labelSmoothing: 0.2, grad: true },
+          label: `ignore_index ${ignoreIndex} ${reduction}`,
+        };
+        expect(expectedPath(c), c.label).toBe('aten');
+        expect(fusedPath(c), c.label).toBe('aten');
+        const want = crossEntropy(c.input, c.target, c.options);
+        const got = crossEntropy(c.input, c.target, { ...c.options, impl: 'fused' });
+        expect(compareResults(got, want, 'float32'), c.label).toEqual([]);
+        // The same call with int32 targets (no wrap) differs: the wrapped targets count in both terms.
+        const unwrapped = crossEntropy(c.input, tensor([wrapped, 3, wrapped, 200], [4], 'int32'), c.options);
+        expect(compareResults(unwrapped, want, 'float32'), c.label).not.toEqual([]);
+      }
+    }
+    // Without smoothing, or when the wrapped value is not a class, the kernel runs it.
+    const small = { input: tensor(new Float32Array(6).map((_, i) => i * 0.3), [2, 3]), target: tensor([0, 2], [2], 'uint8') };
+    expect(fusedPath({ ...small, options: { labelSmoothing: 0.1 }, label: '-100 → 156 ≥ C' })).toBe('fused');
+    expect(fusedPath({ ...small, options: { ignoreIndex: 256, labelSmoothing: 0 }, label: 'ε = 0' })).toBe('fused');
+    expect(fusedPath({ ...small, options: { ignoreIndex: 2, labelSmoothing: 0.1 }, label: 'in range' })).toBe('fused');
   });
 
   it('writes into gradInto (separate buffer, the input itself, async) and leaves the input alone otherwise', async () => {

@@ -142,6 +142,9 @@ describe('reference.crossEntropy vs native (property tests, float64)', () => {
 describe('reference.crossEntropy: the cases PyTorch special-cases (spec §1.3), equal to native', () => {
   const x23 = () => tensor(new Float64Array([0.5, -1, 2, 1.5, 0, -0.5]), [2, 3]);
   const idx = (v: number[], shape = [v.length]) => tensor(BigInt64Array.from(v.map(BigInt)), shape);
+  const u8x = () => tensor(new Float64Array(4 * 160).map((_, i) => Math.sin(i * 0.37) * 2), [4, 160]);
+  const u8 = (v: number[]) => tensor(Uint8Array.from(v), [v.length], 'uint8');
+  const u8w = () => Array.from({ length: 160 }, (_, c) => 0.5 + (c % 4) * 0.25);
 
   it('matches the hand formula for one row: uniform smoothing q = (1 − ε)·onehot + ε/K', () => {
     const x = [0.3, -1.2, 2.0, 0.7];
@@ -169,6 +172,10 @@ describe('reference.crossEntropy: the cases PyTorch special-cases (spec §1.3), 
     ['1-D input with a 0-d target', tensor(new Float64Array([0.1, 0.9, -0.3]), [3]), idx([1], []), { labelSmoothing: 0.3 }],
     ['ignore_index inside [0, C) with weights and ε', x23(), idx([1, 2]), { ignoreIndex: 1, weight: [0.5, 2, 1], labelSmoothing: 0.25 }],
     ['weighted probability targets with ε, none', x23(), tensor(new Float64Array([0.2, 0.3, 0.5, 1, 0, 0]), [2, 3]), { reduction: 'none' as const, weight: [1, 2, 3], labelSmoothing: 0.1 }],
+    // uint8 targets: the smoothing term compares ignore_index wrapped to 8 bits (-100 as 156, 256 as 0).
+    ['uint8 target equal to the wrapped default ignore_index, ε > 0, mean', u8x(), u8([156, 3, 156, 159]), { labelSmoothing: 0.2 }],
+    ['uint8 target equal to the wrapped ignore_index 256, ε > 0, none, weights', u8x(), u8([0, 3, 0, 1]), { ignoreIndex: 256, labelSmoothing: 0.1, reduction: 'none' as const, weight: u8w() }],
+    ['uint8 target equal to the wrapped ignore_index -1, ε > 0, sum, weights', tensor(new Float64Array(2 * 256).map((_, i) => Math.cos(i)), [2, 256]), u8([255, 4]), { ignoreIndex: -1, labelSmoothing: 0.3, reduction: 'sum' as const, weight: Array.from({ length: 256 }, (_, c) => 1 + (c % 3)) }],
   ] as Array<[string, Tensor, Tensor, Options]>)('%s', (_name, x, y, options) => {
     expect(compare(x, y, options)).toBe('');
   });

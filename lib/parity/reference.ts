@@ -8,7 +8,8 @@
  * with PyTorch's rules (docs: spec §1): for class-index targets
  * a_{n,c} = (1 − ε)·w[y_n]·δ(c, y_n) + (ε/C)·w_c, ignored positions contribute nothing,
  * and 'mean' divides both terms by D = Σ_{valid n} w[y_n] (computed as two separate
- * quotients, so D = 0 gives NaN); for probability targets a_{n,c} = w_c·t'_{n,c} with
+ * quotients, so D = 0 gives NaN; for uint8 targets the smoothing term compares ignore_index
+ * wrapped to 8 bits, as PyTorch does, and has its own D); for probability targets a_{n,c} = w_c·t'_{n,c} with
  * t' = (1 − ε)·t + ε/C and 'mean' divides by the number of positions M.
  * The gradient is that of log_softmax: ∂L/∂x_{n,j} = p_{n,j}·Σ_c b_{n,c} − b_{n,j},
  * where b_{n,c} = ∂L/∂ℓ_n·a_{n,c} (times the reduction's factor).
@@ -99,53 +100,55 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: Omit<Cross
   } else {
     const tgt = args.target.data;
     const ignore = args.ignoreIndex;
-    const classOf = (p: number): number => {
-      const v = tgt[p];
-      if (typeof v === 'bigint') return v === ignore ? -1 : Number(v);
-      return BigInt(v) === ignore ? -1 : v;
-    };
+    // PyTorch's smoothing term masks `target == ignore_index` in the target's dtype: for uint8
+    // targets ignore_index is compared wrapped to 8 bits (-100 as 156), nll_loss compares it as
+    // is. Each term has its own mask and its own 'mean' denominator (the same for other dtypes).
+    const smoothIgnore = args.target.dtype === 'uint8' ? BigInt.asUintN(8, ignore) : ignore;
+    const value = (p: number): bigint => (typeof tgt[p] === 'bigint' ? (tgt[p] as bigint) : BigInt(tgt[p] as number));
+    const classOf = (p: number): number => (value(p) === ignore ? -1 : Number(value(p)));
+    const smoothed = (p: number): boolean => eps > 0 && value(p) !== smoothIgnore;
     const nll = new Float64Array(P);
     const uni = new Float64Array(P);
     let sumNll = 0;
     let sumUni = 0;
-    let D = 0;
+    let D = 0; // Σ w[y] over the positions nll_loss counts
+    let Du = 0; // the same over the positions the smoothing term counts
     for (let p = 0; p < P; p++) {
       const y = classOf(p);
-      if (y < 0) continue;
-      nll[p] = w[y] * -logp[at(p, y)];
-      sumNll += nll[p];
-      D += w[y];
-      if (eps > 0) {
+      if (y >= 0) {
+        nll[p] = w[y] * -logp[at(p, y)];
+        sumNll += nll[p];
+        D += w[y];
+      }
+      if (smoothed(p)) {
+        const v = Number(value(p));
         let u = 0;
         for (let c = 0; c < C; c++) u += w[c] * -logp[at(p, c)];
         uni[p] = u;
         sumUni += u;
+        Du += w[v];
       }
     }
     const combine = (n: number, u: number): number => (eps > 0 ? (1 - eps) * n + (eps / C) * u : n);
     // Gradient: ∂L/∂nll_p = α_p, ∂L/∂u_p = β_p.
     const scale = reduction === 'mean' ? 1 / D : 1;
+    const scaleU = reduction === 'mean' ? 1 / Du : 1;
     for (let p = 0; p < P; p++) {
       const y = classOf(p);
-      if (y < 0) {
-        b.fill(0);
-      } else {
-        const g = upstream(p);
-        const alpha = eps > 0 ? (g * (1 - eps)) * scale : g * scale;
-        const beta = eps > 0 ? (g * (eps / C)) * scale : 0;
-        for (let c = 0; c < C; c++) b[c] = beta * w[c];
-        b[y] += alpha * w[y];
-      }
+      const g = upstream(p);
+      const beta = smoothed(p) ? (g * (eps / C)) * scaleU : 0;
+      for (let c = 0; c < C; c++) b[c] = beta * w[c];
+      if (y >= 0) b[y] += (eps > 0 ? (g * (1 - eps)) * scale : g * scale) * w[y];
       backprop(p);
     }
     if (reduction === 'none') {
       const out = new Float64Array(P);
-      for (let p = 0; p < P; p++) out[p] = classOf(p) < 0 ? 0 : combine(nll[p], uni[p]);
+      for (let p = 0; p < P; p++) out[p] = combine(classOf(p) < 0 ? 0 : nll[p], smoothed(p) ? uni[p] : 0);
       loss = { data: out, shape: prepared.lossShape, dtype: 'float64' };
     } else if (reduction === 'sum') {
       loss = combine(sumNll, sumUni);
     } else {
-      loss = combine(sumNll / D, sumUni / D);
+      loss = combine(sumNll / D, sumUni / Du);
     }
   }
   return { loss, grad: { data: grad, shape: [...shape], dtype: 'float64' } };

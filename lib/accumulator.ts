@@ -9,7 +9,7 @@
  */
 import { native } from './native';
 import { prepare, readOptions, type Prepared } from './options';
-import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync } from './batch';
+import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, type TensorInput } from './device';
 import { rangeError, typeError } from './errors';
 import { tensor } from './tensor';
@@ -148,6 +148,10 @@ export class LossAccumulator {
 
   private prepareUpdate(input: unknown, target: unknown, fn: string): Prepared {
     const prepared = prepare(input, target, this.opts, fn, BATCH_OPTION_NAMES);
+    if (this.reduction === 'mean') {
+      const wrapped = wrappedIgnoreTarget(prepared, target);
+      if (wrapped !== null) throw wrappedIgnoreError(fn, wrapped, prepared.args.ignoreIndex);
+    }
     const kind = prepared.probabilityTarget ? 'probability' : 'index';
     if (this.classes !== null && prepared.classes !== this.classes) {
       throw new RangeError(`Invalid input for ${fn}: ${prepared.classes} classes, but this accumulator has seen ${this.classes}`);

@@ -95,6 +95,33 @@ function targetValues(prepared: Prepared, target: unknown): TensorData {
 }
 
 /**
+ * The uint8 target value PyTorch's smoothing term ignores when it differs from the one
+ * nll_loss ignores, and some target equals it; otherwise null. The smoothing term masks
+ * `target == ignore_index` in the target's dtype, so for uint8 targets an ignore_index
+ * outside 0..255 is compared wrapped to 8 bits (the default −100 as 156): a target of 156
+ * then keeps its nll term but loses its smoothing term, and PyTorch's 'mean' divides the two
+ * terms by different denominators, which the one-denominator algebra here cannot express.
+ */
+export function wrappedIgnoreTarget(prepared: Prepared, target?: unknown): number | null {
+  const a = prepared.args;
+  if (prepared.probabilityTarget || a.target.dtype !== 'uint8' || !(a.labelSmoothing > 0)) return null;
+  if (a.ignoreIndex >= 0n && a.ignoreIndex <= 255n) return null;
+  const wrapped = Number(BigInt.asUintN(8, a.ignoreIndex));
+  const data = targetValues(prepared, target) as Uint8Array;
+  return data.includes(wrapped) ? wrapped : null;
+}
+
+/** The error for a mean that wrappedIgnoreTarget says this module cannot combine. */
+export function wrappedIgnoreError(fn: string, wrapped: number, ignoreIndex: bigint): RangeError {
+  return new RangeError(
+    `Invalid target for ${fn}: uint8 class index ${wrapped} is ignoreIndex ${ignoreIndex} wrapped to 8 bits; with ` +
+      "labelSmoothing > 0 and reduction 'mean', PyTorch's smoothing term ignores those targets and its nll term does " +
+      `not, so the mean has two denominators, which ${fn.split('.')[0]} cannot combine. Pass int32/int64 targets ` +
+      "(PyTorch does not wrap those) or use reduction 'sum'",
+  );
+}
+
+/**
  * The denominator of the call's mean: Σ w[y] over non-ignored positions (count without
  * weights) for class indices; N·d1·…·dk for probability targets. `target` is the
  * caller's target (needed only for device handles).
@@ -163,7 +190,9 @@ export function shouldChunk(prepared: Prepared, batchSize: number | undefined): 
   if (batchSize === undefined) return false;
   if (isDeviceTensor(prepared.args.input) || isDeviceTensor(prepared.args.target)) return false;
   const shape = prepared.args.input.shape;
-  return shape.length >= 2 && shape[0] > batchSize;
+  if (!(shape.length >= 2 && shape[0] > batchSize)) return false;
+  // A mean whose two terms have different denominators is computed in one call, unchunked.
+  return !(prepared.reduction === 'mean' && wrappedIgnoreTarget(prepared) !== null);
 }
 
 function sliceRows<T extends NativeTensor>(t: T, start: number, end: number): T {

@@ -15,7 +15,7 @@
  */
 import { native, type NativeArgs, type NativeResult, type NativeTensor } from './native';
 import { prepare, readOptions, type Prepared, type Reduction } from './options';
-import { denominator, lossDType, roundTo } from './batch';
+import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, isDeviceTensor } from './device';
 import { rangeError, typeError } from './errors';
 import { numel, tensor, type FloatArray, type Tensor, type TensorData } from './tensor';
@@ -181,6 +181,10 @@ export class Batcher {
       const rowShape = shape.length === 1 ? shape : shape.slice(1);
       key = `${prepared.inputDType}|${rowShape.join(',')}|${prepared.probabilityTarget ? 'p' : 'i'}:${prepared.args.target.dtype}`;
       const perRow = shape.length === 1 ? 1 : numel(shape.slice(2));
+      if (this.reduction === 'mean') {
+        const wrapped = wrappedIgnoreTarget(prepared);
+        if (wrapped !== null) throw wrappedIgnoreError('Batcher.score', wrapped, prepared.args.ignoreIndex);
+      }
       const D = this.reduction === 'mean' ? denominator(prepared) : 1;
       req = { prepared, rows, perRow, D, arrived: Date.now(), resolve: () => {}, reject: () => {} };
     } catch (err) {

@@ -30,7 +30,9 @@ export interface CrossEntropyOptions {
   /**
    * Split the batch dimension into chunks of at most this many rows, each computed
    * natively, combined exactly (sum / global denominator; never a mean of means).
-   * Peak memory follows the chunk. Ignored for 1-D input and device tensors.
+   * Peak memory follows the chunk. Ignored for 1-D input and device tensors, and for a
+   * 'mean' over uint8 targets some of which equal ignoreIndex wrapped to 8 bits (with
+   * smoothing, PyTorch's two terms then have different denominators: one call).
    */
   batchSize?: number;
   /**

@@ -150,6 +150,21 @@ describe('LossAccumulator', () => {
     y.dispose();
   });
 
+  it('refuses a uint8 mean whose smoothing term ignores a wrapped ignore_index (two denominators); sums it exactly', () => {
+    const x = tensor(new Float64Array(4 * 160).map((_, i) => Math.sin(i)), [4, 160]);
+    const wrapped = tensor([156, 2, 3, 4], [4], 'uint8');
+    const acc = new LossAccumulator({ labelSmoothing: 0.1 });
+    expect(() => acc.update(x, wrapped)).toThrow(RangeError);
+    expect(() => acc.update(x, wrapped)).toThrow(/uint8 class index 156 is ignoreIndex -100 wrapped to 8 bits/);
+    expect(acc.updates).toBe(0);
+    // Targets that do not hit the wrapped value, other dtypes and ε = 0 are fine.
+    acc.update(x, tensor([155, 2, 3, 4], [4], 'uint8'));
+    new LossAccumulator({ labelSmoothing: 0.1 }).update(x, tensor([156, 2, 3, 4], [4], 'int32'));
+    new LossAccumulator({}).update(x, wrapped);
+    const sum = new LossAccumulator({ labelSmoothing: 0.1, reduction: 'sum' }).update(x, wrapped);
+    expect(sum.result()).toBeCloseTo(crossEntropy(x, wrapped, { labelSmoothing: 0.1, reduction: 'sum' }).loss as number, 12);
+  });
+
   it('validates its options like crossEntropy, and refuses reduction none', () => {
     expect(() => new LossAccumulator({ reduction: 'none' as 'sum' })).toThrow(RangeError);
     expect(() => new LossAccumulator({ reduction: 'avg' as 'sum' })).toThrow(TypeError);

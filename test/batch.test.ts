@@ -149,6 +149,21 @@ describe('crossEntropy with batchSize: exact chunking', () => {
     expect(Array.from(r.grad!.data).every((v) => v === 0)).toBe(true);
   });
 
+  it('computes a uint8 mean whose smoothing term ignores a wrapped ignore_index in one call (two denominators)', async () => {
+    // PyTorch masks uint8 targets equal to ignore_index wrapped to 8 bits (-100 as 156) in the
+    // smoothing term only; one global denominator would give another mean.
+    const input = logits(rng(11), [6, 160], 'float64');
+    const target = tensor([156, 3, 156, 7, 156, 9], [6], 'uint8');
+    for (const options of [{ labelSmoothing: 0.3 }, { labelSmoothing: 0.3, weight: Array.from({ length: 160 }, (_, c) => 1 + (c % 3)), reduction: 'sum' as const }, { labelSmoothing: 0.3, reduction: 'none' as const }]) {
+      const want = crossEntropy(input, target, { ...options, grad: true });
+      expectSame(crossEntropy(input, target, { ...options, grad: true, batchSize: 2 }), want, 'float64', JSON.stringify(options));
+      expectSame(await crossEntropyAsync(input, target, { ...options, grad: true, batchSize: 2 }), want, 'float64', `async ${JSON.stringify(options)}`);
+    }
+    // The mean with one denominator (the count of targets nll_loss keeps, 6) is not PyTorch's.
+    const sum = crossEntropy(input, target, { labelSmoothing: 0.3, reduction: 'sum' }).loss as number;
+    expect(Math.abs((crossEntropy(input, target, { labelSmoothing: 0.3 }).loss as number) - sum / 6)).toBeGreaterThan(1e-3);
+  });
+
   it('the async twin gives the same result', async () => {
     for (const c of cases('float64').filter((_, i) => i % 5 === 0)) {
       const want = crossEntropy(c.input, c.target, { ...c.options, grad: true });

@@ -100,6 +100,20 @@ describe('Batcher', () => {
     }, 60_000);
   }
 
+  it('rejects a uint8 mean whose smoothing term ignores a wrapped ignore_index (two denominators), and serves the rest', async () => {
+    const batcher = new Batcher({ maxDelayMs: 5, labelSmoothing: 0.2 });
+    const x = tensor(new Float64Array(2 * 300).map((_, i) => Math.cos(i)), [2, 300]);
+    const wrapped = tensor([255, 1], [2], 'uint8');
+    const bad = new Batcher({ maxDelayMs: 5, labelSmoothing: 0.2, ignoreIndex: -1 });
+    await expect(bad.score(x, wrapped)).rejects.toThrow(/uint8 class index 255 is ignoreIndex -1 wrapped to 8 bits/);
+    await expect(bad.score(x, wrapped)).rejects.toBeInstanceOf(RangeError);
+    const ok = tensor([254, 1], [2], 'uint8');
+    expect((await bad.score(x, ok)).loss).toBeCloseTo(crossEntropy(x, ok, { labelSmoothing: 0.2, ignoreIndex: -1 }).loss as number, 12);
+    // With the default ignore_index (-100 → 156), 255 is a plain class.
+    expect((await batcher.score(x, wrapped)).loss).toBeCloseTo(crossEntropy(x, wrapped, { labelSmoothing: 0.2 }).loss as number, 12);
+    await Promise.all([batcher.close(), bad.close()]);
+  });
+
   it('keeps requests with different C or dtype in separate native calls', async () => {
     const batcher = new Batcher({ maxDelayMs: 5 });
     const a = tensor(new Float64Array([1, 2, 3, 4, 5, 6]), [2, 3]);

@@ -367,6 +367,25 @@ describe('impl fused: paths, gradInto and threads', () => {
     });
   });
 
+  it('matches aten where the target is the max of a row of large logits (log p as (x − max) − log Σ, not x − (max + log Σ))', () => {
+    // Found by a sweep of extreme calls: float64 loss 4.795790545642376 against ATen's
+    // 4.795790545596741 (= 2·log 11) for a target tied with 10 others at 1e6.
+    const C = 129;
+    const rows: number[][] = [];
+    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
+    row((j) => (j < 11 ? 1e6 : j % 2 ? -745 : 89)); // ties at a large max
+    row((j) => (j === 40 ? 3e8 : 3e8 - 1 - (j % 5))); // one large max, its neighbours close
+    row((j) => -1e7 + Math.sin(j)); // large negative offset
+    row((j) => 2.5e5 + (j % 4) * 0.25);
+    expectRowsMatchAten(C, rows, {
+      targets: [[0, 40, 3, 7], [10, 40, 128, 0], [5, -100, 64, 2]],
+      smoothings: [0, 0.1, 1],
+      reductions: ['mean', 'sum', 'none'],
+      inPlace: true,
+      weights: ROW_WEIGHTS,
+    });
+  });
+
   it('matches aten on rows of several chunks: a growing max, −inf chunks, NaN and +inf in later chunks', () => {
     // float32 rows of 5000 span 3 of the kernel's 8 KiB chunks, float64 rows 5.
     const C = 5000;

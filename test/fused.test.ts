@@ -386,6 +386,61 @@ describe('impl fused: paths, gradInto and threads', () => {
     });
   });
 
+  it('matches aten where an infinite upstream gradient meets a subnormal probability (±inf, not NaN)', () => {
+    // Found by a sweep of extreme calls: p = exp(−745) (float64) or exp(−88) (float32) is
+    // subnormal; times an infinite Σg ATen gives ±inf, and the kernel's exps, flushed to 0
+    // below the normal range, gave 0·inf = NaN.
+    let withInf = 0;
+    for (const dtype of ['float32', 'float64'] as const) {
+      const low = dtype === 'float64' ? -745 : -88;
+      const rows = [[5e-324, low, low, 0.5], [0, low + 1, -1e6, low], [1, 2, 3, 4], [low, 0, low, 0]];
+      const C = 4;
+      const data = dtype === 'float32' ? Float32Array.from(rows.flat()) : Float64Array.from(rows.flat());
+      const target = tensor([2, 1, 0, 3], [4], 'int64');
+      const probs = tensor(dtype === 'float32' ? new Float32Array(16).fill(0.25) : new Float64Array(16).fill(0.25), [4, C]);
+      const upstream = [
+        { reduction: 'none' as const, gradOutput: tensor(Float64Array.of(Infinity, -Infinity, NaN, Infinity), [4]) },
+        { reduction: 'sum' as const, gradOutput: Infinity },
+        { reduction: 'mean' as const, gradOutput: -Infinity },
+      ];
+      for (const t of [target, probs]) {
+        for (const u of upstream) {
+          for (const labelSmoothing of [0, 0.3]) {
+            const opts: CrossEntropyOptions = { ...u, labelSmoothing, grad: true, weight: [1, 0.5, 2, 1] };
+            const label = `${dtype} ${t === probs ? 'probabilities' : 'indices'} ${u.reduction} ε=${labelSmoothing}`;
+            const want = crossEntropy(tensor(data, [4, C]), t, opts);
+            if (Array.from(want.grad!.data).some((v) => v === Infinity || v === -Infinity)) withInf++;
+            const got = crossEntropy(tensor(data, [4, C]), t, { ...opts, impl: 'fused' });
+            expect(compareResults(got, want, dtype), label).toEqual([]);
+            const copy = data.slice();
+            const inPlace = crossEntropy(tensor(copy, [4, C]), t, { ...opts, impl: 'fused', gradInto: copy });
+            expect(compareResults(inPlace, want, dtype), `in place ${label}`).toEqual([]);
+          }
+        }
+      }
+    }
+    expect(withInf).toBeGreaterThanOrEqual(6);
+  });
+
+  it('gives the exact zero gradient of ATen for one class (p = 1), NaN for a non-finite logit', () => {
+    // Found by a sweep of extreme calls: float32 [17, 1] with weight 949 gave 0.0547 where ATen's
+    // g − p·g is 0.
+    for (const dtype of ['float32', 'float64'] as const) {
+      const v = [3.25, -1e6, 0.5, Infinity, -Infinity, NaN];
+      const x = dtype === 'float32' ? Float32Array.from(v) : Float64Array.from(v);
+      for (const [shape, tshape] of [[[6, 1], [6]], [[2, 1, 3], [2, 3]]] as const) {
+        for (const labelSmoothing of [0, 0.5519234607927501, 1]) {
+          for (const t of [tensor([0, 0, 0, 0, 0, 0], [...tshape], 'int64'), tensor(dtype === 'float32' ? new Float32Array(6).fill(0.7) : new Float64Array(6).fill(0.7), [...shape])]) {
+            const opts: CrossEntropyOptions = { labelSmoothing, grad: true, weight: [949.05810546875], reduction: 'sum', gradOutput: 1e4 };
+            const want = crossEntropy(tensor(x, [...shape]), t, opts);
+            const got = crossEntropy(tensor(x, [...shape]), t, { ...opts, impl: 'fused' });
+            expect(Array.from(got.grad!.data), `${dtype} ${shape} ε=${labelSmoothing}`).toEqual(Array.from(want.grad!.data));
+          }
+        }
+      }
+    }
+  });
+
   it('matches aten on rows of several chunks: a growing max, −inf chunks, NaN and +inf in later chunks', () => {
     // float32 rows of 5000 span 3 of the kernel's 8 KiB chunks, float64 rows 5.
     const C = 5000;

@@ -467,6 +467,16 @@ FusedIsa parse_fused_isa(const std::string& name) {
   return FusedIsa::Auto;
 }
 
+void parallel_copy(void* dst, const void* src, size_t bytes) {
+  constexpr size_t kPiece = size_t(1) << 20;
+  const int64_t pieces = static_cast<int64_t>((bytes + kPiece - 1) / kPiece);
+  // parallel() starts threads from 2^18 units of work: 16 bytes a unit here, so from 4 MiB.
+  fused_detail::parallel(pieces, static_cast<int64_t>(bytes / 16), [&](int64_t b0, int64_t b1) {
+    const size_t s = static_cast<size_t>(b0) * kPiece, e = std::min(bytes, static_cast<size_t>(b1) * kPiece);
+    std::memcpy(static_cast<char*>(dst) + s, static_cast<const char*>(src) + s, e - s);
+  });
+}
+
 double floor_read_pass(const void* data, int64_t n, at::ScalarType dtype) {
   const bool avx2 = fused_detail::use_avx2(FusedIsa::Auto);
   if (dtype == at::kDouble) return fused_detail::read_pass(static_cast<const double*>(data), n, avx2);

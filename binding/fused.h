@@ -49,6 +49,11 @@ void fused_cross_entropy(const CrossEntropyArgs& args, FusedOutputs& out, FusedI
 const char* fused_isa_name(FusedIsa isa);
 FusedIsa parse_fused_isa(const std::string& name);  // "", "auto", "avx2", "baseline"
 
+// memcpy of `bytes` bytes on the kernel's threads (at::get_num_threads(), as the fused
+// kernel uses them) when the copy is large (at least 4 MiB): the snapshot an async call
+// takes of a large input blocks the JavaScript thread for less of the time.
+void parallel_copy(void* dst, const void* src, size_t bytes);
+
 // Memory-bandwidth floor for benchmarks, over `n` elements of `dtype` (float32/float64):
 // one read pass (returns the sum, so it cannot be elided) and one read+write pass
 // (out[i] = 0.5 * in[i]), both vectorised and split over at::get_num_threads() threads.

@@ -5,7 +5,7 @@
  * No timing thresholds: responsiveness is counted in event-loop ticks.
  */
 import { describe, expect, it } from 'vitest';
-import { crossEntropy, crossEntropyAsync, tensor, type CrossEntropyOptions, type CrossEntropyResult, type Tensor } from '../lib/index';
+import { crossEntropy, crossEntropyAsync, getNumThreads, setNumThreads, tensor, type CrossEntropyOptions, type CrossEntropyResult, type Tensor } from '../lib/index';
 import { assertUnchanged, snapshotArrays } from './helpers/contract-util';
 import { rng } from './helpers/rng';
 
@@ -143,6 +143,26 @@ describe('crossEntropyAsync', () => {
     (t.data as BigInt64Array).fill(0n);
     w.fill(-7);
     expectSameBits(await p, expected);
+  });
+
+  it('snapshots a large input whole on 2 threads (pieces of 1 MiB and a tail), for both implementations', async () => {
+    // 1500 × 1001 float32 = 6,006,000 bytes: past the 4 MiB from which the copy is split over
+    // the threads, and not a whole number of its 1 MiB pieces.
+    const before = getNumThreads();
+    setNumThreads(2);
+    try {
+      for (const impl of ['fused', 'aten'] as const) {
+        const x = logits([1500, 1001], 41);
+        const t = classes(1500, 1001, 42);
+        const o: CrossEntropyOptions = { labelSmoothing: 0.1, grad: true, impl };
+        const expected = crossEntropy(cloneTensor(x), cloneTensor(t), o);
+        const p = crossEntropyAsync(x, t, o);
+        (x.data as Float32Array).fill(1e6); // every piece, the last one too
+        expectSameBits(await p, expected, impl);
+      }
+    } finally {
+      setNumThreads(before);
+    }
   });
 
   it('survives the input buffers being transferred away mid-flight', async () => {

@@ -4,6 +4,7 @@
 #include <c10/core/CPUAllocator.h>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -17,6 +18,17 @@ namespace smoothce {
 namespace {
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
+
+// A large buffer's mapping: whole base pages, not whole huge pages. Its last partial 2 MiB
+// then faults in base pages, so that a 125 MiB gradient (1024x32000 float32) adds 125 MiB
+// to the RSS, not the 126 MiB of 63 huge pages.
+size_t mapped_length(size_t bytes) {
+  static const size_t page = [] {
+    const long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? static_cast<size_t>(v) : size_t(4096);
+  }();
+  return round_up(bytes, page);
+}
 
 // A small cache of freed large mappings, reused by size: a training loop that drops last
 // step's gradient before asking for the next one then faults no pages at all. Bounded by
@@ -124,9 +136,9 @@ void* huge_alloc(size_t bytes) {
     if (posix_memalign(&p, 64, bytes == 0 ? 64 : round_up(bytes, 64)) != 0 || p == nullptr) throw std::bad_alloc();
     return p;
   }
-  const size_t len = round_up(bytes, kHugePage);
+  const size_t len = mapped_length(bytes);
   if (void* hit = cache_take(len)) return hit;
-  // Over-map by one huge page, then trim to a 2 MiB-aligned range.
+  // Over-map by one huge page, then trim to a range that starts 2 MiB-aligned.
   const size_t map_len = len + kHugePage;
   void* raw = mmap(nullptr, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (raw == MAP_FAILED) throw std::bad_alloc();
@@ -155,7 +167,7 @@ void huge_free(void* p, size_t bytes) noexcept {
     std::free(p);
     return;
   }
-  const size_t len = round_up(bytes, kHugePage);
+  const size_t len = mapped_length(bytes);
   if (!cache_put(p, len)) munmap(p, len);
 }
 

@@ -118,3 +118,32 @@ describe.runIf(fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled'))('ou
     expect(counts[1] - counts[0]).toBe(impl === 'fused' ? 1 : 0);
   });
 });
+
+// A large output's mapping covers whole base pages, not whole huge pages (binding/allocator.cc,
+// mapped_length): a buffer that ends inside a 2 MiB page adds its own size to the RSS when
+// written, not the size rounded up to huge pages (126 MiB for a 125 MiB 1024×32000 gradient).
+const MAPPED_SCRIPT = `
+const fs = require('node:fs');
+const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))});
+const bytes = 131072000 + 3 * 4096; // 125 MiB and three base pages: a size no other mapping has
+const buf = new Uint8Array(native().hugeBuffer(bytes));
+buf.fill(1);
+let found = null, size = 0;
+for (const line of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
+  const m = /^(Size|Rss):\\s+(\\d+) kB/.exec(line);
+  if (m && m[1] === 'Size') size = Number(m[2]);
+  else if (m && size === bytes / 1024) found = { size, rss: Number(m[2]) };
+}
+process.stdout.write(JSON.stringify({ found, sum: buf[bytes - 1] }));
+`;
+
+describe.runIf(fs.existsSync('/proc/self/smaps'))('large output buffers', () => {
+  it('map and fault whole base pages only, up to their own size', () => {
+    const r = spawnSync(process.execPath, ['-e', MAPPED_SCRIPT], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const { found, sum } = JSON.parse(r.stdout) as { found: { size: number; rss: number } | null; sum: number };
+    expect(sum).toBe(1);
+    // Its own mapping, 128,012 kB (not 129,024 kB: 63 huge pages), all of it resident.
+    expect(found).toEqual({ size: 128012, rss: 128012 });
+  });
+});

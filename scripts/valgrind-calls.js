@@ -66,6 +66,15 @@ async function main() {
     out.push(api.crossEntropy(api.tensor(Float64Array.from(long), [4, C]), api.tensor(Float64Array.from(probLong), [4, C]), { impl: 'fused', grad: true }));
     const copy2 = long.slice();
     out.push(api.crossEntropy(api.tensor(copy2, [4, C]), pl, { impl: 'fused', labelSmoothing: 0.2, grad: true, gradInto: copy2 }));
+    // Non-finite upstream gradients (the generic row path, which reads the logits: in place
+    // too), a one-class input, and an async snapshot large enough to be split over threads.
+    const copy3 = long.slice();
+    out.push(api.crossEntropy(api.tensor(copy3, [4, C]), lt, { impl: 'fused', labelSmoothing: 0.1, grad: true, gradInto: copy3, reduction: 'sum', gradOutput: Infinity }));
+    out.push(api.crossEntropy(api.tensor(long, [4, C]), pl, { impl: 'fused', grad: true, reduction: 'none', gradOutput: api.tensor(Float32Array.of(NaN, 1, -Infinity, 2), [4]) }));
+    out.push(api.crossEntropy(api.tensor(Float32Array.of(1, -Infinity, 3), [3, 1]), api.tensor(new BigInt64Array(3), [3]), { impl: 'fused', grad: true, labelSmoothing: 0.5 }));
+    api.setNumThreads(2);
+    out.push(await api.crossEntropyAsync(api.tensor(new Float32Array(1100 * 1000).fill(0.25), [1100, 1000]), api.tensor(new Int32Array(1100), [1100]), { impl: 'fused', grad: true }));
+    api.setNumThreads(1);
     // A probability target with a weight of the wrong shape: ATen's error, nothing read past it.
     const pt = { data: new Float32Array(12).fill(0.25), shape: [3, 4], dtype: 'float32' };
     out.push(tryIt(() => native.crossEntropyFused({ ...args(pt), input: { data: new Float32Array(12), shape: [3, 4], dtype: 'float32' }, weight: { data: new Float32Array(0), shape: [5, 0], dtype: 'float32' } }, false)));

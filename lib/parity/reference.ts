@@ -135,10 +135,14 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: Omit<Cross
     const scaleU = reduction === 'mean' ? 1 / Du : 1;
     for (let p = 0; p < P; p++) {
       const y = classOf(p);
-      const g = upstream(p);
-      const beta = smoothed(p) ? (g * (eps / C)) * scaleU : 0;
-      for (let c = 0; c < C; c++) b[c] = beta * w[c];
-      if (y >= 0) b[y] += (eps > 0 ? (g * (1 - eps)) * scale : g * scale) * w[y];
+      if (y < 0 && !smoothed(p)) {
+        b.fill(0);
+      } else {
+        const g = upstream(p);
+        const beta = smoothed(p) ? (g * (eps / C)) * scaleU : 0;
+        for (let c = 0; c < C; c++) b[c] = beta * w[c];
+        if (y >= 0) b[y] += (eps > 0 ? (g * (1 - eps)) * scale : g * scale) * w[y];
+      }
       backprop(p);
     }
     if (reduction === 'none') {

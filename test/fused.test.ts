@@ -173,6 +173,11 @@ const ROW_PROBS = [
   (n: number, j: number) => ((j * 7 + n * 13) % 997 === 0 ? 0.4 : 0),
 ];
 
+/** Rows of C logits, one from each function of the class index. */
+function rowsOf(C: number, fs: ((j: number) => number)[]): number[][] {
+  return fs.map((f) => Array.from({ length: C }, (_, j) => f(j)));
+}
+
 function bitsOf(r: { loss: number | Tensor; grad?: Tensor }): number[][] {
   const out = [typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data as Float64Array)];
   if (r.grad) out.push(Array.from(r.grad.data as Float64Array));
@@ -350,14 +355,14 @@ describe('impl fused: paths, gradInto and threads', () => {
 
   it('matches aten on rows of non-finite logits: long −inf runs, all −inf, NaN, +inf, ignored or not', () => {
     const C = 300;
-    const rows: number[][] = [];
-    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
-    row((j) => (j < 200 ? -Infinity : Math.sin(j))); // whole leading blocks of −inf
-    row(() => -Infinity); // all −inf
-    row((j) => (j === 150 ? NaN : Math.cos(j)));
-    row((j) => (j === 7 ? Infinity : Math.cos(j)));
-    row((j) => (j % 3 ? -Infinity : 0.5 * j)); // −inf at the target for some targets
-    row((j) => 1000 + Math.sin(j)); // large offset
+    const rows = rowsOf(C, [
+      (j) => (j < 200 ? -Infinity : Math.sin(j)), // whole leading blocks of −inf
+      () => -Infinity, // all −inf
+      (j) => (j === 150 ? NaN : Math.cos(j)),
+      (j) => (j === 7 ? Infinity : Math.cos(j)),
+      (j) => (j % 3 ? -Infinity : 0.5 * j), // −inf at the target for some targets
+      (j) => 1000 + Math.sin(j), // large offset
+    ]);
     expectRowsMatchAten(C, rows, {
       targets: [[250, 3, 5, 9, 1, 299], [-100, -100, -100, -100, 3, 0], [250, 3, -100, -100, 0, 2]],
       smoothings: [0, 0.2, 1],
@@ -371,12 +376,12 @@ describe('impl fused: paths, gradInto and threads', () => {
     // Found by a sweep of extreme calls: float64 loss 4.795790545642376 against ATen's
     // 4.795790545596741 (= 2·log 11) for a target tied with 10 others at 1e6.
     const C = 129;
-    const rows: number[][] = [];
-    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
-    row((j) => (j < 11 ? 1e6 : j % 2 ? -745 : 89)); // ties at a large max
-    row((j) => (j === 40 ? 3e8 : 3e8 - 1 - (j % 5))); // one large max, its neighbours close
-    row((j) => -1e7 + Math.sin(j)); // large negative offset
-    row((j) => 2.5e5 + (j % 4) * 0.25);
+    const rows = rowsOf(C, [
+      (j) => (j < 11 ? 1e6 : j % 2 ? -745 : 89), // ties at a large max
+      (j) => (j === 40 ? 3e8 : 3e8 - 1 - (j % 5)), // one large max, its neighbours close
+      (j) => -1e7 + Math.sin(j), // large negative offset
+      (j) => 2.5e5 + (j % 4) * 0.25,
+    ]);
     expectRowsMatchAten(C, rows, {
       targets: [[0, 40, 3, 7], [10, 40, 128, 0], [5, -100, 64, 2]],
       smoothings: [0, 0.1, 1],
@@ -444,17 +449,17 @@ describe('impl fused: paths, gradInto and threads', () => {
   it('matches aten on rows of several chunks: a growing max, −inf chunks, NaN and +inf in later chunks', () => {
     // float32 rows of 5000 span 3 of the kernel's 8 KiB chunks, float64 rows 5.
     const C = 5000;
-    const rows: number[][] = [];
-    const row = (f: (j: number) => number) => rows.push(Array.from({ length: C }, (_, j) => f(j)));
-    row((j) => j / 400 + Math.sin(j)); // the max grows chunk after chunk: the sums are rescaled
-    row((j) => 30 - j / 200 + Math.cos(j)); // the first chunk holds the max
-    row((j) => (j < 2500 ? -Infinity : Math.sin(j))); // leading chunks all −inf
-    row((j) => (j >= 2048 && j < 4096 ? -Infinity : Math.sin(j))); // a −inf chunk after finite ones
-    row((j) => (j === 4900 ? NaN : Math.cos(j))); // NaN in the last chunk, below the max
-    row((j) => (j === 2600 ? Infinity : Math.cos(j))); // +inf in a middle chunk
-    row((j) => (j === 100 ? NaN : j < 2048 ? -Infinity : Math.sin(j))); // NaN hidden in a −inf chunk
-    row(() => -Infinity);
-    row((j) => 1000 + Math.sin(j)); // large offset
+    const rows = rowsOf(C, [
+      (j) => j / 400 + Math.sin(j), // the max grows chunk after chunk: the sums are rescaled
+      (j) => 30 - j / 200 + Math.cos(j), // the first chunk holds the max
+      (j) => (j < 2500 ? -Infinity : Math.sin(j)), // leading chunks all −inf
+      (j) => (j >= 2048 && j < 4096 ? -Infinity : Math.sin(j)), // a −inf chunk after finite ones
+      (j) => (j === 4900 ? NaN : Math.cos(j)), // NaN in the last chunk, below the max
+      (j) => (j === 2600 ? Infinity : Math.cos(j)), // +inf in a middle chunk
+      (j) => (j === 100 ? NaN : j < 2048 ? -Infinity : Math.sin(j)), // NaN hidden in a −inf chunk
+      () => -Infinity,
+      (j) => 1000 + Math.sin(j), // large offset
+    ]);
     expectRowsMatchAten(C, rows, {
       targets: [[4999, 0, 2400, 3000, 17, 4321, 2600, 7, 1], [-100, 5, 2600, -100, 4900, -100, 3000, -100, 4000]],
       smoothings: [0, 0.3],

@@ -104,9 +104,17 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: Omit<Cross
     // targets ignore_index is compared wrapped to 8 bits (-100 as 156), nll_loss compares it as
     // is. Each term has its own mask and its own 'mean' denominator (the same for other dtypes).
     const smoothIgnore = args.target.dtype === 'uint8' ? BigInt.asUintN(8, ignore) : ignore;
-    const value = (p: number): bigint => (typeof tgt[p] === 'bigint' ? (tgt[p] as bigint) : BigInt(tgt[p] as number));
-    const classOf = (p: number): number => (value(p) === ignore ? -1 : Number(value(p)));
-    const smoothed = (p: number): boolean => eps > 0 && value(p) !== smoothIgnore;
+    // Per position, once: the class nll_loss counts (−1 when ignored), and whether the
+    // smoothing term counts the position.
+    const cls = new Int32Array(P);
+    const smooth = new Uint8Array(P);
+    for (let p = 0; p < P; p++) {
+      const v = typeof tgt[p] === 'bigint' ? (tgt[p] as bigint) : BigInt(tgt[p] as number);
+      cls[p] = v === ignore ? -1 : Number(v);
+      smooth[p] = eps > 0 && v !== smoothIgnore ? 1 : 0;
+    }
+    const classOf = (p: number): number => cls[p];
+    const smoothed = (p: number): boolean => smooth[p] === 1;
     const nll = new Float64Array(P);
     const uni = new Float64Array(P);
     let sumNll = 0;
@@ -121,7 +129,7 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: Omit<Cross
         D += w[y];
       }
       if (smoothed(p)) {
-        const v = Number(value(p));
+        const v = y >= 0 ? y : Number(tgt[p]); // a smoothed position's target is a class
         let u = 0;
         for (let c = 0; c < C; c++) u += w[c] * -logp[at(p, c)];
         uni[p] = u;

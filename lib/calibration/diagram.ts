@@ -1,14 +1,14 @@
 /**
  * Reliability diagrams (Guo et al. 2017, Fig. 1): accuracy per confidence bin against
  * the diagonal of perfect calibration, the gap to each bin's mean confidence, and a
- * confidence histogram underneath; ECE in the title. The SVG is drawn with d3 on a
- * linkedom document (no browser), the PNG rendered from it by resvg.
+ * confidence histogram underneath; ECE in the title. The SVG is written directly (a few
+ * rects, lines and labels); the PNG is rendered from it by @resvg/resvg-js, an optional peer
+ * dependency loaded only when a PNG is asked for, with the DejaVu Sans subset in fonts/ so
+ * that the labels show on systems without fonts.
  */
-import * as fs from 'node:fs';
 import * as path from 'node:path';
-import * as vm from 'node:vm';
-import type * as D3 from 'd3';
 import { rangeError, typeError } from '../errors';
+import { packageRoot } from '../native';
 import { readOptions } from '../options';
 import type { CalibrationReport, ReliabilityBin } from './metrics';
 
@@ -21,21 +21,6 @@ export interface DiagramOptions {
   width?: number;
   /** PNG pixels per CSS pixel (default 2). */
   scale?: number;
-}
-
-let d3cache: typeof D3 | undefined;
-function d3(): typeof D3 {
-  // d3 7 is an ES module package with one UMD bundle. Its package.json says "type":
-  // "module", so require() would load even the UMD file as ESM (and needs Node 20.19+);
-  // evaluating the bundle as a CommonJS-style function works on every Node 20.
-  if (!d3cache) {
-    const file = path.join(path.dirname(require.resolve('d3')), 'd3.min.js');
-    const wrapper = vm.runInThisContext(`(function (exports, module) {${fs.readFileSync(file, 'utf8')}\n})`, { filename: file });
-    const mod = { exports: {} as Record<string, unknown> };
-    wrapper.call(globalThis, mod.exports, mod);
-    d3cache = mod.exports as unknown as typeof D3;
-  }
-  return d3cache;
 }
 
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
@@ -77,23 +62,121 @@ export function reliabilityDiagram(report: unknown, options?: DiagramOptions): s
   const r = checkReport(report);
   const svg = renderSvg(r, (opts.title as string | undefined) ?? 'Reliability diagram', width as number);
   if (format === 'svg') return svg;
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { Resvg } = require('@resvg/resvg-js') as typeof import('@resvg/resvg-js');
+  const { Resvg } = loadResvg();
   const png = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale as number },
     background: 'white',
-    font: { loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+    // The shipped DejaVu Sans subset first, so that labels render on a system without fonts;
+    // system fonts after it, for characters it lacks.
+    font: { fontFiles: [FONT_FILE], loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
   })
     .render()
     .asPng();
   return Buffer.from(png);
 }
 
+/** The DejaVu Sans subset shipped in the package (fonts/LICENSE). */
+export const FONT_FILE = path.join(packageRoot, 'fonts', 'DejaVuSans-subset.ttf');
+
+/**
+ * Thrown when a feature needs an optional package that is not installed (PNG diagrams need
+ * @resvg/resvg-js). `packageName` names it; the message says how to add it.
+ */
+export class MissingDependencyError extends Error {
+  readonly code = 'ERR_SMOOTHCE_MISSING_DEPENDENCY';
+  constructor(
+    readonly packageName: string,
+    feature: string,
+    options?: { cause?: unknown },
+  ) {
+    super(`${feature} needs the optional package ${packageName}, which is not installed; add it with \`npm install ${packageName}\``, options);
+    this.name = 'MissingDependencyError';
+  }
+}
+
+type ResvgModule = typeof import('@resvg/resvg-js');
+let resvg: ResvgModule | undefined;
+function loadResvg(): ResvgModule {
+  if (resvg) return resvg;
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    resvg = require('@resvg/resvg-js') as ResvgModule;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    if (e.code === 'MODULE_NOT_FOUND' && /@resvg\/resvg-js/.test(String(e.message))) {
+      throw new MissingDependencyError('@resvg/resvg-js', "A PNG reliability diagram (format: 'png')", { cause: err });
+    }
+    throw err;
+  }
+  return resvg;
+}
+
+/** An SVG element; attribute values and text are escaped. */
+function el(name: string, attrs: Record<string, string | number>, text?: string): string {
+  const a = Object.entries(attrs)
+    .map(([k, v]) => ` ${k}="${esc(typeof v === 'number' ? num(v) : v)}"`)
+    .join('');
+  return text === undefined ? `<${name}${a}/>` : `<${name}${a}>${esc(text)}</${name}>`;
+}
+
+function esc(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+/** Coordinates with at most 3 decimals (no "1e-7" in attributes). */
+function num(v: number): string {
+  return String(Math.round(v * 1000) / 1000);
+}
+
+/** A 1-2-5 step giving about `count` ticks over [0, max] (as d3's ticks do). */
+function tickStep(max: number, count: number): number {
+  const raw = max / count;
+  const power = 10 ** Math.floor(Math.log10(raw));
+  const err = raw / power;
+  return power * (err >= Math.sqrt(50) ? 10 : err >= Math.sqrt(10) ? 5 : err >= Math.sqrt(2) ? 2 : 1);
+}
+
+function ticks(max: number, step: number): number[] {
+  const out: number[] = [];
+  for (let i = 0; i * step <= max * (1 + 1e-9); i++) out.push(Math.round(i * step * 1e9) / 1e9);
+  return out;
+}
+
+/**
+ * An axis along the bottom (horizontal) or the left (vertical) of a panel: the domain line,
+ * tick marks and their labels.
+ */
+function axis(
+  side: 'bottom' | 'left',
+  values: number[],
+  at: (v: number) => number,
+  label: (v: number) => string,
+  length: number,
+  offset: number,
+  k: number,
+  fontSize: string,
+): string {
+  const t = 4 * k;
+  const parts: string[] = [];
+  if (side === 'bottom') {
+    parts.push(el('path', { d: `M0,${num(offset)}H${num(length)}`, stroke: 'currentColor', fill: 'none' }));
+    for (const v of values) {
+      const x = at(v);
+      parts.push(el('line', { x1: x, x2: x, y1: offset, y2: offset + t, stroke: 'currentColor' }));
+      parts.push(el('text', { x, y: offset + t + 12 * k, 'text-anchor': 'middle', 'font-size': fontSize, fill: 'currentColor' }, label(v)));
+    }
+  } else {
+    parts.push(el('path', { d: `M0,0V${num(length)}`, stroke: 'currentColor', fill: 'none' }));
+    for (const v of values) {
+      const y = at(v);
+      parts.push(el('line', { x1: -t, x2: 0, y1: y, y2: y, stroke: 'currentColor' }));
+      parts.push(el('text', { x: -t - 3 * k, y: y + 4 * k, 'text-anchor': 'end', 'font-size': fontSize, fill: 'currentColor' }, label(v)));
+    }
+  }
+  return `<g class="axis">${parts.join('')}</g>`;
+}
+
 function renderSvg(r: CalibrationReport, title: string, W: number): string {
-  const d = d3();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { parseHTML } = require('linkedom') as typeof import('linkedom');
-  const { document } = parseHTML('<!doctype html><html><body></body></html>');
   const k = W / 560;
   const m = { top: 62 * k, right: 20 * k, bottom: 46 * k, left: 58 * k };
   const gap = 30 * k;
@@ -102,93 +185,105 @@ function renderSvg(r: CalibrationReport, title: string, W: number): string {
   const histH = 110 * k;
   const H = Math.round(m.top + mainH + gap + histH + m.bottom);
   const fs = (px: number): string => `${(px * k).toFixed(1)}px`;
+  const x = (v: number): number => v * plotW;
+  const y = (v: number): number => (1 - v) * mainH;
+  const out: string[] = [];
 
-  const svg = d
-    .select(document.body as never)
-    .append('svg')
-    .attr('xmlns', 'http://www.w3.org/2000/svg')
-    .attr('width', W)
-    .attr('height', H)
-    .attr('viewBox', `0 0 ${W} ${H}`)
-    .attr('font-family', FONT);
-  svg.append('rect').attr('width', W).attr('height', H).attr('fill', 'white');
+  out.push(el('rect', { width: W, height: H, fill: 'white' }));
+  out.push(el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, `${title} — ECE ${pct(r.ece)}`));
+  out.push(
+    el(
+      'text',
+      { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' },
+      `N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`,
+    ),
+  );
 
-  svg.append('text').attr('x', W / 2).attr('y', 26 * k).attr('text-anchor', 'middle').attr('font-size', fs(17)).attr('font-weight', 'bold')
-    .text(`${title} — ECE ${pct(r.ece)}`);
-  svg.append('text').attr('x', W / 2).attr('y', 46 * k).attr('text-anchor', 'middle').attr('font-size', fs(11.5)).attr('fill', '#333')
-    .text(`N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`);
-
-  const x = d.scaleLinear().domain([0, 1]).range([0, plotW]);
-  const y = d.scaleLinear().domain([0, 1]).range([mainH, 0]);
-  const main = svg.append('g').attr('transform', `translate(${m.left},${m.top})`);
-  main.append('rect').attr('width', plotW).attr('height', mainH).attr('fill', '#f7f7f7').attr('stroke', '#ccc');
-  const grid = d.range(0.2, 1, 0.2);
-  main.selectAll('line.grid').data(grid).enter().append('line').attr('class', 'grid')
-    .attr('x1', 0).attr('x2', plotW).attr('y1', (v) => y(v)).attr('y2', (v) => y(v)).attr('stroke', '#e2e2e2');
-
+  // Reliability panel: accuracy per bin, the gap to its mean confidence, the diagonal.
+  const main: string[] = [];
+  main.push(el('rect', { width: plotW, height: mainH, fill: '#f7f7f7', stroke: '#ccc' }));
+  for (const v of [0.2, 0.4, 0.6, 0.8]) main.push(el('line', { class: 'grid', x1: 0, x2: plotW, y1: y(v), y2: y(v), stroke: '#e2e2e2' }));
   const filled = r.bins.filter((b): b is ReliabilityBin & { confidence: number; accuracy: number } => b.count > 0 && b.accuracy !== null && b.confidence !== null);
   const minW = 3 * k;
   const bx = (b: ReliabilityBin): number => (b.hi > b.lo ? x(b.lo) : x(b.lo) - minW);
   const bw = (b: ReliabilityBin): number => Math.max(x(b.hi) - x(b.lo), minW);
-  main.selectAll('rect.acc').data(filled).enter().append('rect').attr('class', 'acc')
-    .attr('x', bx).attr('width', bw).attr('y', (b) => y(b.accuracy)).attr('height', (b) => mainH - y(b.accuracy))
-    .attr('fill', COLORS.bar).attr('stroke', 'white').attr('stroke-width', 0.8 * k);
-  main.selectAll('rect.gap').data(filled).enter().append('rect').attr('class', 'gap')
-    .attr('x', bx).attr('width', bw)
-    .attr('y', (b) => y(Math.max(b.accuracy, b.confidence)))
-    .attr('height', (b) => Math.abs(y(b.accuracy) - y(b.confidence)))
-    .attr('fill', COLORS.gap).attr('fill-opacity', 0.35).attr('stroke', COLORS.gap).attr('stroke-width', 0.8 * k);
-  main.append('line').attr('x1', x(0)).attr('y1', y(0)).attr('x2', x(1)).attr('y2', y(1))
-    .attr('stroke', COLORS.diagonal).attr('stroke-dasharray', `${6 * k},${4 * k}`).attr('stroke-width', 1.5 * k);
-
-  interface Attr {
-    attr(n: string, v: string): Attr;
+  for (const b of filled) {
+    main.push(el('rect', { class: 'acc', x: bx(b), width: bw(b), y: y(b.accuracy), height: mainH - y(b.accuracy), fill: COLORS.bar, stroke: 'white', 'stroke-width': 0.8 * k }));
   }
-  const axisFont = (g: { selectAll(s: string): Attr }): void => {
-    g.selectAll('text').attr('font-size', fs(11)).attr('font-family', FONT);
-  };
-  main.append('g').attr('transform', `translate(0,${mainH})`).call(d.axisBottom(x).ticks(5).tickSize(4 * k)).call(axisFont);
-  main.append('g').call(d.axisLeft(y).ticks(5).tickSize(4 * k)).call(axisFont);
-  main.append('text').attr('transform', `translate(${-40 * k},${mainH / 2}) rotate(-90)`).attr('text-anchor', 'middle').attr('font-size', fs(12.5)).text('Accuracy');
+  for (const b of filled) {
+    main.push(
+      el('rect', {
+        class: 'gap',
+        x: bx(b),
+        width: bw(b),
+        y: y(Math.max(b.accuracy, b.confidence)),
+        height: Math.abs(y(b.accuracy) - y(b.confidence)),
+        fill: COLORS.gap,
+        'fill-opacity': 0.35,
+        stroke: COLORS.gap,
+        'stroke-width': 0.8 * k,
+      }),
+    );
+  }
+  main.push(el('line', { class: 'diagonal', x1: x(0), y1: y(0), x2: x(1), y2: y(1), stroke: COLORS.diagonal, 'stroke-dasharray': `${num(6 * k)},${num(4 * k)}`, 'stroke-width': 1.5 * k }));
+  const unit = ticks(1, 0.2);
+  main.push(axis('bottom', unit, x, (v) => v.toFixed(1), plotW, mainH, k, fs(11)));
+  main.push(axis('left', unit, y, (v) => v.toFixed(1), mainH, 0, k, fs(11)));
+  main.push(el('text', { transform: `translate(${num(-40 * k)},${num(mainH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Accuracy'));
 
   // Legend, top left inside the panel.
-  const legend = main.append('g').attr('transform', `translate(${10 * k},${10 * k})`);
+  const legend: string[] = [];
+  legend.push(el('rect', { x: -5 * k, y: -5 * k, width: 188 * k, height: 62 * k, fill: 'white', 'fill-opacity': 0.85, stroke: '#ccc' }));
   const items: [string, string, number][] = [
     ['Accuracy per bin', COLORS.bar, 1],
     ['Gap to mean confidence', COLORS.gap, 0.35],
   ];
-  legend.append('rect').attr('x', -5 * k).attr('y', -5 * k).attr('width', 188 * k).attr('height', 62 * k).attr('fill', 'white').attr('fill-opacity', 0.85).attr('stroke', '#ccc');
   items.forEach(([label, color, op], i) => {
-    legend.append('rect').attr('x', 0).attr('y', i * 18 * k).attr('width', 14 * k).attr('height', 12 * k).attr('fill', color).attr('fill-opacity', op).attr('stroke', color);
-    legend.append('text').attr('x', 20 * k).attr('y', i * 18 * k + 10 * k).attr('font-size', fs(11)).text(label);
+    legend.push(el('rect', { x: 0, y: i * 18 * k, width: 14 * k, height: 12 * k, fill: color, 'fill-opacity': op, stroke: color }));
+    legend.push(el('text', { x: 20 * k, y: i * 18 * k + 10 * k, 'font-size': fs(11) }, label));
   });
-  legend.append('line').attr('x1', 0).attr('x2', 14 * k).attr('y1', 42 * k).attr('y2', 42 * k).attr('stroke', COLORS.diagonal).attr('stroke-dasharray', `${4 * k},${2 * k}`).attr('stroke-width', 1.5 * k);
-  legend.append('text').attr('x', 20 * k).attr('y', 46 * k).attr('font-size', fs(11)).text('Perfect calibration');
+  legend.push(el('line', { x1: 0, x2: 14 * k, y1: 42 * k, y2: 42 * k, stroke: COLORS.diagonal, 'stroke-dasharray': `${num(4 * k)},${num(2 * k)}`, 'stroke-width': 1.5 * k }));
+  legend.push(el('text', { x: 20 * k, y: 46 * k, 'font-size': fs(11) }, 'Perfect calibration'));
+  main.push(`<g transform="translate(${num(10 * k)},${num(10 * k)})">${legend.join('')}</g>`);
+  out.push(`<g transform="translate(${num(m.left)},${num(m.top)})">${main.join('')}</g>`);
 
   // Confidence histogram: share of samples per bin, with mean confidence and accuracy.
-  const hist = svg.append('g').attr('transform', `translate(${m.left},${m.top + mainH + gap})`);
+  const hist: string[] = [];
   const shares = r.bins.map((b) => b.count / r.n);
-  const yh = d.scaleLinear().domain([0, Math.max(0.05, d.max(shares) ?? 0)]).nice().range([histH, 0]);
-  hist.append('rect').attr('width', plotW).attr('height', histH).attr('fill', '#f7f7f7').attr('stroke', '#ccc');
-  hist.selectAll('rect.h').data(r.bins.filter((b) => b.count > 0)).enter().append('rect').attr('class', 'h')
-    .attr('x', bx).attr('width', bw).attr('y', (b) => yh(b.count / r.n)).attr('height', (b) => histH - yh(b.count / r.n))
-    .attr('fill', COLORS.hist).attr('stroke', 'white').attr('stroke-width', 0.8 * k);
+  const rawMax = Math.max(0.05, ...shares);
+  const step = tickStep(rawMax, 3);
+  const hMax = Math.ceil(rawMax / step - 1e-9) * step;
+  const yh = (v: number): number => (1 - v / hMax) * histH;
+  hist.push(el('rect', { width: plotW, height: histH, fill: '#f7f7f7', stroke: '#ccc' }));
+  for (const b of r.bins) {
+    if (b.count === 0) continue;
+    hist.push(el('rect', { class: 'h', x: bx(b), width: bw(b), y: yh(b.count / r.n), height: histH - yh(b.count / r.n), fill: COLORS.hist, stroke: 'white', 'stroke-width': 0.8 * k }));
+  }
   let confSum = 0;
-  for (const b of filled) confSum += b.confidence * b.count;
-  const meanConf = confSum / Math.max(1, d.sum(filled, (b) => b.count));
+  let countSum = 0;
+  for (const b of filled) {
+    confSum += b.confidence * b.count;
+    countSum += b.count;
+  }
+  const meanConf = confSum / Math.max(1, countSum);
   const marks: [number, string, string][] = [
     [r.accuracy, COLORS.acc, `accuracy ${pct(r.accuracy)}`],
     [meanConf, COLORS.conf, `mean confidence ${pct(meanConf)}`],
   ];
   marks.forEach(([v, color, label], i) => {
-    hist.append('line').attr('x1', x(v)).attr('x2', x(v)).attr('y1', 0).attr('y2', histH).attr('stroke', color).attr('stroke-width', 2 * k).attr('stroke-dasharray', `${5 * k},${3 * k}`);
-    hist.append('text').attr('x', 8 * k).attr('y', (16 + 15 * i) * k).attr('font-size', fs(11)).attr('fill', color).text(label);
+    hist.push(el('line', { x1: x(v), x2: x(v), y1: 0, y2: histH, stroke: color, 'stroke-width': 2 * k, 'stroke-dasharray': `${num(5 * k)},${num(3 * k)}` }));
+    hist.push(el('text', { x: 8 * k, y: (16 + 15 * i) * k, 'font-size': fs(11), fill: color }, label));
   });
-  hist.append('g').attr('transform', `translate(0,${histH})`).call(d.axisBottom(x).ticks(5).tickSize(4 * k)).call(axisFont);
-  hist.append('g').call(d.axisLeft(yh).ticks(3).tickFormat(d.format('.0%')).tickSize(4 * k)).call(axisFont);
-  hist.append('text').attr('transform', `translate(${-40 * k},${histH / 2}) rotate(-90)`).attr('text-anchor', 'middle').attr('font-size', fs(12)).text('Samples');
-  hist.append('text').attr('x', plotW / 2).attr('y', histH + 36 * k).attr('text-anchor', 'middle').attr('font-size', fs(12.5)).text('Confidence (top-label probability)');
+  hist.push(axis('bottom', unit, x, (v) => v.toFixed(1), plotW, histH, k, fs(11)));
+  const decimals = Math.max(0, -Math.floor(Math.log10(step * 100) + 1e-9));
+  hist.push(axis('left', ticks(hMax, step), yh, (v) => `${(100 * v).toFixed(decimals)}%`, histH, 0, k, fs(11)));
+  hist.push(el('text', { transform: `translate(${num(-40 * k)},${num(histH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12) }, 'Samples'));
+  hist.push(el('text', { x: plotW / 2, y: histH + 36 * k, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Confidence (top-label probability)'));
+  out.push(`<g transform="translate(${num(m.left)},${num(m.top + mainH + gap)})">${hist.join('')}</g>`);
 
-  const node = svg.node() as unknown as { outerHTML: string };
-  return `<?xml version="1.0" encoding="UTF-8"?>\n${node.outerHTML}\n`;
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
+    `${out.join('')}</svg>\n`
+  );
 }

@@ -14,6 +14,7 @@ import { checkInputs, resolveEce, resolveReport, resolveCommon, type EceOptions,
 import { reliabilityDiagram } from './diagram';
 
 export { Accumulator, reliabilityDiagram };
+export { MissingDependencyError } from './diagram';
 export type { AccumulatorOptions, AccumulatorState } from './accumulator';
 export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';

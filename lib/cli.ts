@@ -8,6 +8,8 @@ import { register as registerInfo } from './cli/info';
 import { register as registerCalibrate } from './cli/calibrate';
 import { register as registerDemo } from './cli/demo';
 import { register as registerParity } from './cli/parity';
+import { register as registerDoctor } from './cli/doctor';
+import { register as registerBuild } from './cli/build';
 
 export function buildProgram(): Command {
   const program = new Command('smoothce')
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerCalibrate(program);
   registerDemo(program);
   registerParity(program);
+  registerDoctor(program);
+  registerBuild(program);
   return program;
 }
 

@@ -165,37 +165,90 @@ export interface NativeBinding {
 
 export const packageRoot = path.resolve(__dirname, '..');
 
+const DOCTOR = '`npx smoothce doctor`';
+const BUILD = '`npx smoothce build`';
+
 function hints(message: string): string[] {
   const out: string[] = [];
   if (/libtorch|libc10|libgomp|cannot open shared object/i.test(message)) {
     out.push(
-      'LibTorch was not found at run time. Install it (Debian 12: `apt-get install libtorch-dev`), or point ' +
-        'LIBTORCH at a LibTorch root and rebuild with `npm run build:native`.',
+      `LibTorch was not found at run time: the addon was built against a LibTorch that is not here. Run ${DOCTOR} ` +
+        `in your project to see which LibTorch it finds, then ${BUILD} to rebuild the addon against it (set LIBTORCH, ` +
+        'Torch_DIR or SMOOTHCE_PYTHON to choose one; Debian/Ubuntu: `apt-get install libtorch-dev`).',
     );
   }
   if (/CXXABI_|GLIBCXX_|undefined symbol/i.test(message)) {
     out.push(
       'The addon was built against a different LibTorch or C++ runtime than the one found now (ABI mismatch). ' +
-        'Rebuild it against the LibTorch you have: `npm run build:native` (set LIBTORCH or Torch_DIR to choose it).',
+        `Rebuild it against the LibTorch you have: ${BUILD} (set LIBTORCH, Torch_DIR or SMOOTHCE_PYTHON to choose it; ${DOCTOR} lists them).`,
     );
   }
   if (/No native build was found|Cannot find module/i.test(message)) {
     out.push(
-      'No compiled addon for this platform. Build it from source: `npm run build:native` (needs cmake, a C++17 ' +
-        'compiler and LibTorch; `bash scripts/setup.sh` installs them on Debian).',
+      `No compiled addon for ${process.platform}-${process.arch}. Build it from source: ${BUILD} (needs cmake, a C++17 ` +
+        `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
-  if (out.length === 0) out.push('Rebuild the addon with `npm run build:native`; see README.md, Troubleshooting.');
+  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
+}
+
+interface LibtorchScript {
+  loadedLibrary(): string | null;
+  versionOfLibrary(file: string): string | null;
+  sameVersion(a: string, b: string): boolean;
+}
+
+/** scripts/libtorch.js (shipped in the package), shared with the install script and `smoothce doctor`. */
+export function libtorchScript(): LibtorchScript {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return require(path.join(packageRoot, 'scripts', 'libtorch.js')) as LibtorchScript;
+}
+
+/**
+ * The LibTorch the addon was compiled with (its TORCH_VERSION macros, torchVersion()) against the
+ * one this process loaded (the version of the libc10 it mapped). A mismatch is an error
+ * (ERR_SMOOTHCE_TORCH_MISMATCH) unless SMOOTHCE_SKIP_TORCH_CHECK=1. Exported for tests.
+ */
+export function checkTorchVersion(built: string, loadedFile: string | null, addonFile: string): void {
+  if (process.env.SMOOTHCE_SKIP_TORCH_CHECK === '1' || !loadedFile) return;
+  const lt = libtorchScript();
+  const found = lt.versionOfLibrary(loadedFile);
+  if (!found || lt.sameVersion(built, found)) return;
+  const error = new Error(
+    `smoothce: the native addon ${addonFile} was built against LibTorch ${built}, but this process loaded LibTorch ` +
+      `${found} (${loadedFile}). A binary built against one LibTorch release cannot be used with another.\n\n` +
+      `Fix: rebuild the addon against the LibTorch you have, from your project: ${BUILD}. ${DOCTOR} lists every ` +
+      'LibTorch it finds (LIBTORCH, Torch_DIR, SMOOTHCE_PYTHON, python3 on PATH, the system) and which one a build uses. ' +
+      '(SMOOTHCE_SKIP_TORCH_CHECK=1 skips this check, at your own risk.)',
+  );
+  (error as Error & { code: string }).code = 'ERR_SMOOTHCE_TORCH_MISMATCH';
+  throw error;
+}
+
+/** The .node file node-gyp-build would load (null when none). */
+function addonPath(): string | null {
+  const override = process.env.SMOOTHCE_NATIVE;
+  if (override) return path.resolve(override);
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot);
+  } catch {
+    return null;
+  }
 }
 
 function load(): NativeBinding {
   const override = process.env.SMOOTHCE_NATIVE;
+  let binding: NativeBinding;
   try {
-    if (override) return require(path.resolve(override)) as NativeBinding;
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-    return nodeGypBuild(packageRoot);
+    if (override) binding = require(path.resolve(override)) as NativeBinding;
+    else {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
+      binding = nodeGypBuild(packageRoot);
+    }
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
     const where = override
@@ -211,6 +264,8 @@ function load(): NativeBinding {
     (error as Error & { code: string }).code = 'ERR_SMOOTHCE_LOAD';
     throw error;
   }
+  checkTorchVersion(binding.torchVersion(), libtorchScript().loadedLibrary(), addonPath() ?? 'smoothce.node');
+  return binding;
 }
 
 let cached: NativeBinding | undefined;

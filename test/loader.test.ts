@@ -83,7 +83,8 @@ describe('loader failures (SMOOTHCE_NATIVE)', () => {
     for (const f of [first, second]) {
       expectLoadError(f, missing);
       expect(f.cause!.code).toBe('MODULE_NOT_FOUND');
-      expect(f.message).toMatch(/Build it from source: `npm run build:native`/);
+      expect(f.message).toMatch(/Build it from source: `npx smoothce build`/);
+      expect(f.message).toContain("`npx smoothce doctor`");
     }
   });
 

@@ -8,7 +8,7 @@
  * sum / denominator combination the chunked call uses, never a mean of means.
  */
 import { native } from './native';
-import { prepare, readOptions, type Prepared } from './options';
+import { prepare, readOptions, type Device, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, type TensorInput } from './device';
 import { rangeError, typeError } from './errors';
@@ -25,7 +25,7 @@ export interface LossAccumulatorOptions {
   /** Default -100; class-index targets only. */
   ignoreIndex?: number | bigint;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
-  device?: string;
+  device?: Device;
   /** Compute each update in chunks of at most this many rows (bounded memory). */
   batchSize?: number;
 }
@@ -130,7 +130,7 @@ export class LossAccumulator {
     void _b;
     void _r;
     const standIn = prepare(tensor(new Float64Array(C), [1, C]), tensor([0], [1], 'int64'), { ...rest, reduction: 'sum' }, 'LossAccumulator');
-    this.device = checkDevice(standIn.args.device);
+    this.device = checkDevice(standIn.args.device as Device);
     this.opts = { ...rest, reduction: 'sum' };
     if (o.weight !== undefined) {
       const w = o.weight as ArrayLike<number>;
@@ -312,7 +312,7 @@ export class LossAccumulator {
       if (!Array.isArray(o.weight)) throw typeError('json.options.weight', 'an array of numbers or null', o.weight);
       options.weight = o.weightDType === 'float32' ? Float32Array.from(o.weight) : Float64Array.from(o.weight);
     }
-    if (o.device !== undefined) options.device = o.device;
+    if (o.device !== undefined) options.device = o.device as Device;
     if (o.batchSize !== null && o.batchSize !== undefined) options.batchSize = o.batchSize;
     const acc = new LossAccumulator(options);
     if (j.classes !== null && !(Number.isSafeInteger(j.classes) && j.classes >= 0)) throw typeError('json.classes', 'a class count or null', j.classes);

@@ -14,7 +14,7 @@
  * d1..dk), same kind and dtype of target. Others wait for their own batch.
  */
 import { native, type NativeArgs, type NativeResult, type NativeTensor } from './native';
-import { prepare, readOptions, type Prepared, type Reduction } from './options';
+import { prepare, readOptions, type Device, type Prepared, type Reduction } from './options';
 import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, isDeviceTensor } from './device';
 import { rangeError, typeError } from './errors';
@@ -30,7 +30,7 @@ export interface BatcherOptions {
   /** Native calls in flight at once. Default 2. */
   concurrency?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
-  device?: string;
+  device?: Device;
   labelSmoothing?: number;
   reduction?: Reduction;
   weight?: ArrayLike<number> | Float32Array | Float64Array;
@@ -139,7 +139,7 @@ export class Batcher {
     // (the weight's length is checked against C by every request).
     const C = Array.isArray(loss.weight) || ArrayBuffer.isView(loss.weight) ? Math.max(1, (loss.weight as ArrayLike<number>).length) : 1;
     const standIn = prepare(tensor(new Float64Array(C), [1, C]), tensor([0], [1], 'int64'), loss, 'Batcher');
-    this.device = checkDevice(standIn.args.device);
+    this.device = checkDevice(standIn.args.device as Device);
     this.reduction = standIn.reduction;
     this.grad = standIn.args.grad;
     this.lossOptions = loss;

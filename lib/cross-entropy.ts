@@ -20,6 +20,16 @@ export type ScalarOptions = CrossEntropyOptions & { reduction?: 'mean' | 'sum' }
 export type DeviceGradOptions = Omit<CrossEntropyOptions, 'grad' | 'gradOnDevice' | 'gradInto' | 'batchSize'> & { grad: true; gradOnDevice: true };
 /** What a call with DeviceGradOptions returns: the gradient is always there, as a handle. */
 export type DeviceGradResult = CrossEntropyResult<number | Tensor<FloatArray>, DeviceTensor> & { grad: DeviceTensor };
+/** What a call with `grad: true` returns: the gradient is always there. */
+export type CrossEntropyGradResult<L, F extends FloatArray = FloatArray> = CrossEntropyResult<L, Tensor<F>> & { grad: Tensor<F> };
+
+type FloatOfData<D> = D extends Float64Array ? Float64Array : D extends Float32Array ? Float32Array : FloatArray;
+/**
+ * The array type of the results (loss tensor, gradient) for an input: Float32Array for a
+ * float32 (or bfloat16/float16) input, Float64Array for float64, either when the input's
+ * type does not say (a DeviceTensor, or a Tensor of any data).
+ */
+export type FloatOf<I> = I extends Tensor<infer D> ? FloatOfData<D> : FloatArray;
 
 /** The loss as the caller gets it: a number for 'mean'/'sum', the tensor for 'none'. */
 function lossOf(prepared: Prepared, loss: NativeResult['loss']): number | Tensor<FloatArray> {
@@ -124,9 +134,12 @@ function explain(err: unknown, prepared: Prepared): unknown {
  * targets and gradients as torch.nn.functional.cross_entropy.
  */
 export function crossEntropy(input: TensorInput, target: TensorInput, options: DeviceGradOptions): DeviceGradResult;
-export function crossEntropy(input: TensorInput, target: TensorInput, options: NoneOptions): CrossEntropyResult<Tensor<FloatArray>>;
-export function crossEntropy(input: TensorInput, target: TensorInput, options?: ScalarOptions): CrossEntropyResult<number>;
-export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options: NoneOptions & { grad: true }): CrossEntropyGradResult<Tensor<FloatOf<I>>, FloatOf<I>>;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options: NoneOptions): CrossEntropyResult<Tensor<FloatOf<I>>, Tensor<FloatOf<I>>>;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options: ScalarOptions & { grad: true }): CrossEntropyGradResult<number, FloatOf<I>>;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options?: ScalarOptions): CrossEntropyResult<number, Tensor<FloatOf<I>>>;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options: CrossEntropyOptions & { grad: true }): CrossEntropyGradResult<number | Tensor<FloatOf<I>>, FloatOf<I>>;
+export function crossEntropy<I extends TensorInput>(input: I, target: TensorInput, options?: CrossEntropyOptions): CrossEntropyResult<number | Tensor<FloatOf<I>>, Tensor<FloatOf<I>>>;
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions | DeviceGradOptions): CrossEntropyResult<number | Tensor<FloatArray>, Tensor<FloatArray> | DeviceTensor> {
   const prepared = prepare(input, target, options, 'crossEntropy', CALL_OPTION_NAMES);
   const batchSize = readBatchSize(options);
@@ -167,9 +180,12 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
  * inputs are read in place and must not be written until the promise settles.
  */
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: DeviceGradOptions): Promise<DeviceGradResult>;
-export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatArray>>>;
-export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: ScalarOptions): Promise<CrossEntropyResult<number>>;
-export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options: NoneOptions & { grad: true }): Promise<CrossEntropyGradResult<Tensor<FloatOf<I>>, FloatOf<I>>>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options: NoneOptions): Promise<CrossEntropyResult<Tensor<FloatOf<I>>, Tensor<FloatOf<I>>>>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options: ScalarOptions & { grad: true }): Promise<CrossEntropyGradResult<number, FloatOf<I>>>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options?: ScalarOptions): Promise<CrossEntropyResult<number, Tensor<FloatOf<I>>>>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options: CrossEntropyOptions & { grad: true }): Promise<CrossEntropyGradResult<number | Tensor<FloatOf<I>>, FloatOf<I>>>;
+export async function crossEntropyAsync<I extends TensorInput>(input: I, target: TensorInput, options?: CrossEntropyOptions): Promise<CrossEntropyResult<number | Tensor<FloatOf<I>>, Tensor<FloatOf<I>>>>;
 export async function crossEntropyAsync(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions | DeviceGradOptions): Promise<CrossEntropyResult<number | Tensor<FloatArray>, Tensor<FloatArray> | DeviceTensor>> {
   const callSite = new Error();
   const prepared = prepare(input, target, options, 'crossEntropyAsync', CALL_OPTION_NAMES);

@@ -10,6 +10,7 @@
  */
 import { inconsistent, rangeError, typeError } from './errors';
 import { native, type NativeDeviceTensor } from './native';
+import type { Device } from './options';
 import { checkTensor, DTYPES, type DType, type Tensor, type TensorData } from './tensor';
 
 /** A tensor held on a device by the native addon. */
@@ -57,7 +58,7 @@ function disposedError(parameter: string): Error {
  * Copies `tensor` to `device` once and returns a handle to it. On a LibTorch without
  * CUDA, or a machine without a GPU, 'cuda' throws a RangeError that says which.
  */
-export function toDevice(tensor: Tensor, device: string = 'cpu'): DeviceTensor {
+export function toDevice(tensor: Tensor, device: Device = 'cpu'): DeviceTensor {
   const t = checkTensor(tensor, 'tensor');
   const d = deviceString(device, 'device');
   const handle = new (native().DeviceTensor)(t, d);
@@ -70,7 +71,7 @@ export function toDevice(tensor: Tensor, device: string = 'cpu'): DeviceTensor {
  * LibTorch has no CUDA support, or no GPU is visible. Returns the device as ATen names
  * it ('cpu', 'cuda:0', ...).
  */
-export function checkDevice(device: string): string {
+export function checkDevice(device: Device): string {
   return native().checkDevice(deviceString(device, 'device'));
 }
 

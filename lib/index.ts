@@ -1,7 +1,7 @@
 export { tensor, numel } from './tensor';
 export type { Tensor, DType, TensorData, FloatArray } from './tensor';
 export { crossEntropy, crossEntropyAsync } from './cross-entropy';
-export type { CrossEntropyResult, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './cross-entropy';
+export type { CrossEntropyResult, CrossEntropyGradResult, FloatOf, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './cross-entropy';
 export type { CrossEntropyOptions, Reduction, Device } from './options';
 import { native, preloadNative } from './native';
 
@@ -52,6 +52,7 @@ export type {
   Tolerance,
 } from './parity';
 export * as calibration from './calibration';
+export { MissingDependencyError } from './calibration';
 export type { CalibrationReport, ReliabilityBin, EceOptions, ReportOptions, DiagramOptions, AccumulatorState } from './calibration';
 export {
   toDevice,

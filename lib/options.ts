@@ -26,7 +26,7 @@ export interface CrossEntropyOptions {
   /** Upstream gradient: a number, or a tensor shaped like the 'none' loss (0-d for mean/sum). */
   gradOutput?: number | Tensor;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
-  device?: Device | string;
+  device?: Device;
   /**
    * Split the batch dimension into chunks of at most this many rows, each computed
    * natively, combined exactly (sum / global denominator; never a mean of means).

@@ -168,7 +168,7 @@ describe('calibration: invalid inputs get clear errors', () => {
     expect(() => calibration.ece(p, y, { binz: 3 } as never)).toThrow(/did you mean 'bins'/);
     expect(() => calibration.report(p, y, { temperature: 2 })).toThrow(/temperature/);
     expect(() => calibration.report(t([0, Infinity, 1, 2], [2, 2]), y, { from: 'logits' })).toThrow(/finite logits.*Infinity at \[0, 1\]/);
-    expect(() => calibration.fitTemperature(p, y, { device: 'tpu' })).toThrow(RangeError);
+    expect(() => calibration.fitTemperature(p, y, { device: 'tpu' as never })).toThrow(RangeError);
     expect(() => calibration.ece(p, y, { norm: 'l1', debias: true })).toThrow(/debias/);
   });
 });

@@ -43,7 +43,7 @@ describe('devices without CUDA (this machine: CPU-only LibTorch)', () => {
     if (hasCuda) return; // covered by scripts/gpu-check.sh on a GPU machine
     const x = logits(3, 4);
     const y = tensor([0, 1, 3], [3], 'int64');
-    for (const device of ['cuda', 'cuda:0', 'cuda:3']) {
+    for (const device of ['cuda', 'cuda:0', 'cuda:3'] as const) {
       expect(() => crossEntropy(x, y, { device })).toThrow(RangeError);
       expect(() => crossEntropy(x, y, { device })).toThrow(NO_CUDA);
       await expect(crossEntropyAsync(x, y, { device })).rejects.toThrow(NO_CUDA);
@@ -58,8 +58,8 @@ describe('devices without CUDA (this machine: CPU-only LibTorch)', () => {
   });
 
   it('rejects malformed device strings before native code', () => {
-    expect(() => checkDevice('gpu')).toThrow(RangeError);
-    expect(() => toDevice(logits(1, 2), 3 as unknown as string)).toThrow(TypeError);
+    expect(() => checkDevice('gpu' as never)).toThrow(RangeError);
+    expect(() => toDevice(logits(1, 2), 3 as never)).toThrow(TypeError);
     expect(() => crossEntropy(logits(1, 2), tensor([0], [1], 'int64'), { device: 'cuda:-1' })).toThrow(RangeError);
     expect(checkDevice('cpu')).toBe('cpu');
   });

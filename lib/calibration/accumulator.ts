@@ -9,8 +9,9 @@
  * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
  * in its notes.
  */
+import type { Tensor } from '../tensor';
 import { inconsistent, rangeError, typeError } from '../errors';
-import { readOptions } from '../options';
+import { readOptions, type Device } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
@@ -62,7 +63,7 @@ export class Accumulator {
   }
 
   /** Adds a batch: scores (N, K) and labels (N). Returns this. */
-  update(scores: unknown, labels: unknown): this {
+  update(scores: Tensor, labels: Tensor): this {
     const inp = checkInputs(scores, labels);
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
@@ -73,7 +74,7 @@ export class Accumulator {
   }
 
   /** Adds another accumulator's sums (same options and K). Returns this. */
-  merge(other: unknown): this {
+  merge(other: Accumulator): this {
     if (!(other instanceof Accumulator)) throw typeError('other', 'a calibration.Accumulator', other);
     const o = other.#options;
     const m = this.#options;
@@ -138,7 +139,7 @@ export class Accumulator {
       throw rangeError('state.format', "'smoothce.calibration.accumulator' version 1", v.format);
     }
     if (!v.options || !CONVENTIONS.includes(v.options.convention)) throw rangeError('state.options', 'valid accumulator options', v.options);
-    const acc = new Accumulator(v.options);
+    const acc = new Accumulator({ ...v.options, device: v.options.device as Device });
     if (v.stats) {
       const s = v.stats;
       const tableOk = (t: BinTable | undefined, len: number): boolean =>

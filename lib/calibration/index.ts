@@ -5,6 +5,7 @@
  * the input's device; this module validates and finishes the arithmetic over bins.
  * Definitions and the library each convention matches: docs/calibration.md.
  */
+import type { Tensor } from '../tensor';
 import { native } from '../native';
 import { readOptions } from '../options';
 import { Accumulator } from './accumulator';
@@ -25,7 +26,7 @@ export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or
  * 'max' (MCE), over 'uniform' (default) or 'quantile' (equal-mass) bins.
  */
-export function ece(probs: unknown, labels: unknown, options?: EceOptions): number {
+export function ece(probs: Tensor, labels: Tensor, options?: EceOptions): number {
   const r = resolveEce(options, 'calibration.ece');
   const inp = checkInputs(probs, labels, 'probs');
   const quantile = r.strategy === 'quantile';
@@ -34,7 +35,7 @@ export function ece(probs: unknown, labels: unknown, options?: EceOptions): numb
 }
 
 /** Every metric at once, plus the bins of a reliability diagram. */
-export function report(scores: unknown, labels: unknown, options?: ReportOptions): CalibrationReport {
+export function report(scores: Tensor, labels: Tensor, options?: ReportOptions): CalibrationReport {
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
   const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
@@ -65,7 +66,7 @@ export type FitTemperatureOptions = Pick<ReportOptions, 'bins' | 'convention' | 
  * softmax(logits / T). Deterministic: Newton's method on 1/T (where the NLL is convex),
  * safeguarded by bisection, in float64.
  */
-export function fitTemperature(logits: unknown, labels: unknown, options?: FitTemperatureOptions): TemperatureFit {
+export function fitTemperature(logits: Tensor, labels: Tensor, options?: FitTemperatureOptions): TemperatureFit {
   const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperature');
   const r = resolveCommon({ ...opts, from: 'logits' });
   const inp = checkInputs(logits, labels, 'logits');

@@ -4,7 +4,7 @@
  * in [0, 1] summing to 1, finite logits, labels in range).
  */
 import { rangeError, typeError, inconsistent } from '../errors';
-import { parseDevice, readOptions } from '../options';
+import { parseDevice, readOptions, type Device } from '../options';
 import { checkTensor, type Tensor } from '../tensor';
 
 export type Convention = 'guo' | 'torchmetrics' | 'netcal';
@@ -37,7 +37,7 @@ export interface CommonOptions {
   /** Allowed |row sum − 1| for probabilities. Default 1e-3. */
   tolerance?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N': where ATen computes. */
-  device?: string;
+  device?: Device;
 }
 
 export interface EceOptions extends CommonOptions {

@@ -10,6 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { calibration } from '../index';
 import { readNpy } from '../parity/npy';
 import type { Tensor } from '../tensor';
+import type { Device } from '../options';
 import type { CalibrationReport, Convention, ScoreKind } from '../calibration';
 
 export interface CalibrateOptions {
@@ -23,7 +24,7 @@ export interface CalibrateOptions {
   plot?: string;
   title?: string;
   json?: boolean;
-  device?: string;
+  device?: Device;
 }
 
 export interface Output {

@@ -8,6 +8,7 @@
  */
 import { InvalidArgumentError, type Command } from 'commander';
 import { torchVersion } from '../index';
+import type { Device } from '../options';
 import { findCaseFiles, loadCaseFile, type CaseFile } from '../parity/cases';
 import { checkParity, formatResult, summarise, type CaseResult, type ParityOptions } from '../parity/check';
 
@@ -15,7 +16,7 @@ export interface ParityCliOptions {
   json?: boolean;
   rtol?: number;
   atol?: number;
-  device?: string;
+  device?: Device;
 }
 
 export interface Output {

@@ -3,7 +3,7 @@
  * PyTorch produced, using torch.testing.assert_close's tolerances per dtype.
  */
 import { crossEntropy, type CrossEntropyResult } from '../cross-entropy';
-import type { CrossEntropyOptions } from '../options';
+import type { CrossEntropyOptions, Device } from '../options';
 import type { Tensor } from '../tensor';
 import {
   isExpectedError,
@@ -73,7 +73,7 @@ export interface ParityReport {
 
 export interface ParityOptions extends ToleranceOptions {
   /** Device to replay on ('cpu' default). */
-  device?: string;
+  device?: Device;
 }
 
 /**
@@ -125,7 +125,7 @@ function normalise(cases: unknown): { cases: ParityCase[]; file?: string } {
   throw new TypeError('Expected an array of cases or a case file { cases: [...] } for cases');
 }
 
-function replay(c: ParityCase, device: string | undefined, grad: boolean): CrossEntropyResult {
+function replay(c: ParityCase, device: Device | undefined, grad: boolean): CrossEntropyResult {
   const opts: CrossEntropyOptions = {
     reduction: c.options.reduction,
     ignoreIndex: c.options.ignoreIndex,
@@ -324,7 +324,10 @@ export function summarise(results: readonly CaseResult[]): ParitySummary {
  * (float32 rtol 1.3e-6 atol 1e-5, float64 1e-7/1e-7, bfloat16 1.6e-2/1e-5, float16
  * 1e-3/1e-5); `rtol`/`atol` override them for every dtype, `tolerances` per dtype.
  */
-export function checkParity(cases: readonly ParityCase[] | CaseFile | unknown, options: ParityOptions = {}): ParityReport {
+/** Cases as parsed (loadCaseFile) or as JSON objects in the case format (validated here). */
+export type ParityInput = readonly ParityCase[] | CaseFile | readonly object[] | { readonly cases: readonly object[] };
+
+export function checkParity(cases: ParityInput, options: ParityOptions = {}): ParityReport {
   const { cases: list, file } = normalise(cases);
   const results = quietly(() => list.map((c) => checkCase(c, options, file)));
   return { results, summary: summarise(results) };

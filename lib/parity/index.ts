@@ -13,7 +13,7 @@ export {
 } from './cases';
 export type { CaseFile, CaseOptions, CaseTensor, ExpectedError, ExpectedValues, ParityCase, WriteOptions } from './cases';
 export { checkCase, checkParity, formatResult, knownAcceptance, knownRejection, summarise } from './check';
-export type { CaseResult, CaseStatus, ParityOptions, ParityReport, ParitySummary } from './check';
+export type { CaseResult, CaseStatus, ParityInput, ParityOptions, ParityReport, ParitySummary } from './check';
 export { compareArrays, DEFAULT_TOLERANCES, toleranceFor } from './compare';
 export type { Comparison, FloatDType, Tolerance, ToleranceOptions } from './compare';
 export { formatNpy, NpyError, parseNpy, readNpy, writeNpy } from './npy';

@@ -60,15 +60,16 @@ export function reliabilityDiagram(report: unknown, options?: DiagramOptions): s
   if (typeof scale !== 'number') throw typeError('scale', 'a number in (0, 8]', scale);
   if (!(scale > 0 && scale <= 8)) throw rangeError('scale', 'a number in (0, 8]', scale);
   const r = checkReport(report);
-  const svg = renderSvg(r, (opts.title as string | undefined) ?? 'Reliability diagram', width as number);
+  const title = (opts.title as string | undefined) ?? 'Reliability diagram';
+  const svg = renderSvg(r, title, width as number);
   if (format === 'svg') return svg;
   const { Resvg } = loadResvg();
   const png = new Resvg(svg, {
     fitTo: { mode: 'zoom', value: scale as number },
     background: 'white',
-    // The shipped DejaVu Sans subset first, so that labels render on a system without fonts;
-    // system fonts after it, for characters it lacks.
-    font: { fontFiles: [FONT_FILE], loadSystemFonts: true, defaultFontFamily: 'DejaVu Sans' },
+    // The shipped DejaVu Sans subset, so that labels render alike everywhere, also on a system
+    // without fonts; the system's fonts only when the title has characters the subset lacks.
+    font: { fontFiles: [FONT_FILE], loadSystemFonts: !SUBSET_CHARS.test(title), defaultFontFamily: 'DejaVu Sans' },
   })
     .render()
     .asPng();
@@ -77,6 +78,8 @@ export function reliabilityDiagram(report: unknown, options?: DiagramOptions): s
 
 /** The DejaVu Sans subset shipped in the package (fonts/LICENSE). */
 export const FONT_FILE = path.join(packageRoot, 'fonts', 'DejaVuSans-subset.ttf');
+/** Text the subset can draw: Latin-1 and the symbols it was cut with (fonts/LICENSE). */
+const SUBSET_CHARS = /^[\u0020-\u007e\u00a0-\u00ff\u2013\u2014\u2026\u2212\u2248\u2264\u2265\u03b5\u00d7]*$/;
 
 /**
  * Thrown when a feature needs an optional package that is not installed (PNG diagrams need

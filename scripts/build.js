@@ -110,7 +110,9 @@ function build(opts = {}) {
   );
 
   const steps = [
-    ['cmake', ['-S', root, '-B', buildDir, '-G', generator, '--no-warn-unused-cli', ...cacheArgs(root)]],
+    // find_package caches Torch_DIR; forget it (unless the caller set it) so that a changed
+    // LIBTORCH / SMOOTHCE_PYTHON / python3 is looked at again, in CMakeLists.txt's order.
+    ['cmake', ['-S', root, '-B', buildDir, '-G', generator, '--no-warn-unused-cli', ...(process.env.Torch_DIR ? [] : ['-UTorch_DIR']), ...cacheArgs(root)]],
     ['cmake', ['--build', buildDir, '--config', 'Release', ...(generator === 'Ninja' ? [] : ['--parallel', String(cores)])]],
   ];
   return new Promise((resolve) => {

@@ -200,10 +200,17 @@ interface LibtorchScript {
   sameVersion(a: string, b: string): boolean;
 }
 
-/** scripts/libtorch.js (shipped in the package), shared with the install script and `smoothce doctor`. */
-export function libtorchScript(): LibtorchScript {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  return require(path.join(packageRoot, 'scripts', 'libtorch.js')) as LibtorchScript;
+/**
+ * scripts/libtorch.js (shipped in the package), shared with the install script and `smoothce
+ * doctor`; null where it is absent (lib/ compiled on its own elsewhere), and the check is skipped.
+ */
+export function libtorchScript(): LibtorchScript | null {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return require(path.join(packageRoot, 'scripts', 'libtorch.js')) as LibtorchScript;
+  } catch {
+    return null;
+  }
 }
 
 /**
@@ -214,6 +221,7 @@ export function libtorchScript(): LibtorchScript {
 export function checkTorchVersion(built: string, loadedFile: string | null, addonFile: string): void {
   if (process.env.SMOOTHCE_SKIP_TORCH_CHECK === '1' || !loadedFile) return;
   const lt = libtorchScript();
+  if (!lt) return;
   const found = lt.versionOfLibrary(loadedFile);
   if (!found || lt.sameVersion(built, found)) return;
   const error = new Error(
@@ -264,7 +272,7 @@ function load(): NativeBinding {
     (error as Error & { code: string }).code = 'ERR_SMOOTHCE_LOAD';
     throw error;
   }
-  checkTorchVersion(binding.torchVersion(), libtorchScript().loadedLibrary(), addonPath() ?? 'smoothce.node');
+  checkTorchVersion(binding.torchVersion(), libtorchScript()?.loadedLibrary() ?? null, addonPath() ?? 'smoothce.node');
   return binding;
 }
 

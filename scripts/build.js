@@ -105,7 +105,7 @@ function build(opts = {}) {
   const estimate = Math.ceil((files * CPU_SECONDS_PER_FILE) / Math.min(cores, files));
   say(
     `smoothce: compiling the native addon (${files} C++ files against LibTorch, ${cores} core${cores === 1 ? '' : 's'}): ` +
-      (fresh ? `a first build takes about ${elapsed(estimate * 1000)} here` : 'incremental: only what changed is recompiled') +
+      (fresh ? `a first build takes about ${elapsed(estimate * 1000)} on idle cores` : 'incremental: only what changed is recompiled') +
       `. Log: ${logFile}`,
   );
 
@@ -117,9 +117,12 @@ function build(opts = {}) {
   ];
   return new Promise((resolve) => {
     let lastLine = Date.now();
+    let progress = ''; // ninja's "[done/total]"
     const beat = setInterval(() => {
       if (Date.now() - lastLine >= 14_000) {
-        say(`smoothce: still compiling, ${elapsed(Date.now() - started)} elapsed${fresh ? ` (about ${elapsed(estimate * 1000)} expected)` : ''}`);
+        const ms = Date.now() - started;
+        const expect = !fresh ? '' : ms <= estimate * 1000 ? `, about ${elapsed(estimate * 1000)} expected` : `, past the ~${elapsed(estimate * 1000)} estimate: the machine is busy or slower`;
+        say(`smoothce: still compiling, ${elapsed(ms)} elapsed${progress ? `, ${progress} steps done` : ''}${expect}`);
         lastLine = Date.now();
       }
     }, 15_000);
@@ -140,6 +143,8 @@ function build(opts = {}) {
         fs.writeSync(logStream, chunk);
         for (const line of String(chunk).split('\n')) {
           if (!line.trim()) continue;
+          const step = /^\[(\d+)\/(\d+)\]/.exec(line);
+          if (step) progress = `${step[1]}/${step[2]}`;
           // Configure chatter goes to the log; what the build found, progress and errors are shown.
           const show = !opts.quiet && (i === 1 || /smoothce:|error|Error|warning: /.test(line));
           if (show || /error/i.test(line)) {

@@ -4,7 +4,9 @@
  * by crossEntropy, calibration.*, LossAccumulator and Batcher with no rewrap, equal to the
  * same data given as plain tensors.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import * as tf from '@tensorflow/tfjs-core';
@@ -13,7 +15,11 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Batcher, calibration, crossEntropy, crossEntropyAsync, LossAccumulator, tensor, type Tensor } from '../lib/index';
 import { checkTensor } from '../lib/tensor';
-import { linearClassifierOnnx } from './helpers/onnx-model';
+
+// The ONNX bytes are written by hand (examples/onnx/onnx-model.js): no onnx package needed.
+const { linearClassifierOnnx } = require('../examples/onnx/onnx-model.js') as {
+  linearClassifierOnnx: (w: Float32Array, b: Float32Array, features: number, classes: number) => Uint8Array;
+};
 
 const ROOT = path.resolve(__dirname, '..');
 
@@ -128,6 +134,20 @@ function probsOf(t: ort.Tensor): Tensor {
   }
   return tensor(p, [n, k]);
 }
+
+describe('examples/onnx/digits-linear.onnx', () => {
+  it('is what examples/onnx/make-model.js writes, and the session built from it scores as the test-built one', async () => {
+    const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'smoothce-onnx-')), 'm.onnx');
+    const r = spawnSync(process.execPath, ['examples/onnx/make-model.js', out], { cwd: ROOT, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const committed = fs.readFileSync(path.join(ROOT, 'examples', 'onnx', 'digits-linear.onnx'));
+    expect(Buffer.compare(fs.readFileSync(out), committed)).toBe(0);
+    fs.rmSync(path.dirname(out), { recursive: true, force: true });
+    const d = digits();
+    const { w, b } = classMeans(d.x, d.y, d.n, 2);
+    expect(Buffer.compare(Buffer.from(linearClassifierOnnx(w, b, 64, 10)), committed)).toBe(0);
+  });
+});
 
 describe('onnxruntime Tensor types', () => {
   it('float64, int32 and uint8 are viewed; float16 is widened to float32 data with dtype float16', () => {

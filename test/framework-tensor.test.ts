@@ -186,7 +186,7 @@ describe('TensorFlow.js tensors', () => {
     await tf.setBackend('cpu');
   });
 
-  it('are read once with dataSync and give the plain-tensor results', () => {
+  it('are read once with dataSync and give the plain-tensor results', async () => {
     const x = tf.tensor2d([[2, 0.5, -1], [0.1, 0.2, 3]]);
     const y = tf.tensor1d([0, 2], 'int32');
     let reads = 0;
@@ -196,6 +196,12 @@ describe('TensorFlow.js tensors', () => {
     const got = crossEntropy(x, y, { labelSmoothing: 0.1, grad: true });
     expect(reads).toBe(1);
     expect(got.loss).toBe(want.loss);
+    const acc = new LossAccumulator({ labelSmoothing: 0.1 });
+    acc.update(x, y);
+    expect(reads).toBe(2);
+    await acc.updateAsync(x, y);
+    expect(reads).toBe(3); // once per call, async included
+    expect(acc.result()).toBeCloseTo(want.loss, 6);
     expect(Array.from(got.grad!.data)).toEqual(Array.from(want.grad!.data));
     expect(calibration.report(x, y, { from: 'logits' })).toEqual(calibration.report(tensor(new Float32Array([2, 0.5, -1, 0.1, 0.2, 3]), [2, 3]), tensor(new Int32Array([0, 2])), { from: 'logits' }));
     tf.dispose([x, y]);

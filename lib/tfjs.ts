@@ -44,8 +44,8 @@ export type LabelFormat = 'auto' | 'indices' | 'probabilities' | 'tiled-indices'
 export interface CrossEntropyLossOptions {
   /** ε in [0, 1] (default 0). */
   labelSmoothing?: number;
-  /** Per-class weights, length C. */
-  weight?: readonly number[] | Float32Array | Float64Array;
+  /** Per-class weights, length C (an array, a Float32Array/Float64Array, or a 1-D tfjs tensor, read once). */
+  weight?: readonly number[] | Float32Array | Float64Array | TF.Tensor1D;
   /** Class-index labels equal to it are ignored (default -100). */
   ignoreIndex?: number;
   /** 'mean' (default), 'sum', or 'none' (one loss per position, shaped like the labels). */
@@ -94,6 +94,12 @@ function layout(shape: number[], classAxis: 1 | -1): Layout {
   // Channels-last: (N, d1, ..., dk, C) is M = N·d1·…·dk rows of C classes.
   const classes = shape[shape.length - 1];
   return { xShape: [numel(shape) / Math.max(classes, 1) || 0, classes], lossShape: shape.slice(0, -1), classes, last: true };
+}
+
+function readWeight(w: TF.Tensor): Float32Array {
+  if (w.rank !== 1) throw inconsistent('weight', `expected a 1-D tensor of class weights but received shape ${fmt(w.shape)}`);
+  if (w.dtype !== 'float32' && w.dtype !== 'int32') throw typeError('weight.dtype', 'float32 or int32', w.dtype);
+  return Float32Array.from(w.dataSync() as Float32Array | Int32Array);
 }
 
 /** Class indices from an int32 tensor's data, or a float32 one's holding integers. */
@@ -148,16 +154,18 @@ export function crossEntropyLoss(options: CrossEntropyLossOptions = {}): TfjsLos
   if (typeof format !== 'string') throw typeError('labels', `one of ${LABEL_FORMATS.map((f) => `'${f}'`).join(', ')}`, format);
   if (!LABEL_FORMATS.includes(format)) throw rangeError('labels', `one of ${LABEL_FORMATS.map((f) => `'${f}'`).join(', ')}`, format);
   const reduction = opts.reduction ?? 'mean';
+  // A tfjs tensor of class weights is read once, here.
+  const weight = opts.weight instanceof tf.Tensor ? readWeight(opts.weight) : opts.weight;
   const lossOptions = {
     labelSmoothing: opts.labelSmoothing,
-    weight: opts.weight,
+    weight,
     ignoreIndex: opts.ignoreIndex,
     reduction,
   };
   // Checks the loss options now, with a stand-in call (C = the weights' length, or 3).
   {
-    const C = opts.weight !== undefined && opts.weight !== null && typeof (opts.weight as { length?: unknown }).length === 'number'
-      ? Math.max((opts.weight as { length: number }).length, 1)
+    const C = weight !== undefined && weight !== null && typeof (weight as { length?: unknown }).length === 'number'
+      ? Math.max((weight as { length: number }).length, 1)
       : 3;
     crossEntropy({ data: new Float32Array(C), shape: [1, C], dtype: 'float32' }, { data: new Int32Array(1), shape: [1], dtype: 'int32' }, lossOptions);
   }

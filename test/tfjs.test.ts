@@ -275,6 +275,10 @@ describe('smoothce/tfjs: tiled labels and channels-last equal the plain forms', 
     const back = tf.transpose(c.grad, [0, 3, 1, 2]).dataSync();
     const ga = a.grad.dataSync();
     for (let i = 0; i < ga.length; i++) expect(back[i]).toBeCloseTo(ga[i], 6);
+    // class weights as a 1-D tfjs tensor (read once when the loss is made) are the same weights
+    const wt = crossEntropyLoss({ ...opts, weight: tf.tensor1d(opts.weight) });
+    expect(wt(y, x).dataSync()[0]).toBe(a.value.dataSync()[0]);
+    expect(() => crossEntropyLoss({ weight: tf.tensor2d([[1, 2, 3]]) as never })).toThrow(/1-D tensor of class weights/);
     // float32 labels holding integers are class indices too
     const yf = tf.cast(y, 'float32');
     expect(plain(yf, x).dataSync()[0]).toBe(a.value.dataSync()[0]);

@@ -4,17 +4,22 @@
  * calibration of the trained model, and tfjs's softmaxCrossEntropy equal to PyTorch's loss
  * for rank 2 without weights but not with class weights, rank 4 or ignore_index.
  */
-import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { cleanEnv, describeRun, ensureDist, runLocked } from './helpers/contract-util';
 
 const ROOT = path.resolve(__dirname, '..');
 
 function run(args: string[]): Record<string, any> {
-  const r = spawnSync(process.execPath, ['examples/tfjs-train', '--json', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
-  expect(r.status, r.stderr).toBe(0);
+  // through the built package (dist/), under the shared lock other tests rebuild it under
+  const r = runLocked('shared', process.execPath, ['examples/tfjs-train', '--json', ...args], { cwd: ROOT, env: cleanEnv(), timeout: 120_000 });
+  expect(r.status, describeRun(r)).toBe(0);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
+
+beforeAll(() => {
+  ensureDist();
+}, 300_000);
 
 describe('examples/tfjs-train', () => {
   for (const backend of ['cpu', 'wasm']) {

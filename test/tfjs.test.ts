@@ -8,7 +8,6 @@
  *    tileLabels();
  *  - errors; and a process without tfjs can still require the root entry.
  */
-import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -18,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { crossEntropyLoss, tileLabels, type CrossEntropyLossOptions } from '../lib/tfjs';
 import { compareArrays, decodeFloat, describeMismatches, fromTensor, TOLERANCES, type Case } from './helpers/cases-format';
 import { ORACLE_PYTHON, probeOracle, runOracle, type OracleRequest } from './helpers/oracle';
+import { cleanEnv, ensureDist, runLocked } from './helpers/contract-util';
 import { rng } from './helpers/rng';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -309,9 +309,28 @@ describe('smoothce/tfjs: errors', () => {
   });
 });
 
+describe('the smoothce/tfjs entry point', () => {
+  it('resolves through package.json "exports" for import and require, one instance', () => {
+    ensureDist();
+    const script =
+      "import * as tf from '@tensorflow/tfjs-core'; import '@tensorflow/tfjs-backend-cpu';\n" +
+      "import { crossEntropyLoss, tileLabels } from 'smoothce/tfjs';\n" +
+      "import { createRequire } from 'node:module';\n" +
+      "const cjs = createRequire(process.cwd() + '/')('smoothce/tfjs');\n" +
+      "const l = crossEntropyLoss({ labelSmoothing: 0.1 })(tf.tensor1d([2], 'int32'), tf.tensor2d([[1, 2, 3]]));\n" +
+      "console.log(JSON.stringify({ same: cjs.crossEntropyLoss === crossEntropyLoss && cjs.tileLabels === tileLabels, loss: l.dataSync()[0] }));\n";
+    const res = runLocked('shared', process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: cleanEnv(), timeout: 60_000 });
+    expect(res.status, res.stderr).toBe(0);
+    const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
+    expect(out.same).toBe(true);
+    // log-softmax of [1, 2, 3] at class 2 with eps 0.1: 0.9·0.40761 + 0.1·mean(2.40761, 1.40761, 0.40761)
+    expect(out.loss).toBeCloseTo(0.9 * 0.4076059644 + (0.1 * (2.4076059644 + 1.4076059644 + 0.4076059644)) / 3, 6);
+  });
+});
+
 describe('a project without tfjs', () => {
   it("require('smoothce') never loads tfjs, and require('smoothce/tfjs') says what to install", () => {
-    // dist/ is built by test/global-setup.ts. A preload hides every @tensorflow package.
+    // A preload hides every @tensorflow package, as in a project that did not install tfjs.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'smoothce-notfjs-'));
     const hide = path.join(dir, 'hide.js');
     fs.writeFileSync(
@@ -325,7 +344,9 @@ describe('a project without tfjs', () => {
       "const loaded = Object.keys(require.cache).filter((f) => f.includes('@tensorflow'));\n" +
       "let peer; try { require('smoothce/tfjs'); peer = 'loaded'; } catch (e) { peer = e.code + ': ' + e.message; }\n" +
       'console.log(JSON.stringify({ loss: r.loss, loaded, peer }));\n';
-    const res = spawnSync(process.execPath, ['-r', hide, '-e', script], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+    ensureDist();
+    // dist/ is read under the shared lock other tests rebuild it under (test/helpers/contract-util.ts)
+    const res = runLocked('shared', process.execPath, ['-r', hide, '-e', script], { cwd: ROOT, env: cleanEnv(), timeout: 60_000 });
     fs.rmSync(dir, { recursive: true, force: true });
     expect(res.status, res.stderr).toBe(0);
     const out = JSON.parse(res.stdout.trim().split('\n').pop()!);

@@ -9,7 +9,7 @@
  * autodiff with tf.customGrad: the forward pass reads the logits and labels once
  * (dataSync), computes the loss and, for 'mean' and 'sum', the gradient in the same call;
  * the backward pass multiplies that gradient by the upstream one. Labels are constants to
- * the tape (their gradient is zero), as tfjs's own losses treat them.
+ * the tape (their gradient is zero).
  *
  * @tensorflow/tfjs-core is an optional peer dependency: only this entry point loads it.
  * See docs/frameworks.md.

@@ -150,6 +150,11 @@ afterAll(async () => {
   if (savedBackend) await tf.setBackend(savedBackend);
 });
 
+// CI must have the oracle (as in test/oracle.test.ts): fail there instead of skipping.
+it.runIf(!probe.ok && !!process.env.CI)('has the PyTorch oracle on CI', () => {
+  throw new Error(`ORACLE MISSING ON CI: ${probe.ok ? '' : probe.reason}`);
+});
+
 describe.runIf(probe.ok)('smoothce/tfjs equals PyTorch (live oracle)', () => {
   const seed = process.env.SMOOTHCE_ORACLE_SEED ? Number(process.env.SMOOTHCE_ORACLE_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
   const cases = makeCases(seed);

@@ -183,8 +183,9 @@ export class LossAccumulator {
   async updateAsync(input: TensorInput, target: TensorInput): Promise<this> {
     const prepared = this.prepareUpdate(input, target, 'LossAccumulator.updateAsync');
     const sum = await sumLossesAsync(prepared, this.batchSize, (args) => native().crossEntropy(args, true));
-    // Checked again: another update may have run meanwhile.
-    this.prepareUpdate(input, target, 'LossAccumulator.updateAsync');
+    // Checked again: another update may have run meanwhile. The validated arguments are
+    // checked, not the caller's objects, so a framework tensor is read once (dataSync).
+    this.prepareUpdate(prepared.args.input, prepared.args.target, 'LossAccumulator.updateAsync');
     this.noteKind(prepared);
     this.account(prepared, target, sum);
     return this;

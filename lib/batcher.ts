@@ -16,7 +16,7 @@
 import { native, type NativeArgs, type NativeResult, type NativeTensor } from './native';
 import { prepare, readOptions, type Device, type Prepared, type Reduction } from './options';
 import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
-import { checkDevice, isDeviceTensor } from './device';
+import { checkDevice, isDeviceTensor, type HostTensorInput } from './device';
 import { rangeError, typeError } from './errors';
 import { numel, tensor, type FloatArray, type Tensor, type TensorData } from './tensor';
 
@@ -158,7 +158,7 @@ export class Batcher {
    * The loss of one request, as crossEntropy(input, target, options) would give it alone,
    * computed together with the requests that arrive with it.
    */
-  score(input: Tensor, target: Tensor): Promise<ScoreResult> {
+  score(input: HostTensorInput, target: HostTensorInput): Promise<ScoreResult> {
     let req: Request;
     let key: string;
     try {

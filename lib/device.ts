@@ -9,6 +9,7 @@
  * RangeError, never a device-side assert.
  */
 import { inconsistent, rangeError, typeError } from './errors';
+import type { FrameworkTensor } from './framework-tensor';
 import { native, type NativeDeviceTensor } from './native';
 import type { Device } from './options';
 import { checkTensor, DTYPES, type DType, type Tensor, type TensorData } from './tensor';
@@ -75,8 +76,14 @@ export function checkDevice(device: Device): string {
   return native().checkDevice(deviceString(device, 'device'));
 }
 
-/** What the loss entry points take as input or target: a host tensor or a device tensor handle. */
-export type TensorInput = Tensor | DeviceTensor;
+/** A tensor on the host: { data, shape, dtype }, or an onnxruntime / TensorFlow.js tensor (lib/framework-tensor.ts). */
+export type HostTensorInput = Tensor | FrameworkTensor;
+
+/**
+ * What the loss entry points take as input or target: a host tensor, an onnxruntime or
+ * TensorFlow.js tensor (taken as it is), or a device tensor handle.
+ */
+export type TensorInput = Tensor | FrameworkTensor | DeviceTensor;
 
 /** A tensor argument as validation sees it; `handle` is set for a device tensor. */
 export type TensorArg = Tensor & { handle?: NativeDeviceTensor; device?: string };

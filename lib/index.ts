@@ -68,7 +68,8 @@ export { LossAccumulator } from './accumulator';
 export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';
 export { Batcher } from './batcher';
 export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './batcher';
-export type { TensorInput } from './device';
+export type { TensorInput, HostTensorInput } from './device';
+export type { FrameworkTensor, OrtTensorLike, TfjsTensorLike } from './framework-tensor';
 
 // The native binding loads with the package, not inside the first call (lib/native.ts).
 preloadNative();

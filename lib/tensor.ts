@@ -1,4 +1,5 @@
 import { inconsistent, rangeError, typeError } from './errors';
+import { fromFrameworkTensor } from './framework-tensor';
 
 /** Element types a tensor may have. bfloat16/float16 are carried as float32 data and
  * converted at the native boundary (ATen computes in that dtype). */
@@ -130,14 +131,20 @@ export function tensor(data: unknown, shape?: readonly number[], dtype?: DType):
 /**
  * Validates a tensor-like argument ({ data, shape, dtype }) as it arrives from a caller:
  * own properties only, typed array matching the dtype, length matching the shape.
- * Returns a fresh object without a prototype (the caller's object is never modified).
+ * An onnxruntime Tensor ({ data, dims, type }) or a TensorFlow.js tensor is taken as it
+ * is (lib/framework-tensor.ts): its data viewed without copying where its memory allows,
+ * a tfjs tensor read once with dataSync().
+ * Returns a fresh object (the caller's object is never modified).
  */
 export function checkTensor(value: unknown, parameter: string): Tensor {
   if (value === null || typeof value !== 'object' || Array.isArray(value) || ArrayBuffer.isView(value)) {
     throw typeError(parameter, 'a tensor { data, shape, dtype } (use tensor(data, shape))', value);
   }
-  const own = (k: string): unknown =>
-    Object.prototype.hasOwnProperty.call(value, k) ? (value as Record<string, unknown>)[k] : undefined;
+  // An onnxruntime or TensorFlow.js tensor is read here, once, so every entry point takes it.
+  const framework = fromFrameworkTensor(value, parameter);
+  const own = framework
+    ? (k: string): unknown => (framework as unknown as Record<string, unknown>)[k]
+    : (k: string): unknown => (Object.prototype.hasOwnProperty.call(value, k) ? (value as Record<string, unknown>)[k] : undefined);
   const data = own('data');
   const dtype = own('dtype');
   if (!ArrayBuffer.isView(data) || inferDType(data) === undefined) {

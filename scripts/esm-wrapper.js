@@ -2,6 +2,7 @@
 // `import { crossEntropy } from 'smoothce'` and `require('smoothce')` share one instance:
 //   dist/index.mjs + dist/index.d.mts                     (the package)
 //   dist/parity/vitest.mjs + dist/parity/vitest.d.mts     (smoothce/vitest)
+//   dist/tfjs.mjs + dist/tfjs.d.mts                       (smoothce/tfjs)
 // Each .d.mts re-exports the CommonJS declarations, so that TypeScript reads the ESM entry's
 // types as ESM (node16/nodenext/bundler resolution; `attw --pack` checks it).
 'use strict';
@@ -27,4 +28,5 @@ function wrap(rel) {
 
 const n = wrap('index');
 wrap('parity/vitest');
-console.log(`dist/index.mjs: ${n} exports (and dist/index.d.mts, dist/parity/vitest.mjs/.d.mts)`);
+wrap('tfjs');
+console.log(`dist/index.mjs: ${n} exports (and dist/index.d.mts, dist/parity/vitest.mjs/.d.mts, dist/tfjs.mjs/.d.mts)`);

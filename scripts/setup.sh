@@ -67,7 +67,8 @@ if [ -d node_modules ] && [ -f node_modules/.package-lock.json ] && [ node_modul
   ok "node_modules is up to date"
 else
   # The package's own install hook would compile too; the next step does that once.
-  SMOOTHCE_SKIP_INSTALL=1 npm ci --no-audit --no-fund
+  # onnxruntime-node (a dev dependency) ships its CPU binaries; skip its GPU-binary download.
+  SMOOTHCE_SKIP_INSTALL=1 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund
 fi
 
 step "Native addon (scripts/prebuild.js: CMake, incremental; a first build takes minutes)"

@@ -15,6 +15,8 @@ import { reliabilityDiagram } from './diagram';
 import type { Tensor } from '../tensor';
 
 export { Accumulator, reliabilityDiagram };
+export { Monitor } from './monitor';
+export type { MonitorOptions, MonitorCounts, MonitorState, WindowSpec, ThresholdSpec, ThresholdEvent, Metric } from './monitor';
 export type { AccumulatorOptions, AccumulatorState } from './accumulator';
 export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';

@@ -16,6 +16,8 @@ import type { Tensor } from '../tensor';
 
 export { Accumulator, reliabilityDiagram };
 export { Monitor } from './monitor';
+export { registerMonitorMetrics } from './prometheus';
+export type { MetricsOptions } from './prometheus';
 export type { MonitorOptions, MonitorCounts, MonitorState, WindowSpec, ThresholdSpec, ThresholdEvent, Metric } from './monitor';
 export type { AccumulatorOptions, AccumulatorState } from './accumulator';
 export type { CalibrationReport, ReliabilityBin } from './metrics';

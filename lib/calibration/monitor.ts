@@ -22,6 +22,7 @@ import { checkTensor, tensor, type Tensor } from '../tensor';
 import { Accumulator, type AccumulatorState } from './accumulator';
 import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from './index';
 import type { CalibrationReport } from './metrics';
+import { registerMonitorMetrics, type MetricsOptions } from './prometheus';
 import { COMMON_OPTION_NAMES, resolveCommon, type CommonOptions, type Resolved } from './options';
 
 export interface WindowSpec {
@@ -545,6 +546,15 @@ export class Monitor {
       }
       t.firing = on;
     }
+  }
+
+  /**
+   * Exports this monitor's windows and counters to Prometheus through prom-client (an
+   * optional peer dependency), labelled model=options.model. Returns a function that
+   * unregisters them. Metric names: lib/calibration/prometheus.ts, docs/serving.md.
+   */
+  registerMetrics(options?: MetricsOptions): () => void {
+    return registerMonitorMetrics(this, options);
   }
 
   /** Increments whenever a window's content changes (for caches such as the Prometheus collector). */

@@ -158,6 +158,32 @@ describe('scoring service (examples/scoring-service)', () => {
     expect((await request(port, 'GET', '/healthz')).status).toBe(200);
   });
 
+  it('answers hostile bodies (deep nesting, binary, huge numbers, odd keys) with 400, and keeps serving', async () => {
+    let seed = 99;
+    const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const bodies: (string | Buffer)[] = [
+      '['.repeat(30_000) + ']'.repeat(30_000),
+      '{"id":"d","logits":' + '['.repeat(20_000) + ']'.repeat(20_000) + '}',
+      Buffer.from(Array.from({ length: 3000 }, () => Math.floor(rnd() * 256))),
+      Buffer.from([0xff, 0xfe, 0x7b, 0x7d]),
+      JSON.stringify({ id: 'e', logits: Array(K).fill(1e308).map((v, i) => (i ? v : -v)) }).replace(/1e\+308/g, '1e999'),
+      JSON.stringify({ id: 'f\u0000\ud800', logits: Array(K).fill(0), constructor: { prototype: { x: 1 } } }),
+      JSON.stringify({ id: 'g', logits: { length: K } }),
+      JSON.stringify({ id: 'h', logits: Array(K).fill(null) }),
+      '',
+      'true',
+      '"just a string"',
+    ];
+    for (const body of bodies) {
+      for (const p of ['/predict', '/label']) {
+        const r = await request(port, 'POST', p, body);
+        expect([400, 413], `${p} ${String(body).slice(0, 40)}: ${r.body}`).toContain(r.status);
+        expectJsonError(r, r.status);
+      }
+    }
+    expect((await request(port, 'GET', '/healthz')).status).toBe(200);
+  });
+
   it('bounds its queues: a full Batcher queue answers 503 with Retry-After, and the service recovers', async () => {
     const small: Service = createService({ classes: K, batcherMaxQueue: 1 });
     const p = (await small.listen(0)).port;

@@ -120,8 +120,9 @@ function isObject(v) {
 }
 
 function checkId(id, max, where) {
-  if (typeof id !== 'string' || id.length < 1 || id.length > max) {
-    throw new HttpError(400, 'invalid_id', `${where} must be a string of 1 to ${max} characters`);
+  // Printable ASCII only: ids are echoed back and may end up in logs.
+  if (typeof id !== 'string' || id.length < 1 || id.length > max || !/^[\x21-\x7e]+$/.test(id)) {
+    throw new HttpError(400, 'invalid_id', `${where} must be a string of 1 to ${max} printable ASCII characters`);
   }
   return id;
 }

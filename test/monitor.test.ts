@@ -349,5 +349,11 @@ describe('calibration.Monitor thresholds and temperature', () => {
     expect(m.fitTemperature('last60')).toEqual(want);
     expect(await m.fitTemperatureAsync('last60')).toEqual(want);
     expect(() => m.fitTemperature('sums')).toThrow(/keepRows/);
+    // After a merge the window's sums include rows it does not hold: no fit on part of them.
+    const other = new calibration.Monitor({ windows: [{ name: 'last60', rows: 60, step: 20, keepRows: true }, { name: 'sums', rows: 60 }], clock: () => clock.now });
+    feed(other, 22, 30, 4, clock);
+    m.merge(other);
+    expect(m.snapshot('last60')!.n).toBe(50 + 30);
+    expect(() => m.fitTemperature('last60')).toThrow(/merged sums/);
   });
 });

@@ -143,6 +143,8 @@ interface Window {
   unit: number;
   buckets: Map<number, Bucket>;
   late: number;
+  /** keepRows windows that took sums from other monitors (merge, allReduce) no longer hold all their rows. */
+  rowsIncomplete?: boolean;
 }
 
 type CountKey = 'observed' | 'labelled' | 'expired' | 'dropped' | 'unmatched' | 'late';
@@ -466,6 +468,9 @@ export class Monitor {
   #keptRows(window: string): { scores: Tensor; labels: Tensor } | null {
     const w = this.#window(window);
     if (!w.spec.keepRows) throw rangeError('window', `a window made with keepRows: true ('${w.spec.name}' keeps only sums)`, window);
+    if (w.rowsIncomplete) {
+      throw rangeError('window', `a window that holds its rows ('${w.spec.name}' has merged sums from other monitors, whose rows are not here)`, window);
+    }
     this.#tick();
     this.#prune(w);
     const rows: number[] = [];
@@ -670,6 +675,7 @@ export class Monitor {
       const ow = other.#windows[i];
       w.late += ow.late;
       if (ow.buckets.size === 0) return;
+      if (w.spec.keepRows) w.rowsIncomplete = true;
       // Count windows: align the newest sub-windows (each instance numbers its own rows).
       const shift = w.kind === 'rows' ? (this.#rows > 0 ? this.#newest(w) : Math.floor((other.#rows - 1) / w.unit)) - Math.floor((other.#rows - 1) / ow.unit) : 0;
       for (const [index, ob] of ow.buckets) {
@@ -704,6 +710,7 @@ export class Monitor {
     this.#windows.forEach((w, i) => {
       w.buckets = copy.#windows[i].buckets;
       w.late = copy.#windows[i].late;
+      if (w.spec.keepRows) w.rowsIncomplete = true;
     });
     this.#version++;
   }

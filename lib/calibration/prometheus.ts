@@ -99,10 +99,17 @@ class Exporter {
             continue;
           }
           jobs.push(
-            e.monitor.fitTemperatureAsync(w.name).then((fit) => {
-              e.temperature.set(w.name, { version, fit });
-              if (fit) this.set({ model: e.model, window: w.name }, fit.temperature);
-            }),
+            e.monitor.fitTemperatureAsync(w.name).then(
+              (fit) => {
+                e.temperature.set(w.name, { version, fit });
+                if (fit) this.set({ model: e.model, window: w.name }, fit.temperature);
+              },
+              // A window whose rows are not all here (merged from other monitors), or logits a
+              // fit cannot take: no series rather than a failed scrape.
+              () => {
+                e.temperature.set(w.name, { version, fit: null });
+              },
+            ),
           );
         }
       }

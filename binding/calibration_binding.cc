@@ -3,11 +3,13 @@
 // objects whose per-bin arrays are float64 tensors ({ data, shape, dtype }).
 #include <napi.h>
 
+#include "async_task.h"
 #include "calibration.h"
 #include "errors.h"
 #include "modules.h"
 #include "tensor_view.h"
 
+#include <memory>
 #include <string>
 
 namespace smoothce {
@@ -39,14 +41,52 @@ Napi::Object sums_to_js(Napi::Env env, const BinSums& s) {
   return o;
 }
 
+Napi::Object stats_to_js(Napi::Env env, const CalibrationStats& st) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("n", Napi::Number::New(env, static_cast<double>(st.n)));
+  out.Set("classes", Napi::Number::New(env, static_cast<double>(st.classes)));
+  out.Set("correct", Napi::Number::New(env, st.correct));
+  out.Set("nllSum", Napi::Number::New(env, st.nll_sum));
+  out.Set("brierSum", Napi::Number::New(env, st.brier_sum));
+  out.Set("nllClamped", Napi::Number::New(env, static_cast<double>(st.nll_clamped)));
+  out.Set("top", sums_to_js(env, st.top));
+  if (st.classwise.count.defined()) out.Set("classwise", sums_to_js(env, st.classwise));
+  if (st.adaptive.count.defined()) out.Set("adaptive", sums_to_js(env, st.adaptive));
+  return out;
+}
+
+Napi::Object fit_to_js(Napi::Env env, const TemperatureResult& r) {
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("temperature", Napi::Number::New(env, r.temperature));
+  out.Set("nllBefore", Napi::Number::New(env, r.nll_before));
+  out.Set("nllAfter", Napi::Number::New(env, r.nll_after));
+  out.Set("iterations", Napi::Number::New(env, static_cast<double>(r.iterations)));
+  out.Set("atBound", Napi::Boolean::New(env, r.at_bound));
+  return out;
+}
+
+// What an async call keeps alive until it settles: the arguments and the HostInputs
+// (pins of SharedArrayBuffer-backed views, or snapshot copies of ordinary ArrayBuffers).
+struct StatsCall {
+  CalibrationArgs args;
+  HostInput scores, labels;
+};
+struct FitCall {
+  HostInput logits, labels;
+  std::string device;
+};
+
+// calibrationStats(args, async): async (second argument true) returns a Promise and runs
+// calibration_stats, the same function the sync form runs, on a libuv pool thread.
 Napi::Value CalibrationStatsEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsObject(),
                          "Expected an argument object for calibrationStats");
+  const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
   Napi::Object o = info[0].As<Napi::Object>();
   const std::string name = string_or(o, "scoresName", "scores");
-  HostInput scores = read_tensor(env, o.Get("scores"), name.c_str(), Role::Input, false);
-  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, false);
+  HostInput scores = read_tensor(env, o.Get("scores"), name.c_str(), Role::Input, async);
+  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, async);
   check_labels_dtype(env, labels.raw);
 
   CalibrationArgs a;
@@ -70,43 +110,47 @@ Napi::Value CalibrationStatsEntry(const Napi::CallbackInfo& info) {
   // Getters run by the Gets above may have detached a buffer read earlier.
   revalidate(env, scores);
   revalidate(env, labels);
+  if (async) {
+    auto call = std::make_shared<StatsCall>(StatsCall{a, std::move(scores), std::move(labels)});
+    return queue_task<CalibrationStats>(
+        env, "smoothce:calibrationStats",
+        [call] {
+          enter_worker_thread();  // runs on a libuv thread: ATen only, no N-API
+          return calibration_stats(call->args);
+        },
+        [call](Napi::Env e, CalibrationStats& st) -> Napi::Value { return stats_to_js(e, st); });
+  }
   CalibrationStats st;
   run_or_throw(env, [&] { st = calibration_stats(a); });
-
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("n", Napi::Number::New(env, static_cast<double>(st.n)));
-  out.Set("classes", Napi::Number::New(env, static_cast<double>(st.classes)));
-  out.Set("correct", Napi::Number::New(env, st.correct));
-  out.Set("nllSum", Napi::Number::New(env, st.nll_sum));
-  out.Set("brierSum", Napi::Number::New(env, st.brier_sum));
-  out.Set("nllClamped", Napi::Number::New(env, static_cast<double>(st.nll_clamped)));
-  out.Set("top", sums_to_js(env, st.top));
-  if (st.classwise.count.defined()) out.Set("classwise", sums_to_js(env, st.classwise));
-  if (st.adaptive.count.defined()) out.Set("adaptive", sums_to_js(env, st.adaptive));
-  return out;
+  return stats_to_js(env, st);
 }
 
 Napi::Value FitTemperatureEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsObject(),
                          "Expected an argument object for calibrationFitTemperature");
+  const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
   Napi::Object o = info[0].As<Napi::Object>();
-  HostInput logits = read_tensor(env, o.Get("logits"), "logits", Role::Input, false);
-  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, false);
+  HostInput logits = read_tensor(env, o.Get("logits"), "logits", Role::Input, async);
+  HostInput labels = read_tensor(env, o.Get("labels"), "labels", Role::Target, async);
   check_labels_dtype(env, labels.raw);
   const std::string device = string_or(o, "device", "cpu");
   TemperatureResult r;
   // Getters run by the Gets above may have detached a buffer read earlier.
   revalidate(env, logits);
   revalidate(env, labels);
+  if (async) {
+    auto call = std::make_shared<FitCall>(FitCall{std::move(logits), std::move(labels), device});
+    return queue_task<TemperatureResult>(
+        env, "smoothce:calibrationFitTemperature",
+        [call] {
+          enter_worker_thread();
+          return fit_temperature(call->logits.raw, call->labels.raw, call->device);
+        },
+        [](Napi::Env e, TemperatureResult& res) -> Napi::Value { return fit_to_js(e, res); });
+  }
   run_or_throw(env, [&] { r = fit_temperature(logits.raw, labels.raw, device); });
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("temperature", Napi::Number::New(env, r.temperature));
-  out.Set("nllBefore", Napi::Number::New(env, r.nll_before));
-  out.Set("nllAfter", Napi::Number::New(env, r.nll_after));
-  out.Set("iterations", Napi::Number::New(env, static_cast<double>(r.iterations)));
-  out.Set("atBound", Napi::Boolean::New(env, r.at_bound));
-  return out;
+  return fit_to_js(env, r);
 }
 
 }  // namespace

@@ -159,8 +159,11 @@ export interface NativeBinding {
   liveDeviceTensors(): number;
   workerNumThreads(): number;
   probeAsyncThreads(): Promise<number>;
-  calibrationStats(args: NativeCalibrationArgs): NativeCalibrationStats;
-  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }): NativeTemperatureResult;
+  calibrationStats(args: NativeCalibrationArgs, async?: false): NativeCalibrationStats;
+  /** The same computation on a libuv pool thread (inputs snapshot as crossEntropy's async form does). */
+  calibrationStats(args: NativeCalibrationArgs, async: true): Promise<NativeCalibrationStats>;
+  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }, async?: false): NativeTemperatureResult;
+  calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }, async: true): Promise<NativeTemperatureResult>;
 }
 
 export const packageRoot = path.resolve(__dirname, '..');

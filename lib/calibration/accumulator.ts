@@ -13,7 +13,7 @@ import type { Tensor } from '../tensor';
 import { inconsistent, rangeError, typeError } from '../errors';
 import { readOptions, type Device } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
-import { computeStats } from './compute';
+import { computeStats, computeStatsAsync } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
 import { replaceState } from '../state';
 
@@ -72,6 +72,41 @@ export class Accumulator {
     this.#add(s);
     return this;
   }
+
+  /**
+   * update() with the native pass on the libuv thread pool (the same function, so the same
+   * sums). Inputs follow crossEntropyAsync's rules: an ordinary ArrayBuffer is copied when
+   * the call starts, a SharedArrayBuffer is read in place until the promise settles.
+   * Concurrent updateAsync calls compute in parallel but are added in call order, so the
+   * sums are the bits that update() called in the same order gives. Resolves to this;
+   * every error, argument or data, rejects (nothing is added then).
+   */
+  async updateAsync(scores: unknown, labels: unknown): Promise<this> {
+    const callSite = new Error();
+    const inp = checkInputs(scores, labels);
+    if (this.#stats && inp.k !== this.#stats.classes) {
+      throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
+    }
+    const computed = computeStatsAsync(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false }, 'scores', callSite);
+    // Handled below once the earlier updates are added; mark it now so that an early
+    // rejection is not reported as unhandled in the meantime.
+    computed.catch(() => undefined);
+    const previous = this.#chain;
+    const added = previous.then(() => computed).then((s) => {
+      if (this.#stats && s.classes !== this.#stats.classes) {
+        throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${s.classes}`);
+      }
+      this.#add(s);
+      return this;
+    });
+    this.#chain = added.then(
+      () => undefined,
+      () => undefined,
+    );
+    return added;
+  }
+
+  #chain: Promise<void> = Promise.resolve();
 
   /** Adds another accumulator's sums (same options and K). Returns this. */
   merge(other: Accumulator): this {

@@ -9,13 +9,18 @@ import type { Tensor } from '../tensor';
 import { native } from '../native';
 import { readOptions } from '../options';
 import { Accumulator } from './accumulator';
-import { computeStats } from './compute';
+import { computeStats, computeStatsAsync, withCallSite } from './compute';
 import { binError, buildReport, type CalibrationReport } from './metrics';
 import { checkInputs, resolveEce, resolveReport, resolveCommon, type EceOptions, type ReportOptions } from './options';
 import { reliabilityDiagram } from './diagram';
+import type { Tensor } from '../tensor';
 
 export { Accumulator, reliabilityDiagram };
 export { MissingDependencyError } from './diagram';
+export { Monitor } from './monitor';
+export { registerMonitorMetrics } from './prometheus';
+export type { MetricsOptions } from './prometheus';
+export type { MonitorOptions, MonitorCounts, MonitorState, WindowSpec, ThresholdSpec, ThresholdEvent, Metric } from './monitor';
 export type { AccumulatorOptions, AccumulatorState } from './accumulator';
 export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
@@ -39,6 +44,23 @@ export function report(scores: Tensor, labels: Tensor, options?: ReportOptions):
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
   const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
+  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
+  return buildReport(s, r.convention, r.temperature, notes);
+}
+
+/**
+ * report() on the libuv thread pool: the same native computation, so the same bits, while
+ * the event loop stays free. Inputs on an ordinary ArrayBuffer are copied when the call
+ * starts (the caller may then change, transfer or drop them); SharedArrayBuffer-backed
+ * inputs are read in place and must not be written until the promise settles (the rules
+ * of crossEntropyAsync). Every error, argument or data, rejects the promise (as for
+ * crossEntropyAsync), with the caller's stack.
+ */
+export async function reportAsync(scores: unknown, labels: unknown, options?: ReportOptions): Promise<CalibrationReport> {
+  const callSite = new Error();
+  const r = resolveReport(options, 'calibration.reportAsync');
+  const inp = checkInputs(scores, labels);
+  const s = await computeStatsAsync(inp.scores, inp.labels, r, { classwise: true, adaptive: true }, 'scores', callSite);
   const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
   return buildReport(s, r.convention, r.temperature, notes);
 }
@@ -92,3 +114,50 @@ export function fitTemperature(logits: Tensor, labels: Tensor, options?: FitTemp
   };
 }
 
+
+/** A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself). */
+function shared(t: Tensor): Tensor {
+  const d = t.data;
+  if (typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer) return t;
+  const Ctor = d.constructor as new (b: SharedArrayBuffer) => typeof d;
+  const copy = new Ctor(new SharedArrayBuffer(d.byteLength));
+  (copy as Float64Array).set(d as Float64Array);
+  return { ...t, data: copy };
+}
+
+/**
+ * fitTemperature() on the libuv thread pool: the same native search and the same ECE
+ * passes, so the same bits. The fit needs three native passes over the data (the search,
+ * then the ECE at T = 1 and at the fitted T), so inputs on an ordinary ArrayBuffer are
+ * copied once, when the call starts, to a SharedArrayBuffer that all three read (the
+ * caller may change its own arrays at once); SharedArrayBuffer-backed inputs are read in
+ * place and must not be written until the promise settles.
+ */
+export async function fitTemperatureAsync(logits: unknown, labels: unknown, options?: FitTemperatureOptions): Promise<TemperatureFit> {
+  const callSite = new Error();
+  const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperatureAsync');
+  const r = resolveCommon({ ...opts, from: 'logits' });
+  const inp = checkInputs(logits, labels, 'logits');
+  const z = shared(inp.scores);
+  const y = shared(inp.labels);
+  const eceAt = (temperature: number): Promise<number> =>
+    computeStatsAsync(z, y, { ...r, temperature }, { classwise: false, adaptive: false }, 'logits', callSite).then((s) => binError(s.top, s.n, 'l1'));
+  {
+    let fit;
+    try {
+      fit = await native().calibrationFitTemperature({ logits: z, labels: y, device: r.device }, true);
+    } catch (err) {
+      throw withCallSite(err, callSite);
+    }
+    const [eceBefore, eceAfter] = await Promise.all([eceAt(1), eceAt(fit.temperature)]);
+    return {
+      temperature: fit.temperature,
+      nllBefore: fit.nllBefore,
+      nllAfter: fit.nllAfter,
+      eceBefore,
+      eceAfter,
+      iterations: fit.iterations,
+      atBound: fit.atBound,
+    };
+  }
+}

@@ -298,8 +298,13 @@ function mapMetrics<T>(f: (key: MetricKey) => T): Record<MetricKey, T> {
 }
 
 const fmtEps = (e: number) => String(e);
-const pts = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v * 100).toFixed(1)} pts`;
-const dec = (v: number) => `${v >= 0 ? '+' : '−'}${Math.abs(v).toFixed(3)}`;
+/** Signed, with "+" for a value that rounds to zero ("+0.0", never "−0.0"). */
+const signed = (v: number, digits: number) => {
+  const text = Math.abs(v).toFixed(digits);
+  return `${v < 0 && Number(text) !== 0 ? '−' : '+'}${text}`;
+};
+const pts = (v: number) => `${signed(v * 100, 1)} pts`;
+const dec = (v: number) => signed(v, 3);
 
 /** How findings name and print each metric worth a sentence. */
 const FINDING_METRICS: [MetricKey, string, (v: number) => string][] = [

@@ -87,8 +87,20 @@ function panel(r: SweepReport, m: PanelMetric, x0: number, y0: number): string {
   const xs = niceTicks(0, epsMax > 0 ? epsMax : 1, 4);
   const xPad = (xs.hi - xs.lo) * 0.04;
   const x = (e: number) => r2(M.left + ((e - xs.lo + xPad) / (xs.hi - xs.lo + 2 * xPad)) * w);
-  const ys = niceTicks(Math.min(...have.map((p) => p.mean - p.sd)), Math.max(...have.map((p) => p.mean + p.sd)), 4);
-  const y = (v: number) => r2(M.top + h - ((v - ys.lo) / (ys.hi - ys.lo)) * h);
+  // A share never leaves [0, 1]: keep its axis there, and clip error bars at the panel's edge.
+  let lo = Math.min(...have.map((p) => p.mean - p.sd));
+  let hi = Math.max(...have.map((p) => p.mean + p.sd));
+  if (m.percent) {
+    lo = Math.max(0, lo);
+    hi = Math.min(1, hi);
+  }
+  const ys = niceTicks(lo, hi, 4);
+  if (m.percent) {
+    ys.lo = Math.max(0, ys.lo);
+    ys.hi = Math.min(1, ys.hi);
+    ys.ticks = ys.ticks.filter((t) => t >= ys.lo - 1e-12 && t <= ys.hi + 1e-12);
+  }
+  const y = (v: number) => r2(M.top + h - ((Math.min(Math.max(v, ys.lo), ys.hi) - ys.lo) / (ys.hi - ys.lo)) * h);
   for (const t of ys.ticks) {
     out.push(`<line x1="${M.left}" x2="${M.left + w}" y1="${y(t)}" y2="${y(t)}" stroke="#e3e3e3" stroke-width="0.8"/>`);
     out.push(`<text x="${M.left - 5}" y="${y(t) + 4}" text-anchor="end" font-size="10">${esc(tickLabel(t, ys.step, m.percent))}</text>`);

@@ -1,6 +1,12 @@
-export { runDemo, DEFAULTS } from './run';
-export type { DemoOptions, DemoHooks, DemoReport, EpsResult, Metrics } from './run';
-export { formatTable, ROWS } from './format';
+export { runDemo, runStudy, studySpecs, DEFAULTS, QUICK, REGIMES } from './run';
+export type { DemoOptions, DemoHooks, DemoReport, StudyOptions, StudyReport } from './run';
+export { runJob, assembleSweep, jobsOf, prepare, METRICS, METRIC_KEYS, MCE_MIN_COUNT, BINARY_DIGITS } from './experiment';
+export type { JobSpec, SeedRun, SweepSpec, SweepReport, EpsSummary, EpsDifference, MetricKey } from './experiment';
+export { summarize, pairedDifference, tQuantile975 } from './stats';
+export type { Summary, Difference } from './stats';
+export { runJobs, jobCost } from './pool';
+export { sweepPlot, renderPng, niceTicks } from './plot';
+export { formatTable, formatSweep, formatStudy, ROWS } from './format';
 export { loadDigits, selectDigits, split, flipLabels, take, defaultDataPath } from './data';
 export type { Dataset, Split, Noisy } from './data';
 export { Mlp, Adam } from './mlp';

@@ -79,12 +79,18 @@ export class Mlp {
     g.w2.fill(0);
     g.b2.fill(0);
     const dh = new Float64Array(h);
+    const alive = new Int32Array(h);
     for (let r = 0; r < rows; r++) {
       const oo = r * k;
       const ho = r * h;
       for (let c = 0; c < k; c++) g.b2[c] += dLogits[oo + c];
       for (let j = 0; j < h; j++) {
         const a = hid[ho + j];
+        if (a === 0) {
+          // A unit the ReLU cut off adds exactly +0 to every gradient: skipping it changes no bit.
+          dh[j] = 0;
+          continue;
+        }
         const wo = j * k;
         let s = 0;
         for (let c = 0; c < k; c++) {
@@ -92,14 +98,20 @@ export class Mlp {
           g.w2[wo + c] += a * dz;
           s += w2[wo + c] * dz;
         }
-        dh[j] = a > 0 ? s : 0; // ReLU'
-        g.b1[j] += dh[j];
+        dh[j] = s; // ReLU' is 1 here (a > 0)
+        g.b1[j] += s;
       }
+      // Only the live units (dh ≠ 0 possible) reach the first layer's gradient.
+      let live = 0;
+      for (let j = 0; j < h; j++) if (hid[ho + j] !== 0) alive[live++] = j;
       for (let i = 0; i < d; i++) {
         const xi = x[r * d + i];
         if (xi === 0) continue;
         const wo = i * h;
-        for (let j = 0; j < h; j++) g.w1[wo + j] += xi * dh[j];
+        for (let t = 0; t < live; t++) {
+          const j = alive[t];
+          g.w1[wo + j] += xi * dh[j];
+        }
       }
     }
   }

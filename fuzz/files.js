@@ -147,11 +147,20 @@ const HOSTILE_CASES = [
   })],
   ['truncated-json', 'a case file cut in the middle', () => ({ 'cases.json': caseFileText().slice(0, 120) })],
   ['not-json', 'binary junk', () => ({ 'cases.json': Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59, 0, 1, 2, 255]) })],
-  ['huge-string', 'an 8 MiB string where a number belongs', () => ({
-    'cases.json': caseFileText([caseObject({ input: { dtype: 'float32', shape: [1], data: ['x'.repeat(8 * MiB)] } })]),
+  ['huge-string', 'a 6 MiB string where a number belongs', () => ({
+    'cases.json': caseFileText([caseObject({ input: { dtype: 'float32', shape: [1], data: ['x'.repeat(6 * MiB)] } })]),
   })],
-  ['huge-string-big-int', 'an 8 MiB string beside an integer literal past 2^53', () => ({
-    'cases.json': caseFileText([caseObject({ name: 'x'.repeat(8 * MiB) })]).replace('"ignore_index":-100', '"ignore_index":123456789012345678901234'),
+  ['huge-string-big-int', 'a 6 MiB string beside an integer literal past 2^53', () => ({
+    'cases.json': caseFileText([caseObject({ name: 'x'.repeat(6 * MiB) })]).replace('"ignore_index":-100', '"ignore_index":123456789012345678901234'),
+  })],
+  ['many-values', '3,000,000 values in 6 MiB (JSON.parse would need about 80 MiB)', () => ({
+    'cases.json': `{"cases": [${'0,'.repeat(3_000_000)}0]}`,
+  })],
+  ['many-objects', '1,000,000 empty objects in 3 MiB (JSON.parse would need about 100 MiB)', () => ({
+    'cases.json': `{"cases": [${'{},'.repeat(1_000_000)}{}]}`,
+  })],
+  ['over-size-limit', 'a 9 MiB case file, over the 8 MiB limit', () => ({
+    'cases.json': caseFileText([caseObject({ name: 'x'.repeat(9 * MiB) })]),
   })],
   ['huge-file', 'a 1 GiB (sparse) case file, over the size limit', () => ({ 'cases.json': { sparse: 1024 * MiB, prefix: '{"cases": [' } })],
   ['npy-huge-claim', 'a case whose .npy claims 10^12 elements', () => ({

@@ -4,7 +4,8 @@
  * (`smoothce calibrate`, `smoothce parity`). Each must give a typed error (NpyError or
  * CaseFormatError, with its code and a message that says what is wrong), the CLI must exit 2
  * without a stack trace, and the CLI's peak RSS (VmHWM, read in the child as it exits) must
- * stay within a few MiB of a run on valid files, plus the file's size.
+ * stay within a few MiB of a run on valid files, plus the file's size. A file that parses to
+ * many values (JSON.parse needs 20-100 bytes per value) is refused before it is parsed.
  */
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -79,8 +80,11 @@ const CASE_MESSAGES: Record<string, RegExp> = {
   'truncated-json': /not valid JSON/,
   'not-json': /not valid JSON/,
   'huge-string': /input\.data\[0\]: expected a number .* got "x{20,}…/,
-  'huge-string-big-int': /options\.ignore_index: "123456789012345678901234" is outside the int64 range/,
-  'huge-file': /too large: 1073741824 bytes; the limit is 33554432 bytes/,
+  'huge-string-big-int': /options\.ignore_index: 123456789012345678901234 is outside the int64 range/,
+  'huge-file': /too large: 1073741824 bytes; the limit is 8388608 bytes/,
+  'many-values': /too many values: more than 500000 array elements and object members .*the limit is 500000/,
+  'many-objects': /too many values: more than 500000 .*the limit is 500000/,
+  'over-size-limit': /too large: \d+ bytes; the limit is 8388608 bytes/,
   'npy-huge-claim': /input\.npy: .*truncated \.npy data: shape \(1000000, 1000000\)/,
   'npy-truncated': /input\.npy: .*truncated \.npy data/,
   'npy-absolute': /input\.npy: expected a path inside the case file's folder, got "\/dev\/zero"/,
@@ -259,13 +263,16 @@ describe('hostile case files', () => {
     expect(cause).toBeInstanceOf(JsonLimitError);
     expect(cause.code).toBe('ERR_SMOOTHCE_JSON_TOO_DEEP');
     expect(cause.limit).toBe(JSON_LIMITS.maxDepth);
+    expect(JSON_LIMITS).toEqual({ maxBytes: 8 * MiB, maxDepth: 128, maxValues: 500_000 });
     // A higher limit lets it parse (and then fail validation, not the depth check).
     expect(() => loadCaseFile(file, { maxDepth: 1000 })).toThrow(/cases\[0\]|case/);
     expect(() => loadCaseFile(file, { maxDepth: 1000 })).not.toThrow(/nested too deeply/);
     expect(() => loadCaseFile(file, { maxBytes: 100 })).toThrow(`too large: ${fs.statSync(file).size} bytes; the limit is 100 bytes`);
+    expect(() => loadCaseFile(file, { maxDepth: 1000, maxValues: 50 })).toThrow('too many values: more than 50 array elements and object members (at byte 59); the limit is 50');
     // Bad limits are the caller's error, typed as the rules say.
     expect(() => loadCaseFile(file, { maxDepth: 0 })).toThrow(RangeError);
     expect(() => loadCaseFile(file, { maxBytes: '1' as unknown as number })).toThrow(TypeError);
+    expect(() => loadCaseFile(file, { maxValues: -1 })).toThrow(RangeError);
   });
 
   it('checkJsonDepth skips strings and escapes, and never recurses', () => {

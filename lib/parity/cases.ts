@@ -177,7 +177,7 @@ function readInt64(v: unknown, ctx: Ctx, field: string): bigint {
   if (b === undefined) {
     return fail(ctx, field, `expected an integer (a number, or a decimal string beyond 2^53), got ${show(v)}`);
   }
-  if (b < INT64_MIN || b > INT64_MAX) fail(ctx, field, `${show(v)} is outside the int64 range`);
+  if (b < INT64_MIN || b > INT64_MAX) fail(ctx, field, `${v} is outside the int64 range`); // v is short here
   return b;
 }
 
@@ -512,8 +512,9 @@ function readCaseJson(file: string, limits?: JsonLimits): unknown {
 
 /**
  * Reads and validates a case file (.npy references resolve next to it). The file must be
- * a regular file of at most `limits.maxBytes` bytes (default 32 MiB) nested at most
- * `limits.maxDepth` deep (default 128); see docs/security.md.
+ * a regular file of at most `limits.maxBytes` bytes (default 8 MiB), nested at most
+ * `limits.maxDepth` deep (default 128), with at most `limits.maxValues` values (default
+ * 500,000); see docs/security.md.
  */
 export function loadCaseFile(file: string, limits?: JsonLimits): CaseFile {
   const json = readCaseJson(file, limits);

@@ -122,7 +122,14 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
   // Listen on the store's address only, not on every interface (docs/security.md).
   if (so.isServer) {
     const int fd = bind_store_socket(o.host, o.port);
-    if (fd >= 0) so.masterListenFd = fd;
+    if (fd >= 0) {
+      so.masterListenFd = fd;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+      // The classic backend takes the socket on every build; the libuv one (the default from
+      // 2.4) refuses to start where LibTorch was built without libuv, as Debian's 2.6 is.
+      so.useLibUV = false;
+#endif
+    }
   }
 #endif
   try {

@@ -2,12 +2,24 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <mutex>
 
 #ifdef SMOOTHCE_WITH_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#include <torch/version.h>
+
+// LibTorch 2.1 and later can hand the store an already-bound listening socket
+// (TCPStoreOptions::masterListenFd); before that, c10d's store binds every interface.
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1))
+#define SMOOTHCE_STORE_LISTEN_FD 1
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#endif
 #endif
 
 #include <thread>
@@ -33,6 +45,38 @@ namespace {
 bool is_loopback(const std::string& host) {
   return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
 }
+
+#ifdef SMOOTHCE_STORE_LISTEN_FD
+// A TCP socket bound to the store's own address (host:port as given to init), not yet
+// listening, for c10d to take over; -1 when the address is not one of this machine's
+// (EADDRNOTAVAIL: behind NAT, say), in which case c10d binds every interface as before.
+// Any other failure (the port is taken) is left to c10d, which reports it in its own words.
+int bind_store_socket(const std::string& host, uint16_t port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return -1;
+  std::vector<addrinfo*> order;
+  for (addrinfo* a = found; a; a = a->ai_next) order.push_back(a);
+  // IPv4 first: ranks and Python's torch.distributed resolve 'localhost' to 127.0.0.1 first.
+  std::stable_sort(order.begin(), order.end(),
+                   [](addrinfo* a, addrinfo* b) { return a->ai_family == AF_INET && b->ai_family != AF_INET; });
+  int fd = -1;
+  for (addrinfo* a : order) {
+    fd = ::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+    if (fd < 0) continue;
+    int on = 1;
+    ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+    if (::bind(fd, a->ai_addr, a->ai_addrlen) == 0) break;
+    ::close(fd);
+    fd = -1;
+  }
+  ::freeaddrinfo(found);
+  return fd;
+}
+#endif
 
 std::string where(const Group& g) {
   return "(rank " + std::to_string(g.opts.rank) + " of " + std::to_string(g.opts.world_size) + ", store " +
@@ -74,6 +118,20 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
   so.waitWorkers = true;
   so.timeout = o.timeout;
   so.multiTenant = true;
+#ifdef SMOOTHCE_STORE_LISTEN_FD
+  // Listen on the store's address only, not on every interface (docs/security.md).
+  if (so.isServer) {
+    const int fd = bind_store_socket(o.host, o.port);
+    if (fd >= 0) {
+      so.masterListenFd = fd;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2)
+      // The classic backend takes the socket on every build; the libuv one (the default from
+      // 2.4) refuses to start where LibTorch was built without libuv, as Debian's 2.6 is.
+      so.useLibUV = false;
+#endif
+    }
+  }
+#endif
   try {
     g->tcp = c10::make_intrusive<c10d::TCPStore>(o.host, so);
     // torch.distributed 1.13: PrefixStore("default_pg", store), then the first group's

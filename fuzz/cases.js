@@ -20,6 +20,7 @@
 // for async calls).
 const { Rng } = require('./random');
 const { extraCase } = require('./extra');
+const { filesCase } = require('./files');
 
 class FuzzInjectedError extends Error {
   constructor(message) {
@@ -939,6 +940,7 @@ const KINDS = [
   [5, 'tensor', tensorCall],
   [3, 'misc', miscCall],
   [15, 'extra', extraCase],
+  [5, 'files', filesCase],
 ];
 
 /**

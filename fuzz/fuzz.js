@@ -54,7 +54,7 @@ if (opts.help) {
   --replay S:I[-J] run case I (or I..J) of seed S again, one child each, printing its trace
                    (with the same --only as the run that found it: it selects the cases)
   --api lib|dist   load the package from lib/*.ts (default) or from the built dist/
-  --only REGEX     only case kinds matching (api, native, lifetime, tensor, misc, extra)
+  --only REGEX     only case kinds matching (api, native, lifetime, tensor, misc, extra, files)
   --json           print the summary as JSON (last line of stdout)
   --quiet          no progress lines
   --out DIR        where findings are written (default .fuzz/)

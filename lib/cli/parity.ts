@@ -17,6 +17,9 @@ export interface ParityCliOptions {
   rtol?: number;
   atol?: number;
   device?: Device;
+  /** Raise the case-file limits for large files you trust (docs/security.md). */
+  maxJsonBytes?: number;
+  maxJsonValues?: number;
 }
 
 export interface Output {
@@ -29,6 +32,16 @@ function tolerance(name: string): (value: string) => number {
     const x = Number(value);
     if (value.trim() === '' || !Number.isFinite(x) || x < 0) {
       throw new InvalidArgumentError(`${name} must be a non-negative number, got '${value}'`);
+    }
+    return x;
+  };
+}
+
+function count(name: string): (value: string) => number {
+  return (value) => {
+    const x = Number(value);
+    if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(x) || x < 1) {
+      throw new InvalidArgumentError(`${name} must be a positive integer, got '${value}'`);
     }
     return x;
   };
@@ -57,10 +70,14 @@ export function runParity(paths: readonly string[], options: ParityCliOptions, o
   let files: string[];
   let skipped: string[];
   const loaded: CaseFile[] = [];
+  const limits = {
+    ...(options.maxJsonBytes !== undefined ? { maxBytes: options.maxJsonBytes } : {}),
+    ...(options.maxJsonValues !== undefined ? { maxValues: options.maxJsonValues } : {}),
+  };
   try {
-    ({ files, skipped } = findCaseFiles(paths));
+    ({ files, skipped } = findCaseFiles(paths, limits));
     if (files.length === 0) throw new Error(`no case files found in ${paths.join(', ')}`);
-    for (const f of files) loaded.push(loadCaseFile(f));
+    for (const f of files) loaded.push(loadCaseFile(f, limits));
   } catch (err) {
     out.error(`smoothce parity: ${(err as Error).message}`);
     return 2;
@@ -108,6 +125,8 @@ export function register(program: Command): void {
     .option('--rtol <x>', 'relative tolerance for every dtype (default: torch.testing.assert_close per dtype)', tolerance('--rtol'))
     .option('--atol <y>', 'absolute tolerance for every dtype (default: per dtype)', tolerance('--atol'))
     .option('--device <device>', "replay on 'cpu' (default) or 'cuda[:N]'")
+    .option('--max-json-bytes <n>', 'largest case file read, in bytes (default 8 MiB; docs/security.md)', count('--max-json-bytes'))
+    .option('--max-json-values <n>', 'most values in one case file (default 500000; docs/security.md)', count('--max-json-values'))
     .action((paths: string[], opts: ParityCliOptions) => {
       const code = runParity(paths, opts);
       if (code !== 0) process.exitCode = code;

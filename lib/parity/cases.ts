@@ -16,6 +16,7 @@ import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from
 import type { Reduction } from '../options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
 import { editDistance } from '../options';
+import { checkJsonDepth, JsonLimitError, readJsonText, type JsonLimits } from './untrusted-json';
 
 export const CASE_FORMAT = 'smoothce-cases';
 export const CASE_FORMAT_VERSION = 1;
@@ -98,7 +99,8 @@ function where(ctx: Ctx, field: string): string {
   const parts: string[] = [];
   if (ctx.file) parts.push(ctx.file);
   if (ctx.caseIndex !== undefined) {
-    parts.push(ctx.caseName !== undefined ? `case "${ctx.caseName}" (#${ctx.caseIndex})` : `case #${ctx.caseIndex}`);
+    const name = ctx.caseName !== undefined && ctx.caseName.length > 80 ? `${ctx.caseName.slice(0, 80)}…` : ctx.caseName;
+    parts.push(name !== undefined ? `case "${name}" (#${ctx.caseIndex})` : `case #${ctx.caseIndex}`);
   }
   if (field) parts.push(field);
   return parts.join(': ');
@@ -169,22 +171,32 @@ const INT64_MAX = 2n ** 63n - 1n;
 function readInt64(v: unknown, ctx: Ctx, field: string): bigint {
   let b: bigint | undefined;
   if (typeof v === 'number' && Number.isSafeInteger(v)) b = BigInt(v);
-  else if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) b = BigInt(v.trim());
+  else if (typeof v === 'string' && v.length > 40 && /^\s*[+-]?\d+\s*$/.test(v)) {
+    fail(ctx, field, `${show(v)} is outside the int64 range`); // not parsed: a hostile file could make it megabytes long
+  } else if (typeof v === 'string' && /^[+-]?\d+$/.test(v.trim())) b = BigInt(v.trim());
   if (b === undefined) {
     return fail(ctx, field, `expected an integer (a number, or a decimal string beyond 2^53), got ${show(v)}`);
   }
-  if (b < INT64_MIN || b > INT64_MAX) fail(ctx, field, `${v} is outside the int64 range`);
+  if (b < INT64_MIN || b > INT64_MAX) fail(ctx, field, `${v} is outside the int64 range`); // v is short here
   return b;
 }
 
 function readShape(v: unknown, ctx: Ctx, field: string): number[] {
   if (!Array.isArray(v)) fail(ctx, field, `expected an array of non-negative integers, got ${show(v)}`);
-  return v.map((d, i) => {
+  if (v.length > 64) fail(ctx, field, `expected at most 64 dimensions, got ${v.length}`);
+  const shape = v.map((d, i) => {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
       fail(ctx, `${field}[${i}]`, `expected a non-negative integer, got ${show(d)}`);
     }
-    return d;
+    return d as number;
   });
+  // A product past 2^53 would lose precision (or overflow to Infinity, and NaN with a 0).
+  let n = 1;
+  for (const d of shape) {
+    if (d !== 0 && n > Number.MAX_SAFE_INTEGER / d) fail(ctx, field, `shape [${shape.join(', ')}] has more than 2^53 elements`);
+    if (d !== 0) n *= d;
+  }
+  return shape;
 }
 
 /** Flattens `data` (flat, nested to `shape`, or a bare scalar for a 0-d tensor) in C order. */
@@ -288,6 +300,12 @@ function readTensor(v: unknown, ctx: Ctx, field: string, rules: TensorRules = {}
 
 function readNpyTensor(ref: unknown, dtype: DType, shape: number[], ctx: Ctx, field: string): CaseTensor {
   if (typeof ref !== 'string' || ref === '') fail(ctx, `${field}.npy`, `expected a path relative to the case file, got ${show(ref)}`);
+  // A case file may come from elsewhere: it reads .npy files beside it or below, never
+  // an absolute path or one that climbs out of its folder (docs/security.md).
+  const rel = path.relative(ctx.baseDir, path.resolve(ctx.baseDir, ref));
+  if (path.isAbsolute(ref) || rel === '' || rel === '..' || rel.startsWith(`..${path.sep}`) || path.isAbsolute(rel) || ref.includes('\0')) {
+    fail(ctx, `${field}.npy`, `expected a path inside the case file's folder, got ${show(ref)}`);
+  }
   const file = path.resolve(ctx.baseDir, ref);
   let arr;
   try {
@@ -432,32 +450,91 @@ export function looksLikeCaseFile(v: unknown): boolean {
 /**
  * JSON.parse, except that integer literals beyond 2^53 (which Python's json module
  * writes for large int64 values) become decimal strings instead of losing precision.
+ * Text nested deeper than `maxDepth` (default 128) is refused with a JsonLimitError
+ * before it is parsed.
  */
-export function parseJson(text: string): unknown {
-  if (!/\d{16}/.test(text)) return JSON.parse(text);
-  return JSON.parse(
-    text.replace(/"(?:[^"\\]|\\.)*"|(?<![\d.eE+-])-?\d{16,}(?![\d.eE])/g, (m) =>
-      m.startsWith('"') || Number.isSafeInteger(Number(m)) ? m : `"${m}"`,
-    ),
-  );
+export function parseJson(text: string, maxDepth?: number): unknown {
+  checkJsonDepth(text, maxDepth);
+  return JSON.parse(/\d{16}/.test(text) ? quoteBigIntegers(text) : text);
 }
 
-/** Reads and validates a case file (.npy references resolve next to it). */
-export function loadCaseFile(file: string): CaseFile {
+const isNumberChar = (c: number): boolean => (c >= 0x30 && c <= 0x39) || c === 0x2e || c === 0x65 || c === 0x45 || c === 0x2b || c === 0x2d;
+
+/**
+ * Puts quotes around the integer literals beyond 2^53 outside strings, in one linear pass
+ * (a regular expression over a long string literal overflows the stack).
+ */
+function quoteBigIntegers(text: string): string {
+  const n = text.length;
+  const parts: string[] = [];
+  let last = 0;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
+      let j = i + 1;
+      while (j < n && isNumberChar(text.charCodeAt(j))) j++;
+      const token = text.slice(i, j);
+      if (j - i >= 16 && /^-?\d{16,}$/.test(token) && !Number.isSafeInteger(Number(token))) {
+        parts.push(text.slice(last, i), `"${token}"`);
+        last = j;
+      }
+      i = j - 1;
+    }
+  }
+  if (last === 0) return text;
+  parts.push(text.slice(last));
+  return parts.join('');
+}
+
+/** Reads a case file's JSON with the size and depth limits; problems become CaseFormatErrors. */
+function readCaseJson(file: string, limits?: JsonLimits): unknown {
   let text: string;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    text = readJsonText(file, limits);
   } catch (err) {
+    if (err instanceof JsonLimitError) throw Object.assign(new CaseFormatError(`${file}: ${err.message}`, file), { cause: err });
+    if (err instanceof RangeError || err instanceof TypeError) throw err; // a bad limits option
     throw new CaseFormatError(`${file}: cannot read: ${(err as Error).message}`, file);
   }
-  let json: unknown;
   try {
-    json = parseJson(text);
+    return parseJson(text, limits?.maxDepth);
   } catch (err) {
     const hint = /\bNaN\b|\bInfinity\b/.test(text) ? ' (write non-finite numbers as the strings "NaN", "Infinity", "-Infinity")' : '';
     throw new CaseFormatError(`${file}: not valid JSON: ${(err as Error).message}${hint}`, file);
   }
+}
+
+/**
+ * Reads and validates a case file (.npy references resolve next to it). The file must be
+ * a regular file of at most `limits.maxBytes` bytes (default 8 MiB), nested at most
+ * `limits.maxDepth` deep (default 128), with at most `limits.maxValues` values (default
+ * 500,000); see docs/security.md.
+ */
+export function loadCaseFile(file: string, limits?: JsonLimits): CaseFile {
+  const json = readCaseJson(file, limits);
   return parseCaseFile(json, { file, baseDir: path.dirname(path.resolve(file)) });
+}
+
+/** The first 64 KiB of a regular file as text ('' for anything else). */
+function head(file: string): string {
+  try {
+    if (!fs.statSync(file).isFile()) return '';
+    const fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
+    try {
+      const buf = Buffer.alloc(65536);
+      return buf.subarray(0, fs.readSync(fd, buf, 0, buf.length, 0)).toString('utf8');
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
 }
 
 /**
@@ -465,7 +542,7 @@ export function loadCaseFile(file: string): CaseFile {
  * inside it (recursively, sorted; node_modules and dot-folders skipped) whose content is
  * a case file. Returns the paths and the JSON files skipped as not being case files.
  */
-export function findCaseFiles(paths: readonly string[]): { files: string[]; skipped: string[] } {
+export function findCaseFiles(paths: readonly string[], limits?: JsonLimits): { files: string[]; skipped: string[] } {
   const files: string[] = [];
   const skipped: string[] = [];
   const walk = (dir: string): void => {
@@ -477,12 +554,13 @@ export function findCaseFiles(paths: readonly string[]): { files: string[]; skip
       } else if (e.isFile() && e.name.endsWith('.json')) {
         let json: unknown;
         try {
-          json = parseJson(fs.readFileSync(p, 'utf8'));
+          json = parseJson(readJsonText(p, limits), limits?.maxDepth);
         } catch {
           json = undefined;
         }
-        // A file that is not valid JSON but is named like one is still reported by the loader.
-        if (json === undefined ? /"cases"\s*:/.test(fs.readFileSync(p, 'utf8')) : looksLikeCaseFile(json)) files.push(p);
+        // A file that is not valid JSON (or is over a limit) but looks like a case file is
+        // still reported by the loader; only its first 64 KiB are looked at.
+        if (json === undefined ? /"cases"\s*:|"smoothce-cases"/.test(head(p)) : looksLikeCaseFile(json)) files.push(p);
         else skipped.push(p);
       }
     }

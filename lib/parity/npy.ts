@@ -47,7 +47,7 @@ export class NpyError extends Error {
 
 function parseHeader(text: string, file?: string): { descr: string; fortran: boolean; shape: number[] } {
   const fail = (what: string): never => {
-    throw new NpyError(`invalid .npy header (${what}): ${JSON.stringify(text.trim())}`, file);
+    throw new NpyError(`invalid .npy header (${what}): ${shown(text)}`, file);
   };
   const body = text.trim();
   if (!body.startsWith('{') || !body.endsWith('}')) fail('not a dict literal');
@@ -58,9 +58,10 @@ function parseHeader(text: string, file?: string): { descr: string; fortran: boo
   for (const part of shapeText.split(',')) {
     const p = part.trim();
     if (p === '') continue;
-    if (!/^\d+L?$/.test(p)) fail(`shape entry ${JSON.stringify(p)}`);
+    if (!/^\d+L?$/.test(p)) fail(`shape entry ${shown(p)} is not a non-negative integer`);
     const d = Number.parseInt(p, 10);
     if (!Number.isSafeInteger(d)) fail(`shape entry ${p} too large`);
+    if (shape.length === NPY_LIMITS.maxDims) fail(`more than ${NPY_LIMITS.maxDims} dimensions`);
     shape.push(d);
   }
   return { descr, fortran: fortranText === 'True', shape };
@@ -80,27 +81,69 @@ function kindOf(descr: string, file?: string): { kind: Kind; little: boolean } {
   return { kind, little: m[1] !== '>' };
 }
 
-/** Parses the bytes of a .npy file. The result owns fresh, aligned memory. */
-export function parseNpy(bytes: Uint8Array, file?: string): NpyArray {
-  if (bytes.length < 10 || !MAGIC.equals(Buffer.from(bytes.buffer, bytes.byteOffset, 6))) {
+/**
+ * Limits that keep a hostile file cheap: it is refused, with an NpyError, before any
+ * allocation larger than the file itself. numpy's own reader refuses headers over 10,000
+ * bytes unless told otherwise, and numpy 2 arrays have at most 64 dimensions.
+ */
+export const NPY_LIMITS = Object.freeze({
+  /** Longest header accepted, in bytes. */
+  maxHeaderBytes: 65_536,
+  /** Most dimensions accepted. */
+  maxDims: 64,
+});
+
+function shown(text: string): string {
+  const s = JSON.stringify(text.trim());
+  return s.length > 200 ? `${s.slice(0, 200)}…" (${text.length} characters)` : s;
+}
+
+/** What the fixed-size preamble says: the format version and where the header lies. */
+function preamble(head: Uint8Array, total: number, file?: string): { major: number; start: number; headerLen: number } {
+  if (head.length < 10 || !MAGIC.equals(Buffer.from(head.buffer, head.byteOffset, 6))) {
     throw new NpyError('not a .npy file (missing the \\x93NUMPY magic)', file);
   }
-  const major = bytes[6];
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const major = head[6];
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
   let headerLen: number;
   let start: number;
   if (major === 1) {
     headerLen = view.getUint16(8, true);
     start = 10;
   } else if (major === 2 || major === 3) {
-    if (bytes.length < 12) throw new NpyError('truncated .npy header', file);
+    if (head.length < 12) throw new NpyError('truncated .npy header', file);
     headerLen = view.getUint32(8, true);
     start = 12;
   } else {
-    throw new NpyError(`unsupported .npy format version ${major}.${bytes[7]} (1.0, 2.0 and 3.0 are supported)`, file);
+    throw new NpyError(`unsupported .npy format version ${major}.${head[7]} (1.0, 2.0 and 3.0 are supported)`, file);
   }
-  if (start + headerLen > bytes.length) throw new NpyError('truncated .npy header', file);
-  const header = Buffer.from(bytes.buffer, bytes.byteOffset + start, headerLen).toString(major === 3 ? 'utf8' : 'latin1');
+  if (headerLen > NPY_LIMITS.maxHeaderBytes) {
+    throw new NpyError(`.npy header of ${headerLen} bytes is longer than the limit of ${NPY_LIMITS.maxHeaderBytes} bytes`, file);
+  }
+  if (start + headerLen > total) {
+    throw new NpyError(`truncated .npy header: it claims ${headerLen} bytes, the file has ${Math.max(0, total - start)} after the preamble`, file);
+  }
+  return { major, start, headerLen };
+}
+
+interface Layout {
+  descr: string;
+  shape: number[];
+  kind: Kind;
+  little: boolean;
+  count: number;
+  /** Byte offset of the data. */
+  offset: number;
+  /** Bytes of data the header claims. */
+  need: number;
+}
+
+/**
+ * Checks the header against the file's length (`total` bytes): the claimed data must
+ * be exactly what the file holds, so nothing is allocated for a claim the file cannot back.
+ */
+function layout(headerBytes: Uint8Array, major: number, start: number, total: number, file?: string): Layout {
+  const header = Buffer.from(headerBytes.buffer, headerBytes.byteOffset, headerBytes.byteLength).toString(major === 3 ? 'utf8' : 'latin1');
   const { descr, fortran, shape } = parseHeader(header, file);
   if (fortran) {
     throw new NpyError(
@@ -110,24 +153,54 @@ export function parseNpy(bytes: Uint8Array, file?: string): NpyArray {
   }
   const { kind, little } = kindOf(descr, file);
   const info = KINDS[kind];
+  // The element count, refused as soon as the product of the dimensions passes 2^53 (where
+  // it would lose precision), even beside a zero dimension (as numpy refuses it).
+  const offset = start + headerBytes.length;
+  const have = total - offset;
+  const dims = `(${shape.join(', ')})`;
   let count = 1;
-  for (const d of shape) count *= d;
-  const offset = start + headerLen;
+  for (const d of shape) {
+    if (d !== 0 && count > Number.MAX_SAFE_INTEGER / d) {
+      throw new NpyError(`shape ${dims} has more than 2^53 elements (its product overflows); the file has ${have} bytes of data`, file);
+    }
+    if (d !== 0) count *= d;
+  }
+  if (shape.includes(0)) count = 0;
   const need = count * info.bytes;
-  if (bytes.length - offset < need) {
-    throw new NpyError(
-      `truncated .npy data: shape (${shape.join(', ')}) of ${descr} needs ${need} bytes, file has ${bytes.length - offset}`,
-      file,
-    );
+  if (!Number.isSafeInteger(need)) {
+    throw new NpyError(`shape ${dims} of ${descr} needs more than 2^53 bytes; the file has ${have}`, file);
   }
-  if (bytes.length - offset > need) {
-    throw new NpyError(`.npy file has ${bytes.length - offset - need} bytes after the data of shape (${shape.join(', ')})`, file);
+  if (have < need) {
+    throw new NpyError(`truncated .npy data: shape ${dims} of ${descr} needs ${need} bytes, file has ${have}`, file);
   }
-  const data = new info.ctor(count);
-  const src = bytes.subarray(offset, offset + need);
-  new Uint8Array(data.buffer).set(src);
-  if (info.bytes > 1 && little !== isLittleEndianHost()) swapBytes(new Uint8Array(data.buffer), info.bytes);
-  return { data, shape, dtype: info.dtype, descr };
+  if (have > need) {
+    throw new NpyError(`.npy file has ${have - need} bytes after the data of shape ${dims}`, file);
+  }
+  return { descr, shape, kind, little, count, offset, need };
+}
+
+function allocate(l: Layout, file?: string): NpyArray['data'] {
+  try {
+    return new KINDS[l.kind].ctor(l.count);
+  } catch (err) {
+    // A typed array past the engine's limit, or memory refused: still a file problem.
+    throw new NpyError(`cannot hold shape (${l.shape.join(', ')}) of ${l.descr} (${l.need} bytes) in memory: ${(err as Error).message}`, file);
+  }
+}
+
+function finish(l: Layout, data: NpyArray['data']): NpyArray {
+  const info = KINDS[l.kind];
+  if (info.bytes > 1 && l.little !== isLittleEndianHost()) swapBytes(new Uint8Array(data.buffer), info.bytes);
+  return { data, shape: l.shape, dtype: info.dtype, descr: l.descr };
+}
+
+/** Parses the bytes of a .npy file. The result owns fresh, aligned memory. */
+export function parseNpy(bytes: Uint8Array, file?: string): NpyArray {
+  const { major, start, headerLen } = preamble(bytes.subarray(0, 12), bytes.length, file);
+  const l = layout(bytes.subarray(start, start + headerLen), major, start, bytes.length, file);
+  const data = allocate(l, file);
+  new Uint8Array(data.buffer).set(bytes.subarray(l.offset, l.offset + l.need));
+  return finish(l, data);
 }
 
 function isLittleEndianHost(): boolean {
@@ -193,15 +266,62 @@ export function formatNpy(data: TensorData, shape: readonly number[]): Buffer {
   return out;
 }
 
-/** Reads a .npy file. */
+/** Reads `length` bytes at `position` (fewer only at the end of the file). */
+function readAt(fd: number, position: number, into: Uint8Array): number {
+  let done = 0;
+  while (done < into.length) {
+    const n = fs.readSync(fd, into, done, into.length - done, position + done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+}
+
+function fileKind(st: fs.Stats): string {
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a pipe';
+  if (st.isCharacterDevice() || st.isBlockDevice()) return 'a device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a regular file';
+}
+
+/**
+ * Reads a .npy file. Only regular files are read (a pipe or a device such as /dev/zero is
+ * refused before it is opened for reading), and the header is checked against the file's
+ * size before the data is read straight into the result: peak memory is about the file's
+ * size, and a header that claims more than the file holds is refused without allocating.
+ */
 export function readNpy(file: string): NpyArray {
-  let bytes: Buffer;
+  let fd: number;
   try {
-    bytes = fs.readFileSync(file);
+    const st = fs.statSync(file);
+    if (!st.isFile()) throw new NpyError(`cannot read: ${fileKind(st)}, not a .npy file`, file);
+    // O_NONBLOCK: a path swapped for a pipe after the check cannot block the open.
+    fd = fs.openSync(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0));
   } catch (err) {
+    if (err instanceof NpyError) throw err;
     throw new NpyError(`cannot read: ${(err as Error).message}`, file);
   }
-  return parseNpy(bytes, file);
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw new NpyError(`cannot read: ${fileKind(st)}, not a .npy file`, file);
+    const total = st.size;
+    const head = new Uint8Array(Math.min(12, total));
+    readAt(fd, 0, head);
+    const { major, start, headerLen } = preamble(head, total, file);
+    const headerBytes = new Uint8Array(headerLen);
+    if (readAt(fd, start, headerBytes) < headerLen) throw new NpyError('truncated .npy header (the file shrank while read)', file);
+    const l = layout(headerBytes, major, start, total, file);
+    const data = allocate(l, file);
+    const got = readAt(fd, l.offset, new Uint8Array(data.buffer, 0, l.need));
+    if (got < l.need) throw new NpyError(`truncated .npy data: read ${got} of ${l.need} bytes (the file shrank while read)`, file);
+    return finish(l, data);
+  } catch (err) {
+    if (err instanceof NpyError) throw err;
+    throw new NpyError(`cannot read: ${(err as Error).message}`, file);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /** Writes a .npy file (see formatNpy). */

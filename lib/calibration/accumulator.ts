@@ -9,7 +9,7 @@
  * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
  * in its notes.
  */
-import { inconsistent, rangeError, typeError } from '../errors';
+import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
 import { readOptions } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats } from './compute';
@@ -115,7 +115,7 @@ export class Accumulator {
 
   /** The report over everything added so far (adaptiveEce: null; see the class comment). */
   report(): CalibrationReport {
-    if (!this.#stats) throw new RangeError('Invalid accumulator: no samples yet (call update() first)');
+    if (!this.#stats) throw rangeErrorMessage('Invalid accumulator: it has no samples yet; call update() with at least one batch first');
     return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE]);
   }
 

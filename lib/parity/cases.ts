@@ -10,6 +10,7 @@
  *   { "dtype": "float32", "shape": [4096, 1000], "npy": "cases.data/big.input.npy" }.
  * Validation is strict: any problem names the file, the case and the field.
  */
+import { ERROR_CODES } from '../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../tensor';
@@ -75,7 +76,7 @@ export function isExpectedError(e: ParityCase['expected']): e is ExpectedError {
 
 /** A problem in a case file: `file`, `caseName` and `field` say where. */
 export class CaseFormatError extends Error {
-  readonly code = 'ERR_SMOOTHCE_CASE_FORMAT';
+  readonly code = ERROR_CODES.CASE_FORMAT;
   constructor(
     message: string,
     readonly file?: string,

@@ -38,6 +38,7 @@ export {
   toMatchTorch,
   reference,
   DEFAULT_TOLERANCES,
+  CASE_FILE_SCHEMA,
 } from './parity';
 export type {
   ParityCase,

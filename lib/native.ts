@@ -223,7 +223,7 @@ let cached: NativeBinding | undefined;
  */
 function withErrorCodes<T extends object>(binding: T): T {
   const out: Record<string, unknown> = Object.create(Object.getPrototypeOf(binding));
-  for (const key of Object.keys(binding)) {
+  for (const key of Object.getOwnPropertyNames(binding)) {
     const value = (binding as Record<string, unknown>)[key];
     if (typeof value !== 'function' || /^[A-Z]/.test(key)) {
       out[key] = value;

@@ -10,6 +10,7 @@
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { DTYPES } from '../tensor';
+import { codedError, ERROR_CODES } from '../errors';
 
 const DTYPE_NAMES = Object.keys(DTYPES);
 const FLOAT_DTYPES = DTYPE_NAMES.filter((d) => DTYPES[d as keyof typeof DTYPES].float);
@@ -163,7 +164,7 @@ function validators(): { file: ValidateFunction; case: ValidateFunction } {
     ajv.addKeyword('x-messages');
     const file = ajv.compile(CASE_FILE_SCHEMA);
     const one = ajv.getSchema(`${CASE_FILE_SCHEMA.$id}#/definitions/case`);
-    if (!one) throw new Error('case-schema: no #/definitions/case');
+    if (!one) throw codedError(ERROR_CODES.CASE_FORMAT, 'the case-file schema has no #/definitions/case (a bug in smoothce)');
     compiled = { file, case: one };
   }
   return compiled;

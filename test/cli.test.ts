@@ -118,7 +118,7 @@ describe('npx smoothce', () => {
     fs.writeFileSync(empty, JSON.stringify({ ...json, cases: [] }));
     const none = run('parity', empty);
     expect(none.status).toBe(2);
-    expect(none.stderr).toMatch(/no cases in .*empty\.json/);
+    expect(none.stderr).toMatch(/no cases in .*empty\.json.*\(ERR_SMOOTHCE_NO_CASES\)/);
   });
 
   it.runIf(!cudaAvailable())('--device cuda on a CPU-only build: one error up front, exit 2', () => {

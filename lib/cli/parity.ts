@@ -69,7 +69,8 @@ export function runParity(paths: readonly string[], options: ParityCliOptions, o
     }
     requireDevice(options.device);
   } catch (err) {
-    out.error(`smoothce parity: ${(err as Error).message}`);
+    const code = (err as { code?: unknown }).code;
+    out.error(`smoothce parity: ${(err as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`);
     return EXIT.USAGE;
   }
 

@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CASE_FILE_SCHEMA, caseFileValidator } from '../lib/parity/case-schema';
-import { CaseFormatError, loadCaseFile, parseCaseFile, parseJson } from '../lib/parity/cases';
+import { CaseFormatError, loadCaseFile, parseCaseFile, parseJson, parseTensor } from '../lib/parity/cases';
 import { ERROR_CODES } from '../lib/errors';
 import { PYTHON, tempDir } from './helpers/parity-oracle';
 
@@ -78,6 +78,7 @@ describe('the case-file JSON Schema', () => {
       [{ cases: [{ ...base, grad_output: 'two' }] }, /grad_output: expected a number, a tensor .* or null, got "two"$/],
       [{ cases: [{ ...base, weight: { dtype: 'float32', shape: [2] } }] }, /weight: expected exactly one of "data" and "npy", got \{"dtype":"float32","shape":\[2\]\}$/],
       [[], /^s\.json: expected a case file object/],
+      [{ cases: [{ ...base, input: 42 }] }, /^s\.json: case "c1" \(#0\): input: expected a tensor \{"dtype", "shape", "data"\} or \{"dtype", "shape", "npy"\}, got 42$/],
     ];
     for (const [json, message] of bad) {
       let err: unknown;
@@ -90,5 +91,13 @@ describe('the case-file JSON Schema', () => {
       expect((err as CaseFormatError).code).toBe(ERROR_CODES.CASE_FORMAT);
       expect((err as Error).message).toMatch(message);
     }
+  });
+
+  it('checks a lone tensor too (parseTensor, used by the toMatchTorch matcher)', () => {
+    expect(() => parseTensor({ dtype: 'float32', shape: [1], data: [1], npy: 'a.npy' }, 'expected.loss')).toThrow(
+      /^expected\.loss: expected exactly one of "data" and "npy", got /,
+    );
+    expect(() => parseTensor({ dtype: 'float8', shape: [1], data: [1] }, 'received')).toThrow(/^received\.dtype: expected one of float32, /);
+    expect(Array.from(parseTensor({ dtype: 'float64', shape: [2], data: ['NaN', 1] }).data as Float64Array)).toEqual([NaN, 1]);
   });
 });

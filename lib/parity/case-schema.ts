@@ -20,19 +20,24 @@ const TENSOR_TEXT = 'a tensor {"dtype", "shape", "data"} or {"dtype", "shape", "
 /** A tensor whose dtype is one of `dtypes` (or, with `dtypes` null, any lower-case name). */
 function tensor(dtypes: readonly string[] | null, dtypeText: string): Record<string, unknown> {
   return {
-    type: 'object',
     'x-expected': TENSOR_TEXT,
-    'x-messages': { oneOf: 'exactly one of "data" and "npy"' },
-    required: ['dtype', 'shape'],
-    properties: {
-      dtype: dtypes ? { enum: dtypes, 'x-expected': dtypeText } : { type: 'string', pattern: '^[a-z][a-z0-9_]*$', 'x-expected': 'a dtype name' },
-      shape: { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers' },
-      // Values are checked while reading (their number, nesting and range depend on shape and dtype).
-      data: { type: ['array', 'number', 'string'], 'x-expected': 'an array of values' },
-      npy: { type: 'string', minLength: 1, 'x-expected': 'a path relative to the case file' },
-    },
-    additionalProperties: false,
-    oneOf: [{ required: ['data'] }, { required: ['npy'] }],
+    // In order: the object's shape first (a non-object fails here), then "data" xor "npy".
+    allOf: [
+      {
+        type: 'object',
+        'x-expected': TENSOR_TEXT,
+        required: ['dtype', 'shape'],
+        properties: {
+          dtype: dtypes ? { enum: dtypes, 'x-expected': dtypeText } : { type: 'string', pattern: '^[a-z][a-z0-9_]*$', 'x-expected': 'a dtype name' },
+          shape: { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers' },
+          // Values are checked while reading (their number, nesting and range depend on shape and dtype).
+          data: { type: ['array', 'number', 'string'], 'x-expected': 'an array of values' },
+          npy: { type: 'string', minLength: 1, 'x-expected': 'a path relative to the case file' },
+        },
+        additionalProperties: false,
+      },
+      { 'x-expected': 'exactly one of "data" and "npy"', oneOf: [{ required: ['data'] }, { required: ['npy'] }] },
+    ],
   };
 }
 
@@ -86,6 +91,8 @@ export const CASE_FILE_SCHEMA = {
   },
   // Other top-level keys are free metadata.
   definitions: {
+    /** One tensor of smoothce's dtypes (parseTensor, the toMatchTorch matcher). */
+    tensor: tensor(DTYPE_NAMES, `one of ${DTYPE_NAMES.join(', ')}`),
     case: {
       type: 'object',
       'x-expected': 'a case object',
@@ -155,17 +162,18 @@ export const CASE_FILE_SCHEMA = {
   },
 } as const;
 
-let compiled: { file: ValidateFunction; case: ValidateFunction } | undefined;
+let compiled: { file: ValidateFunction; case: ValidateFunction; tensor: ValidateFunction } | undefined;
 
-function validators(): { file: ValidateFunction; case: ValidateFunction } {
+function validators(): { file: ValidateFunction; case: ValidateFunction; tensor: ValidateFunction } {
   if (!compiled) {
     const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true });
     ajv.addKeyword('x-expected');
     ajv.addKeyword('x-messages');
     const file = ajv.compile(CASE_FILE_SCHEMA);
     const one = ajv.getSchema(`${CASE_FILE_SCHEMA.$id}#/definitions/case`);
-    if (!one) throw codedError(ERROR_CODES.CASE_FORMAT, 'the case-file schema has no #/definitions/case (a bug in smoothce)');
-    compiled = { file, case: one };
+    const tensorOnly = ajv.getSchema(`${CASE_FILE_SCHEMA.$id}#/definitions/tensor`);
+    if (!one || !tensorOnly) throw codedError(ERROR_CODES.CASE_FORMAT, 'the case-file schema lacks a definition (a bug in smoothce)');
+    compiled = { file, case: one, tensor: tensorOnly };
   }
   return compiled;
 }
@@ -178,6 +186,11 @@ export function caseFileValidator(): ValidateFunction {
 /** The compiled validator of one case. */
 export function caseValidator(): ValidateFunction {
   return validators().case;
+}
+
+/** The compiled validator of one tensor. */
+export function tensorValidator(): ValidateFunction {
+  return validators().tensor;
 }
 
 /** Where an ajv error is, and what was expected there, in words. */

@@ -17,7 +17,7 @@ import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from
 import type { Reduction } from '../options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
 import { editDistance } from '../options';
-import { caseFileValidator, caseValidator, schemaProblem } from './case-schema';
+import { caseFileValidator, caseValidator, schemaProblem, tensorValidator } from './case-schema';
 import type { ValidateFunction } from 'ajv';
 
 export const CASE_FORMAT = 'smoothce-cases';
@@ -166,7 +166,7 @@ function schemaView(v: unknown): unknown {
  * CaseFormatError naming the file, the case and the field. `cases` is the file's case list
  * when validating a whole file (to name the case), `ctx` the case when validating one.
  */
-function checkSchema(v: unknown, validate: ValidateFunction, ctx: Ctx): void {
+function checkSchema(v: unknown, validate: ValidateFunction, ctx: Ctx, prefix = ''): void {
   if (validate(schemaView(v))) return;
   const p = schemaProblem(validate.errors ?? []);
   let rest = p.path;
@@ -178,7 +178,7 @@ function checkSchema(v: unknown, validate: ValidateFunction, ctx: Ctx): void {
     at = { ...ctx, caseIndex: index, caseName: name };
     rest = rest.slice(2);
   }
-  const field = rest.reduce((f, seg) => (/^\d+$/.test(seg) ? `${f}[${seg}]` : f ? `${f}.${seg}` : seg), '');
+  const field = rest.reduce((f, seg) => (/^\d+$/.test(seg) ? `${f}[${seg}]` : f ? `${f}.${seg}` : seg), prefix);
   if (p.unknownKey) {
     const near = nearKey(p.unknownKey.key, p.unknownKey.known);
     fail(at, field, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known keys: ${p.unknownKey.known.join(', ')}`);
@@ -611,5 +611,6 @@ export function asTensor(t: CaseTensor): Tensor {
  * relative to `baseDir`) or as a smoothce Tensor; `field` names it in errors.
  */
 export function parseTensor(v: unknown, field = 'tensor', baseDir = process.cwd()): CaseTensor {
+  checkSchema(v, tensorValidator(), { baseDir }, field);
   return readTensor(v, { baseDir }, field);
 }

@@ -11,7 +11,7 @@ import { native } from './native';
 import { prepare, readOptions, type Device, type Prepared } from './options';
 import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, type TensorInput } from './device';
-import { rangeError, typeError } from './errors';
+import { rangeError, rangeErrorMessage, typeError } from './errors';
 import { tensor } from './tensor';
 import { replaceState } from './state';
 
@@ -154,10 +154,12 @@ export class LossAccumulator {
     }
     const kind = prepared.probabilityTarget ? 'probability' : 'index';
     if (this.classes !== null && prepared.classes !== this.classes) {
-      throw new RangeError(`Invalid input for ${fn}: ${prepared.classes} classes, but this accumulator has seen ${this.classes}`);
+      throw rangeErrorMessage(
+        `Invalid input for ${fn}: it has ${prepared.classes} classes but this accumulator has seen ${this.classes}; pass inputs with ${this.classes} classes or use a new accumulator`,
+      );
     }
     if (this.targetKind !== null && kind !== this.targetKind) {
-      throw new RangeError(
+      throw rangeErrorMessage(
         `Invalid target for ${fn}: ${kind === 'index' ? 'class indices' : 'probabilities'}, but this accumulator has seen ` +
           `${this.targetKind === 'index' ? 'class indices' : 'probabilities'} (their means have different denominators)`,
       );
@@ -237,15 +239,15 @@ export class LossAccumulator {
   merge(other: LossAccumulator): this {
     if (!(other instanceof LossAccumulator)) throw typeError('other', 'a LossAccumulator', other);
     if (other.signature() !== this.signature()) {
-      throw new RangeError(
-        'Invalid other for LossAccumulator.merge: its options (reduction, labelSmoothing, ignoreIndex, weight) differ from this accumulator\'s',
+      throw rangeErrorMessage(
+        'Invalid other for LossAccumulator.merge: its options (reduction, labelSmoothing, ignoreIndex, weight) differ from this accumulator\'s; merge only accumulators made with the same options',
       );
     }
     if (other.classes !== null && this.classes !== null && other.classes !== this.classes) {
-      throw new RangeError(`Invalid other for LossAccumulator.merge: it has seen ${other.classes} classes, this one ${this.classes}`);
+      throw rangeErrorMessage(`Invalid other for LossAccumulator.merge: it has seen ${other.classes} classes but this one has seen ${this.classes}; merge only accumulators of the same model`);
     }
     if (other.targetKind !== null && this.targetKind !== null && other.targetKind !== this.targetKind) {
-      throw new RangeError('Invalid other for LossAccumulator.merge: one has seen class indices, the other probabilities');
+      throw rangeErrorMessage('Invalid other for LossAccumulator.merge: one has seen class indices and the other probabilities, whose means have different denominators; keep them in separate accumulators');
     }
     if (other === this) {
       const copy = LossAccumulator.fromJSON(this.toJSON());

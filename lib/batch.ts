@@ -13,7 +13,7 @@
  * Gradients of a chunked mean use gradOutput = g / D in every chunk, so each chunk's
  * gradient is the global mean's gradient restricted to its rows.
  */
-import { typeError, rangeError } from './errors';
+import { typeError, rangeError, rangeErrorMessage } from './errors';
 import { isDeviceTensor, tensorArg } from './device';
 import type { NativeArgs, NativeTensor } from './native';
 import type { Prepared } from './options';
@@ -113,7 +113,7 @@ export function wrappedIgnoreTarget(prepared: Prepared, target?: unknown): numbe
 
 /** The error for a mean that wrappedIgnoreTarget says this module cannot combine. */
 export function wrappedIgnoreError(fn: string, wrapped: number, ignoreIndex: bigint): RangeError {
-  return new RangeError(
+  return rangeErrorMessage(
     `Invalid target for ${fn}: uint8 class index ${wrapped} is ignoreIndex ${ignoreIndex} wrapped to 8 bits; with ` +
       "labelSmoothing > 0 and reduction 'mean', PyTorch's smoothing term ignores those targets and its nll term does " +
       `not, so the mean has two denominators, which ${fn.split('.')[0]} cannot combine. Pass int32/int64 targets ` +

@@ -17,7 +17,7 @@ import { native, type NativeArgs, type NativeResult, type NativeTensor } from '.
 import { prepare, readOptions, type Device, type Prepared, type Reduction } from './options';
 import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
 import { checkDevice, isDeviceTensor, type HostTensorInput } from './device';
-import { rangeError, typeError } from './errors';
+import { codedError, ERROR_CODES, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from './errors';
 import { numel, tensor, type FloatArray, type Tensor, type TensorData } from './tensor';
 
 export interface BatcherOptions {
@@ -82,10 +82,6 @@ interface Queue {
   timer: NodeJS.Timeout | null;
 }
 
-function codedError<E extends Error>(err: E, code: string): E {
-  (err as E & { code: string }).code = code;
-  return err;
-}
 
 function positiveInt(o: Record<string, unknown>, name: string, dflt: number, allowInfinity = false): number {
   const v = o[name];
@@ -162,20 +158,28 @@ export class Batcher {
     let req: Request;
     let key: string;
     try {
-      if (this.closed) throw codedError(new Error('Batcher is closed: score() cannot take new requests'), 'ERR_SMOOTHCE_CLOSED');
+      if (this.closed) throw codedError(ERROR_CODES.CLOSED, 'Batcher is closed: score() cannot take new requests; make a new Batcher');
       if (isDeviceTensor(input) || isDeviceTensor(target)) {
-        throw typeError('input', 'host tensors { data, shape, dtype } (a Batcher concatenates requests on the host)', 'a DeviceTensor');
+        throw typeErrorMessage(
+          `Expected host tensors { data, shape, dtype } for Batcher.score's ${isDeviceTensor(input) ? 'input' : 'target'} but received a DeviceTensor; ` +
+            'a Batcher concatenates requests on the host: pass host tensors, or call crossEntropy directly with device tensors',
+        );
       }
       const prepared = prepare(input, target, this.lossOptions, 'Batcher.score');
       const shape = prepared.args.input.shape;
       const rows = shape.length === 1 ? 1 : shape[0];
+      if (rows > this.maxQueue) {
+        throw rangeErrorMessage(
+          `Expected at most maxQueue (${this.maxQueue}) rows for Batcher.score's input but received ${rows} rows; ` +
+            'it can never be queued: split it, call crossEntropy directly, or raise maxQueue',
+          ERROR_CODES.REQUEST_TOO_LARGE,
+        );
+      }
       if (this.pendingRows + rows > this.maxQueue) {
-        throw codedError(
-          new RangeError(
-            `Batcher queue is full: ${this.pendingRows} rows pending + ${rows} requested > maxQueue (${this.maxQueue}); ` +
-              'retry later or raise maxQueue',
-          ),
-          'ERR_SMOOTHCE_QUEUE_FULL',
+        throw rangeErrorMessage(
+          `Batcher queue is full: ${this.pendingRows} rows pending + ${rows} requested > maxQueue (${this.maxQueue}); ` +
+            'retry later or raise maxQueue',
+          ERROR_CODES.QUEUE_FULL,
         );
       }
       const rowShape = shape.length === 1 ? shape : shape.slice(1);
@@ -222,7 +226,7 @@ export class Batcher {
         for (const r of q.requests) {
           this.pendingRows -= r.rows;
           this.counters.requests++;
-          r.reject(codedError(new Error('Batcher was closed before this request was computed'), 'ERR_SMOOTHCE_CLOSED'));
+          r.reject(codedError(ERROR_CODES.CLOSED, 'Batcher was closed with { reject: true } before this request was computed; close() without it computes pending requests first'));
         }
       }
       this.queues.clear();

@@ -8,7 +8,7 @@
  * TypeScript before any native code runs, so an out-of-range target on CUDA is a
  * RangeError, never a device-side assert.
  */
-import { inconsistent, rangeError, typeError } from './errors';
+import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './errors';
 import type { FrameworkTensor } from './framework-tensor';
 import { native, type NativeDeviceTensor } from './native';
 import type { Device } from './options';
@@ -50,9 +50,10 @@ export function isDeviceTensor(value: unknown): value is DeviceTensor {
 }
 
 function disposedError(parameter: string): Error {
-  const err = new Error(`${parameter} is a DeviceTensor that was disposed; it cannot be used after dispose()`);
-  (err as Error & { code: string }).code = 'ERR_SMOOTHCE_DISPOSED';
-  return err;
+  return codedError(
+    ERROR_CODES.DISPOSED,
+    `${parameter} is a DeviceTensor that was disposed; it cannot be used after dispose() (keep the handle until its last use)`,
+  );
 }
 
 /**

@@ -11,7 +11,7 @@
  *
  * Defaults follow torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
  */
-import { rangeError, typeError } from './errors';
+import { ERROR_CODES, rangeError, typeError, type ErrorCode } from './errors';
 import { native } from './native';
 import { readOptions } from './options';
 import { replaceState } from './state';
@@ -81,8 +81,8 @@ export function parseStore(store: unknown): { host: string; port: number } {
 }
 
 export class DistributedError extends Error {
-  code: string;
-  constructor(message: string, code: string, cause?: unknown) {
+  code: ErrorCode;
+  constructor(message: string, code: ErrorCode, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'DistributedError';
     this.code = code;
@@ -94,7 +94,7 @@ function wrap(err: unknown, what: string): unknown {
   const timeout = /time ?out|timed out|Socket Timeout|Connection reset|Connection closed|may have died/i.test(err.message);
   return new DistributedError(
     `${what}: ${err.message}`,
-    timeout ? 'ERR_SMOOTHCE_DIST_TIMEOUT' : 'ERR_SMOOTHCE_DIST',
+    timeout ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST,
     err,
   );
 }
@@ -122,7 +122,7 @@ export class ProcessGroup {
   #enqueue<T>(what: string, op: (h: unknown) => Promise<T>): Promise<T> {
     const handle = this.#handle;
     if (handle === undefined) {
-      return Promise.reject(new DistributedError(`${what}: the process group was destroyed`, 'ERR_SMOOTHCE_DIST_DESTROYED'));
+      return Promise.reject(new DistributedError(`${what}: the process group was destroyed; make a new one with distributed.init()`, ERROR_CODES.DIST_DESTROYED));
     }
     const run = this.#chain.then(
       () => op(handle),
@@ -237,13 +237,13 @@ export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
   if (!available()) {
     throw new DistributedError(
       'distributed.init: this build of smoothce has no c10d/Gloo support (install libgloo-dev and rebuild: npm run build:native)',
-      'ERR_SMOOTHCE_DIST_UNAVAILABLE',
+      ERROR_CODES.DIST_UNAVAILABLE,
     );
   }
   if (backend === 'nccl') {
     throw new DistributedError(
       `distributed.init: backend 'nccl' needs a CUDA LibTorch with NCCL; this addon was built against LibTorch ${native().torchVersion()} without it (use 'gloo')`,
-      'ERR_SMOOTHCE_DIST_UNAVAILABLE',
+      ERROR_CODES.DIST_UNAVAILABLE,
     );
   }
   let handle: unknown;

@@ -1,3 +1,5 @@
+export { ERROR_CODES } from './errors';
+export type { ErrorCode, CodedError } from './errors';
 export { tensor, numel } from './tensor';
 export type { Tensor, DType, TensorData, FloatArray } from './tensor';
 export { crossEntropy, crossEntropyAsync } from './cross-entropy';
@@ -36,6 +38,7 @@ export {
   toMatchTorch,
   reference,
   DEFAULT_TOLERANCES,
+  CASE_FILE_SCHEMA,
 } from './parity';
 export type {
   ParityCase,

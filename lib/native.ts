@@ -9,6 +9,7 @@
  */
 import * as path from 'node:path';
 import type { DType, TensorData } from './tensor';
+import { codeNativeError, ERROR_CODES, withCode } from './errors';
 
 export interface NativeTensor {
   data: TensorData;
@@ -272,8 +273,7 @@ function load(): NativeBinding {
           .join('\n'),
       { cause: err },
     );
-    (error as Error & { code: string }).code = 'ERR_SMOOTHCE_LOAD';
-    throw error;
+    throw withCode(error, ERROR_CODES.LOAD);
   }
   checkTorchVersion(binding.torchVersion(), libtorchScript()?.loadedLibrary() ?? null, addonPath() ?? 'smoothce.node');
   return binding;
@@ -281,9 +281,42 @@ function load(): NativeBinding {
 
 let cached: NativeBinding | undefined;
 
+/**
+ * The binding with each function wrapped so that what it throws (or its promise rejects
+ * with) carries a code (errors.ts codeNativeError): the addon's argument checks throw plain
+ * TypeError/RangeError; LibTorch's failures already carry ERR_SMOOTHCE_NATIVE. Classes
+ * (DeviceTensor) are left as they are.
+ */
+function withErrorCodes<T extends object>(binding: T): T {
+  const out: Record<string, unknown> = Object.create(Object.getPrototypeOf(binding));
+  for (const key of Object.getOwnPropertyNames(binding)) {
+    const value = (binding as Record<string, unknown>)[key];
+    if (typeof value !== 'function' || /^[A-Z]/.test(key)) {
+      out[key] = value;
+      continue;
+    }
+    const fn = value as (...args: unknown[]) => unknown;
+    out[key] = function (this: unknown, ...args: unknown[]): unknown {
+      let result: unknown;
+      try {
+        result = fn.apply(binding, args);
+      } catch (err) {
+        throw codeNativeError(err);
+      }
+      if (result instanceof Promise) {
+        return result.catch((err: unknown) => {
+          throw codeNativeError(err);
+        });
+      }
+      return result;
+    };
+  }
+  return out as T;
+}
+
 /** The native binding, loaded on first use (or by preloadNative()). */
 export function native(): NativeBinding {
-  cached ??= load();
+  cached ??= withErrorCodes(load());
   return cached;
 }
 

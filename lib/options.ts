@@ -4,7 +4,7 @@
  * where PyTorch is silent (see README, "Where smoothce differs from PyTorch").
  */
 import * as os from 'node:os';
-import { article, describe, inconsistent, rangeError, typeError } from './errors';
+import { article, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from './errors';
 import type { NativeArgs, NativeTensor } from './native';
 import { checkTensor, DTYPES, numel, type DType, type Tensor } from './tensor';
 import { nativeTensorArg, resolveDevice, tensorArg } from './device';
@@ -101,7 +101,7 @@ export function readOptions(options: unknown, known: readonly string[], fn: stri
   const out: Record<string, unknown> = Object.create(null);
   if (options === undefined) return out;
   if (options === null || typeof options !== 'object' || Array.isArray(options) || ArrayBuffer.isView(options)) {
-    throw typeError('options', `an options object for ${fn}`, options);
+    throw typeError(`the options of ${fn}`, 'an object (or undefined)', options);
   }
   for (const key of Object.keys(options)) {
     if (!known.includes(key)) {
@@ -109,7 +109,7 @@ export function readOptions(options: unknown, known: readonly string[], fn: stri
         .map((k) => [k, editDistance(key.toLowerCase(), k.toLowerCase())] as const)
         .sort((x, y) => x[1] - y[1])[0];
       const hint = best && best[1] <= 3 ? ` (did you mean '${best[0]}'?)` : '';
-      throw new TypeError(`Unknown option '${key}' for ${fn}${hint}; known options: ${known.join(', ')}`);
+      throw typeErrorMessage(`Unknown option '${key}' for ${fn}${hint}; known options: ${known.join(', ')}`, ERROR_CODES.UNKNOWN_OPTION);
     }
     const value = (options as Record<string, unknown>)[key];
     if (value !== undefined) out[key] = value;
@@ -155,7 +155,7 @@ function unravel(flat: number, shape: readonly number[]): string {
 
 function badTarget(position: number, shape: readonly number[], value: bigint | number, classes: number, ignore: bigint): RangeError {
   const at = shape.length > 1 ? `target[${unravel(position, shape)}] (flat index ${position})` : `target[${position}]`;
-  return new RangeError(
+  return rangeErrorMessage(
     `Expected class indices in [0, ${classes}) or ignoreIndex (${ignore}) for target but ${at} is ${value}`,
   );
 }
@@ -273,7 +273,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
   let probabilityTarget = false;
   if (sameShape(t.shape, x.shape)) {
     if (!DTYPES[t.dtype].float) {
-      throw new TypeError(
+      throw typeErrorMessage(
         `Expected class indices of shape ${fmt(lossShape)} or float probabilities of shape ${fmt(x.shape)} ` +
           `for target but received ${article(t.dtype)} ${t.dtype} tensor of shape ${fmt(t.shape)}`,
       );
@@ -290,13 +290,13 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       if (t.shape.length === x.shape.length) {
         throw inconsistent('target', `probability targets must have the input's shape ${fmt(x.shape)}, received ${fmt(t.shape)}`);
       }
-      throw new TypeError(
+      throw typeErrorMessage(
         `Expected class indices (int64, int32 or uint8) of shape ${fmt(lossShape)}, or probabilities of shape ` +
           `${fmt(x.shape)}, for target but received ${article(t.dtype)} ${t.dtype} tensor of shape ${fmt(t.shape)}`,
       );
     }
     if (t.dtype === 'uint8' && x.shape.length > 2) {
-      throw typeError('target.dtype', 'int64 or int32 class indices for k-dimensional input (PyTorch takes uint8 only for 1-D/2-D input)', t.dtype);
+      throw typeError('target.dtype', 'int64 or int32 (PyTorch takes uint8 class indices only with 1-D/2-D input)', t.dtype);
     }
     if (!sameShape(t.shape, lossShape)) {
       throw inconsistent('target', `expected shape ${fmt(lossShape)} for input of shape ${fmt(x.shape)}, received ${fmt(t.shape)}`);
@@ -309,7 +309,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
   const gradOnDevice = opts.gradOnDevice ?? false;
   if (typeof gradOnDevice !== 'boolean') throw typeError('gradOnDevice', 'a boolean', gradOnDevice);
   if (gradOnDevice) {
-    if (!grad) throw new RangeError(`gradOnDevice was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+    if (!grad) throw rangeErrorMessage(`gradOnDevice was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
     if (opts.gradInto !== undefined) throw inconsistent('gradOnDevice', 'it cannot be combined with gradInto (a host buffer): pass one of them');
     if (impl === 'fused') throw inconsistent('gradOnDevice', "impl 'fused' writes host memory: use impl 'aten' (the default)");
     if (opts.batchSize !== undefined) throw inconsistent('gradOnDevice', 'it cannot be combined with batchSize (chunks are joined in host memory)');
@@ -317,7 +317,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
 
   let gradOutput: number | NativeTensor | null = null;
   if (opts.gradOutput !== undefined) {
-    if (!grad) throw new RangeError(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+    if (!grad) throw rangeErrorMessage(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
     const g = opts.gradOutput;
     if (typeof g === 'number') {
       gradOutput = g;
@@ -339,7 +339,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
       throw typeError('gradInto', `a ${want} (the input's data type)`, value);
     }
     const g = value as Float32Array | Float64Array;
-    if (!grad) throw new RangeError(`gradInto was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+    if (!grad) throw rangeErrorMessage(`gradInto was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
     if (g.length !== x.data.length) {
       throw rangeError('gradInto', `a ${want} of ${x.data.length} elements (the input's size)`, g);
     }

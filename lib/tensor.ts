@@ -85,7 +85,7 @@ function toTypedArray(data: ArrayLike<unknown>, dtype: DType, parameter: string)
   for (let i = 0; i < n; i++) {
     const v = data[i];
     if (typeof v !== 'number') throw typeError(`${parameter}[${i}]`, 'a number', v);
-    if (integer && !Number.isInteger(v)) throw rangeError(`${parameter}[${i}]`, `an integer for dtype ${dtype}`, v);
+    if (integer && !Number.isInteger(v)) throw rangeError(`${parameter}[${i}]`, `an integer (the dtype is ${dtype})`, v);
     (out as Float64Array)[i] = v;
   }
   return out;
@@ -111,11 +111,11 @@ export function tensor(data: unknown, shape?: readonly number[], dtype?: DType):
     }
     dt = dtype ?? inferred;
     if (DTYPES[dt].array !== DTYPES[inferred].array) {
-      throw typeError('data', `a ${DTYPES[dt].array} for dtype ${dt}`, data);
+      throw typeError('data', `a ${DTYPES[dt].array} (the array type of dtype ${dt})`, data);
     }
     typed = data as TensorData;
   } else if (Array.isArray(data)) {
-    if (dtype === undefined) throw typeError('dtype', 'a dtype when data is a plain array', dtype);
+    if (dtype === undefined) throw typeError('dtype', "a dtype such as 'float32' or 'int64' (a plain array has none to infer)", dtype);
     dt = dtype;
     typed = toTypedArray(data, dt, 'data');
   } else {
@@ -153,7 +153,7 @@ export function checkTensor(value: unknown, parameter: string): Tensor {
   if (!isDType(dtype)) throw typeError(`${parameter}.dtype`, `one of ${Object.keys(DTYPES).join(', ')}`, dtype);
   const arrayName = DTYPES[dtype].array;
   if (inferDType(data) === undefined || DTYPES[inferDType(data)!].array !== arrayName) {
-    throw typeError(`${parameter}.data`, `a ${arrayName} for dtype ${dtype}`, data);
+    throw typeError(`${parameter}.data`, `a ${arrayName} (the array type of dtype ${dtype})`, data);
   }
   const shape = checkShape(own('shape'), `${parameter}.shape`);
   const typed = data as TensorData;

@@ -81,7 +81,7 @@ describe('smoothce calibrate', () => {
   });
 
   it('bad input: clear errors, exit code 2 from the CLI', () => {
-    expect(() => runCalibrate({ scores, labels }, collect())).toThrow(/probabilities in \[0, 1\].*from: 'logits'/);
+    expect(() => runCalibrate({ scores, labels }, collect())).toThrow(/probabilities in \[0, 1\].*--from logits/);
     expect(() => runCalibrate({ scores, labels, from: 'logits', plot: path.join(dir, 'x.jpg') }, collect())).toThrow(/\.svg or \.png/);
     const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'calibrate', '--scores', scores, '--labels', labels, '--bins', '0'], { encoding: 'utf8' });
     expect(r.status).not.toBe(0);

@@ -1,7 +1,7 @@
 /**
  * docs/errors.md's table cannot drift: each row's call is run and must give the error
- * class and exactly the message the table shows. SMOOTHCE_UPDATE_ERRORS_DOC=1 rewrites the
- * Error and Message columns from what the calls give now (then review the diff).
+ * class, code and exactly the message the table shows. SMOOTHCE_UPDATE_ERRORS_DOC=1 rewrites
+ * the Error, Code and Message columns from what the calls give now (then review the diff).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +17,7 @@ interface Row {
   what: string;
   call: string;
   cls: string;
+  code: string;
   message: string;
 }
 
@@ -25,13 +26,16 @@ const escape = (s: string): string => s.replace(/\r?\n/g, ' ').replace(/\|/g, '\
 
 function rows(text: string): Row[] {
   const out: Row[] = [];
+  // The table under "## Bad calls and what they get" (the codes table above it is test/error-codes.test.ts's).
+  const start = text.split('\n').findIndex((line) => line.startsWith('## Bad calls'));
+  if (start < 0) throw new Error('docs/errors.md: no "## Bad calls and what they get" section');
   text.split('\n').forEach((line, i) => {
-    if (!line.startsWith('| ') || line.startsWith('| Bad input') || line.startsWith('| ---')) return;
+    if (i < start || !line.startsWith('| ') || line.startsWith('| Bad input') || line.startsWith('| ---')) return;
     const cells = line.slice(2, -2).split(/ (?<!\\)\| /);
-    const [what, call, cls, message] = [...cells.map((c) => c.trim()), '', '', ''];
-    const code = /^`(.*)`$/.exec(call);
-    if (!code) throw new Error(`docs/errors.md line ${i + 1}: the Call column must be one \`code\` span`);
-    out.push({ line: i + 1, what, call: code[1], cls, message: unescape(message) });
+    const [what, call, cls, code, message] = [...cells.map((c) => c.trim()), '', '', '', ''];
+    const span = /^`(.*)`$/.exec(call);
+    if (!span) throw new Error(`docs/errors.md line ${i + 1}: the Call column must be one \`code\` span`);
+    out.push({ line: i + 1, what, call: span[1], cls, code: code.replace(/^`|`$/g, ''), message: unescape(message) });
   });
   return out;
 }
@@ -70,15 +74,16 @@ const scope = { ...smoothce, x, t, native: native(), detached, disposed, nativeA
 // eslint-disable-next-line @typescript-eslint/no-empty-function
 const AsyncFunction = Object.getPrototypeOf(async () => {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>;
 
-async function outcome(call: string): Promise<{ cls: string; message: string }> {
+async function outcome(call: string): Promise<{ cls: string; code: string; message: string }> {
   const names = Object.keys(scope);
   const fn = new AsyncFunction(...names, `return await (${call});`);
   try {
     await fn(...names.map((n) => (scope as Record<string, unknown>)[n]));
-    return { cls: '(no error)', message: 'returns a result' };
+    return { cls: '(no error)', code: '-', message: 'returns a result' };
   } catch (err) {
-    if (!(err instanceof Error)) return { cls: `(threw ${typeof err})`, message: String(err) };
-    return { cls: err.constructor.name, message: err.message };
+    if (!(err instanceof Error)) return { cls: `(threw ${typeof err})`, code: '-', message: String(err) };
+    const code = (err as { code?: unknown }).code;
+    return { cls: err.constructor.name, code: typeof code === 'string' ? code : '(none)', message: err.message };
   }
 }
 
@@ -95,12 +100,13 @@ describe('docs/errors.md', () => {
   });
 
   if (UPDATE) {
-    it('rewrites the Error and Message columns', async () => {
+    it('rewrites the Error, Code and Message columns', async () => {
       const lines = text.split('\n');
       for (const r of table) {
         const o = await outcome(r.call);
         delete (Object.prototype as Record<string, unknown>).labelSmoothing;
-        lines[r.line - 1] = `| ${r.what} | \`${r.call}\` | ${o.cls} | ${escape(o.message)} |`;
+        const code = o.code.startsWith('ERR_') ? `\`${o.code}\`` : o.code;
+        lines[r.line - 1] = `| ${r.what} | \`${r.call}\` | ${o.cls} | ${code} | ${escape(o.message)} |`;
       }
       fs.writeFileSync(DOC, lines.join('\n'));
     });
@@ -111,7 +117,10 @@ describe('docs/errors.md', () => {
     const row = r as Row;
     const o = await outcome(row.call);
     expect(o.cls, row.call).toBe(row.cls);
+    expect(o.code, row.call).toBe(row.code);
     expect(escape(o.message), row.call).toBe(escape(row.message));
+    // Every error smoothce throws has a code; only the caller's own error (from a getter) passes through as it is.
+    if (o.cls !== '(no error)' && !/the caller getter failed/.test(o.message)) expect(o.code, row.call).toMatch(/^ERR_SMOOTHCE_[A-Z0-9_]+$/);
     // The contract behind the table: every message names what was wrong.
     if (o.cls !== '(no error)') expect(o.message.length).toBeGreaterThan(10);
   });

@@ -200,13 +200,13 @@ describe('calibration.Monitor validation', () => {
     expect(() => m.observe('b', tensor(new Float32Array([1, 2]), [2]))).toThrow(RangeError);
     expect(() => m.observe('b', tensor(new Float64Array([1, 2, 3]), [3]))).toThrow(/float32/);
     expect(() => m.observe('b', tensor(new Float32Array([1, NaN, 3]), [3]))).toThrow(RangeError);
-    expect(() => m.observe({}, row)).toThrow(TypeError);
+    expect(() => m.observe({} as never, row)).toThrow(TypeError);
     expect(() => m.observe('', row)).toThrow(RangeError);
-    expect(() => m.observe('b', [1, 2, 3])).toThrow(TypeError);
+    expect(() => m.observe('b', [1, 2, 3] as never)).toThrow(TypeError);
     expect(() => m.observe(['b', 'c'], row)).toThrow(RangeError);
     expect(() => m.label('a', 3)).toThrow(RangeError);
     expect(() => m.label('a', 1.5)).toThrow(RangeError);
-    expect(() => m.label('a', '1')).toThrow(TypeError);
+    expect(() => m.label('a', '1' as never)).toThrow(TypeError);
     expect(() => m.snapshot('nope')).toThrow(RangeError);
     expect(m.counts).toMatchObject({ observed: 1, pending: 1 });
     expect(m.label('a', 2)).toBe(true);

@@ -110,7 +110,7 @@ block('input.data', [
     name: 'a Float64Array labelled float32',
     args: () => [{ data: new Float64Array(6), shape: [2, 3], dtype: 'float32' }, t2()],
     error: TypeError,
-    message: /Float32Array for dtype float32 for input\.data but received a Float64Array of length 6/,
+    message: /Float32Array \(the array type of dtype float32\) for input\.data but received a Float64Array of length 6/,
   },
   {
     name: 'a DataView',
@@ -455,10 +455,10 @@ block('options', [
     error: TypeError,
     message: /Unknown option 'frobnicate' .*known options: labelSmoothing, reduction, weight, ignoreIndex, grad, gradOutput, device/,
   },
-  { name: 'a string', args: () => [x23(), t2(), 'mean'], error: TypeError, message: /options object .*for options but received "mean" of type string/ },
-  { name: 'null', args: () => [x23(), t2(), null], error: TypeError, message: /for options but received null/ },
-  { name: 'an array', args: () => [x23(), t2(), [0.1]], error: TypeError, message: /for options but received an array of length 1/ },
-  { name: 'a number', args: () => [x23(), t2(), 0.1], error: TypeError, message: /for options but received 0\.1 of type number/ },
+  { name: 'a string', args: () => [x23(), t2(), 'mean'], error: TypeError, message: /an object \(or undefined\) for the options of crossEntropy(Async)? but received "mean" of type string/ },
+  { name: 'null', args: () => [x23(), t2(), null], error: TypeError, message: /for the options of crossEntropy(Async)? but received null/ },
+  { name: 'an array', args: () => [x23(), t2(), [0.1]], error: TypeError, message: /for the options of crossEntropy(Async)? but received an array of length 1/ },
+  { name: 'a number', args: () => [x23(), t2(), 0.1], error: TypeError, message: /for the options of crossEntropy(Async)? but received 0\.1 of type number/ },
 ]);
 
 // ---------------------------------------------------------------------------------------

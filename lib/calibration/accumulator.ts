@@ -9,8 +9,8 @@
  * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
  * in its notes.
  */
-import type { Tensor } from '../tensor';
-import { inconsistent, rangeError, typeError } from '../errors';
+import type { TensorInput } from '../device';
+import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
 import { readOptions, type Device } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats, computeStatsAsync } from './compute';
@@ -63,7 +63,7 @@ export class Accumulator {
   }
 
   /** Adds a batch: scores (N, K) and labels (N). Returns this. */
-  update(scores: Tensor, labels: Tensor): this {
+  update(scores: TensorInput, labels: TensorInput): this {
     const inp = checkInputs(scores, labels);
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
@@ -81,7 +81,7 @@ export class Accumulator {
    * sums are the bits that update() called in the same order gives. Resolves to this;
    * every error, argument or data, rejects (nothing is added then).
    */
-  async updateAsync(scores: unknown, labels: unknown): Promise<this> {
+  async updateAsync(scores: TensorInput, labels: TensorInput): Promise<this> {
     const callSite = new Error();
     const inp = checkInputs(scores, labels);
     if (this.#stats && inp.k !== this.#stats.classes) {
@@ -151,7 +151,7 @@ export class Accumulator {
 
   /** The report over everything added so far (adaptiveEce: null; see the class comment). */
   report(): CalibrationReport {
-    if (!this.#stats) throw new RangeError('Invalid accumulator: no samples yet (call update() first)');
+    if (!this.#stats) throw rangeErrorMessage('Invalid accumulator: it has no samples yet; call update() with at least one batch first');
     return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE]);
   }
 

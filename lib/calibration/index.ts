@@ -5,6 +5,7 @@
  * the input's device; this module validates and finishes the arithmetic over bins.
  * Definitions and the library each convention matches: docs/calibration.md.
  */
+import type { TensorInput } from '../device';
 import type { Tensor } from '../tensor';
 import { native } from '../native';
 import { readOptions } from '../options';
@@ -13,7 +14,6 @@ import { computeStats, computeStatsAsync, withCallSite } from './compute';
 import { binError, buildReport, type CalibrationReport } from './metrics';
 import { checkInputs, resolveEce, resolveReport, resolveCommon, type EceOptions, type ReportOptions } from './options';
 import { reliabilityDiagram } from './diagram';
-import type { Tensor } from '../tensor';
 
 export { Accumulator, reliabilityDiagram };
 export { MissingDependencyError } from './diagram';
@@ -31,7 +31,7 @@ export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or
  * 'max' (MCE), over 'uniform' (default) or 'quantile' (equal-mass) bins.
  */
-export function ece(probs: Tensor, labels: Tensor, options?: EceOptions): number {
+export function ece(probs: TensorInput, labels: TensorInput, options?: EceOptions): number {
   const r = resolveEce(options, 'calibration.ece');
   const inp = checkInputs(probs, labels, 'probs');
   const quantile = r.strategy === 'quantile';
@@ -40,7 +40,7 @@ export function ece(probs: Tensor, labels: Tensor, options?: EceOptions): number
 }
 
 /** Every metric at once, plus the bins of a reliability diagram. */
-export function report(scores: Tensor, labels: Tensor, options?: ReportOptions): CalibrationReport {
+export function report(scores: TensorInput, labels: TensorInput, options?: ReportOptions): CalibrationReport {
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
   const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
@@ -56,7 +56,7 @@ export function report(scores: Tensor, labels: Tensor, options?: ReportOptions):
  * of crossEntropyAsync). Every error, argument or data, rejects the promise (as for
  * crossEntropyAsync), with the caller's stack.
  */
-export async function reportAsync(scores: unknown, labels: unknown, options?: ReportOptions): Promise<CalibrationReport> {
+export async function reportAsync(scores: TensorInput, labels: TensorInput, options?: ReportOptions): Promise<CalibrationReport> {
   const callSite = new Error();
   const r = resolveReport(options, 'calibration.reportAsync');
   const inp = checkInputs(scores, labels);
@@ -88,7 +88,7 @@ export type FitTemperatureOptions = Pick<ReportOptions, 'bins' | 'convention' | 
  * softmax(logits / T). Deterministic: Newton's method on 1/T (where the NLL is convex),
  * safeguarded by bisection, in float64.
  */
-export function fitTemperature(logits: Tensor, labels: Tensor, options?: FitTemperatureOptions): TemperatureFit {
+export function fitTemperature(logits: TensorInput, labels: TensorInput, options?: FitTemperatureOptions): TemperatureFit {
   const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperature');
   const r = resolveCommon({ ...opts, from: 'logits' });
   const inp = checkInputs(logits, labels, 'logits');
@@ -133,7 +133,7 @@ function shared(t: Tensor): Tensor {
  * caller may change its own arrays at once); SharedArrayBuffer-backed inputs are read in
  * place and must not be written until the promise settles.
  */
-export async function fitTemperatureAsync(logits: unknown, labels: unknown, options?: FitTemperatureOptions): Promise<TemperatureFit> {
+export async function fitTemperatureAsync(logits: TensorInput, labels: TensorInput, options?: FitTemperatureOptions): Promise<TemperatureFit> {
   const callSite = new Error();
   const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperatureAsync');
   const r = resolveCommon({ ...opts, from: 'logits' });

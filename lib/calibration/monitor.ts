@@ -19,6 +19,7 @@ import { inconsistent, rangeError, typeError } from '../errors';
 import { readOptions } from '../options';
 import { replaceState } from '../state';
 import { checkTensor, tensor, type Tensor } from '../tensor';
+import type { TensorInput } from '../device';
 import { Accumulator, type AccumulatorState } from './accumulator';
 import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from './index';
 import type { CalibrationReport } from './metrics';
@@ -287,7 +288,7 @@ export class Monitor {
    * Records predictions: one id and its scores (shape [K] or [1, K]), or an array of n ids
    * and scores of shape [n, K]. The rows are copied. Returns the number recorded.
    */
-  observe(id: unknown, scores: unknown): number {
+  observe(id: string | number | readonly (string | number)[], scores: TensorInput): number {
     const t = checkTensor(scores, 'scores');
     if (t.dtype !== 'float32' && t.dtype !== 'float64') throw typeError('scores.dtype', "'float32' or 'float64'", t.dtype);
     const ids: unknown[] = Array.isArray(id) ? id : [id];
@@ -330,7 +331,7 @@ export class Monitor {
 
   /** Joins the label y (an integer class index) to the prediction observed as id.
    * Returns false (and counts it as unmatched) when no such prediction is waiting. */
-  label(id: unknown, y: unknown): boolean {
+  label(id: string | number, y: number | bigint): boolean {
     const key = checkId(id, 'id');
     let label: number;
     if (typeof y === 'bigint') label = Number(y);

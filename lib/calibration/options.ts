@@ -117,7 +117,7 @@ export function resolveReport(options: unknown, fn: string): Resolved {
   return resolveCommon(readOptions(options, COMMON_OPTION_NAMES, fn));
 }
 
-/** Checks scores (N, K) float32/float64 and labels (N) int32/int64; returns their sizes. */
+/** Checks scores (N, K) float32/float64 and labels (N) int32/int64/uint8 (uint8 widened to int32); returns them and their sizes. */
 export function checkInputs(scores: unknown, labels: unknown, scoresName = 'scores'): { scores: Tensor; labels: Tensor; n: number; k: number } {
   const s = checkTensor(scores, scoresName);
   if (s.dtype !== 'float32' && s.dtype !== 'float64') throw typeError(`${scoresName}.dtype`, "'float32' or 'float64'", s.dtype);
@@ -125,8 +125,10 @@ export function checkInputs(scores: unknown, labels: unknown, scoresName = 'scor
   const [n, k] = s.shape;
   if (n < 1) throw inconsistent(scoresName, `expected at least one sample (N >= 1) but received shape [${s.shape.join(', ')}]`);
   if (k < 2) throw inconsistent(scoresName, `expected at least 2 classes (K >= 2) but received shape [${s.shape.join(', ')}]`);
-  const l = checkTensor(labels, 'labels');
-  if (l.dtype !== 'int32' && l.dtype !== 'int64') throw typeError('labels.dtype', "'int32' or 'int64'", l.dtype);
+  let l = checkTensor(labels, 'labels');
+  if (l.dtype !== 'int32' && l.dtype !== 'int64' && l.dtype !== 'uint8') throw typeError('labels.dtype', "'int32', 'int64' or 'uint8'", l.dtype);
+  // uint8 labels (as in .npy '|u1' files) are widened to int32 (a copy of N bytes x 4); the native code reads int32/int64.
+  if (l.dtype === 'uint8') l = { data: Int32Array.from(l.data as Uint8Array), shape: l.shape, dtype: 'int32' };
   if (l.shape.length !== 1 || l.shape[0] !== n) {
     throw inconsistent('labels', `expected shape [${n}] (one per row of ${scoresName}) but received [${l.shape.join(', ')}]`);
   }

@@ -6,7 +6,9 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { ERROR_CODES, rangeErrorMessage } from '../errors';
+import { deviceFlag, EXIT, nameFlags, requireDevice } from './common';
 import { calibration } from '../index';
 import { readNpy } from '../parity/npy';
 import type { Tensor } from '../tensor';
@@ -33,10 +35,28 @@ export interface Output {
 
 const stdout: Output = { out: (line) => console.log(line) };
 
-function load(file: string): Tensor {
-  const a = readNpy(file);
-  return { data: a.data, shape: a.shape, dtype: a.dtype };
+function load(file: string, flag: string): Tensor {
+  try {
+    const a = readNpy(file);
+    return { data: a.data, shape: a.shape, dtype: a.dtype };
+  } catch (err) {
+    if (err instanceof Error) err.message = `${flag}: ${err.message}`;
+    throw err;
+  }
 }
+
+/** What the library calls its parameters, and the flags that set them. */
+const FLAGS = {
+  scores: '--scores',
+  logits: '--scores',
+  labels: '--labels',
+  from: '--from',
+  bins: '--bins',
+  convention: '--convention',
+  temperature: '--temperature',
+  device: '--device',
+  title: '--title',
+};
 
 const pct = (x: number | null): string => (x === null || Number.isNaN(x) ? '-' : `${(100 * x).toFixed(2)}%`);
 const fix = (x: number | null, d = 4): string => (x === null ? '-' : x.toFixed(d));
@@ -71,15 +91,27 @@ export function formatReport(r: CalibrationReport, from: ScoreKind): string[] {
   return lines;
 }
 
-/** Runs the command; returns the exit code. Throws on bad input (the CLI prints it). */
+/**
+ * Runs the command; returns the exit code (0). Throws on bad input, with a message that
+ * names the flag and a code (the CLI prints it and exits 2).
+ */
 export function runCalibrate(opts: CalibrateOptions, io: Output = stdout): number {
-  const scores = load(opts.scores);
-  const labels = load(opts.labels);
+  try {
+    return calibrate(opts, io);
+  } catch (err) {
+    throw nameFlags(err, FLAGS);
+  }
+}
+
+function calibrate(opts: CalibrateOptions, io: Output): number {
+  requireDevice(opts.device);
+  const scores = load(opts.scores, '--scores');
+  const labels = load(opts.labels, '--labels');
   const from = opts.from ?? 'probs';
   let temperature = opts.temperature;
   let fit: ReturnType<typeof calibration.fitTemperature> | undefined;
   if (opts.fitTemperature) {
-    if (from !== 'logits') throw new RangeError("--fit-temperature needs --from logits");
+    if (from !== 'logits') throw rangeErrorMessage(`--fit-temperature needs --from logits but received --from ${from}; add --from logits`);
     fit = calibration.fitTemperature(scores, labels, { bins: opts.bins, convention: opts.convention, device: opts.device });
     temperature = fit.temperature;
   }
@@ -93,7 +125,7 @@ export function runCalibrate(opts: CalibrateOptions, io: Output = stdout): numbe
   let plotted: string | undefined;
   if (opts.plot) {
     const ext = path.extname(opts.plot).toLowerCase();
-    if (ext !== '.svg' && ext !== '.png') throw new RangeError(`--plot must end in .svg or .png but received ${JSON.stringify(opts.plot)}`);
+    if (ext !== '.svg' && ext !== '.png') throw rangeErrorMessage(`Expected a file name ending in .svg or .png for --plot but received ${JSON.stringify(opts.plot)}`);
     const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title });
     fs.writeFileSync(opts.plot, image);
     plotted = opts.plot;
@@ -108,7 +140,7 @@ export function runCalibrate(opts: CalibrateOptions, io: Output = stdout): numbe
     }
     if (plotted) io.out(`\nreliability diagram written to ${plotted}`);
   }
-  return 0;
+  return EXIT.OK;
 }
 
 function integer(value: string): number {
@@ -128,15 +160,15 @@ export function register(program: Command): void {
     .command('calibrate')
     .description('calibration report (ECE, MCE, NLL, Brier, ...) of scores and labels in .npy files, with a reliability diagram')
     .requiredOption('--scores <file>', '(N, K) float32/float64 .npy: probabilities or logits')
-    .requiredOption('--labels <file>', '(N) int64/int32 .npy class indices')
-    .option('--from <kind>', "'probs' (default) or 'logits' (softmax applied)")
+    .requiredOption('--labels <file>', '(N) int64/int32/uint8 .npy class indices')
+    .addOption(new Option('--from <kind>', "'probs' (default) or 'logits' (softmax applied)").choices(['probs', 'logits']))
     .option('--bins <n>', 'number of bins (default 15)', integer)
-    .option('--convention <name>', "bin-edge rule: 'guo' (default), 'torchmetrics' or 'netcal'")
+    .addOption(new Option('--convention <name>', "bin-edge rule: 'guo' (default), 'torchmetrics' or 'netcal'").choices(['guo', 'torchmetrics', 'netcal']))
     .option('--temperature <T>', 'divide logits by T first (--from logits)', positive)
     .option('--fit-temperature', 'fit the NLL-optimal temperature first and report at it (--from logits)')
     .option('--plot <file>', 'write a reliability diagram (.svg or .png)')
     .option('--title <text>', 'title of the diagram')
-    .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'")
+    .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'", deviceFlag)
     .option('--json', 'print the report as JSON')
     .action((opts: CalibrateOptions) => {
       process.exitCode = runCalibrate(opts);

@@ -7,6 +7,8 @@
  * case fails, 2 when a file cannot be read or is not a valid case file.
  */
 import { InvalidArgumentError, type Command } from 'commander';
+import { codedError, ERROR_CODES } from '../errors';
+import { deviceFlag, EXIT, requireDevice } from './common';
 import { torchVersion } from '../index';
 import type { Device } from '../options';
 import { findCaseFiles, loadCaseFile, type CaseFile } from '../parity/cases';
@@ -76,11 +78,18 @@ export function runParity(paths: readonly string[], options: ParityCliOptions, o
   };
   try {
     ({ files, skipped } = findCaseFiles(paths, limits));
-    if (files.length === 0) throw new Error(`no case files found in ${paths.join(', ')}`);
+    if (files.length === 0) {
+      throw codedError(ERROR_CODES.NO_CASES, `no case files found in ${paths.join(', ')}; pass .json case files or folders that hold them (see docs/parity.md)`);
+    }
     for (const f of files) loaded.push(loadCaseFile(f, limits));
+    if (loaded.every((f) => f.cases.length === 0)) {
+      throw codedError(ERROR_CODES.NO_CASES, `no cases in ${files.join(', ')}: every file's "cases" is empty, so nothing would be checked; add cases (see docs/parity.md)`);
+    }
+    requireDevice(options.device);
   } catch (err) {
-    out.error(`smoothce parity: ${(err as Error).message}`);
-    return 2;
+    const code = (err as { code?: unknown }).code;
+    out.error(`smoothce parity: ${(err as Error).message}${typeof code === 'string' ? ` (${code})` : ''}`);
+    return EXIT.USAGE;
   }
 
   const torch = torchVersion();
@@ -94,7 +103,7 @@ export function runParity(paths: readonly string[], options: ParityCliOptions, o
 
   if (options.json) {
     out.log(toJson({ torch, files: perFile, skipped, summary }));
-    return summary.ok ? 0 : 1;
+    return summary.ok ? EXIT.OK : EXIT.FAILED;
   }
 
   for (const f of perFile) {
@@ -113,7 +122,7 @@ export function runParity(paths: readonly string[], options: ParityCliOptions, o
   const deviations = all.filter((r) => r.status === 'rejected' || r.status === 'accepted');
   if (deviations.length) out.log(`deviations (not failures): ${deviations.map((r) => r.name).join(', ')}`);
   if (!summary.ok) out.log(`FAILED: ${summary.failedNames.join(', ')}`);
-  return summary.ok ? 0 : 1;
+  return summary.ok ? EXIT.OK : EXIT.FAILED;
 }
 
 export function register(program: Command): void {
@@ -124,7 +133,7 @@ export function register(program: Command): void {
     .option('--json', 'machine-readable output')
     .option('--rtol <x>', 'relative tolerance for every dtype (default: torch.testing.assert_close per dtype)', tolerance('--rtol'))
     .option('--atol <y>', 'absolute tolerance for every dtype (default: per dtype)', tolerance('--atol'))
-    .option('--device <device>', "replay on 'cpu' (default) or 'cuda[:N]'")
+    .option('--device <device>', "replay on 'cpu' (default) or 'cuda[:N]'", deviceFlag)
     .option('--max-json-bytes <n>', 'largest case file read, in bytes (default 8 MiB; docs/security.md)', count('--max-json-bytes'))
     .option('--max-json-values <n>', 'most values in one case file (default 500000; docs/security.md)', count('--max-json-values'))
     .action((paths: string[], opts: ParityCliOptions) => {

@@ -6,6 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { Rng } from './rng';
+import { codedError, ERROR_CODES } from '../errors';
 
 export interface Dataset {
   /** Row-major features, n × d, scaled to [0, 1]. */
@@ -34,10 +35,10 @@ export function loadDigits(file: string = defaultDataPath()): Dataset {
   const y = new Int32Array(n);
   rows.forEach((line, i) => {
     const cells = line.split(',');
-    if (cells.length !== d + 1) throw new Error(`${file}: line ${i + 1} has ${cells.length} fields, expected ${d + 1}`);
+    if (cells.length !== d + 1) throw codedError(ERROR_CODES.DATA_FORMAT, `${file}: line ${i + 1} has ${cells.length} fields, expected ${d + 1}`);
     for (let j = 0; j < d; j++) x[i * d + j] = Number(cells[j]) / 16;
     const label = Number(cells[d]);
-    if (!Number.isInteger(label) || label < 0 || label > 9) throw new Error(`${file}: line ${i + 1} has label ${cells[d]}`);
+    if (!Number.isInteger(label) || label < 0 || label > 9) throw codedError(ERROR_CODES.DATA_FORMAT, `${file}: line ${i + 1} has label ${cells[d]}, expected a digit 0-9`);
     y[i] = label;
   });
   return { x, y, n, d, classes: 10, classNames: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] };

@@ -10,6 +10,7 @@
  *   { "dtype": "float32", "shape": [4096, 1000], "npy": "cases.data/big.input.npy" }.
  * Validation is strict: any problem names the file, the case and the field.
  */
+import { ERROR_CODES } from '../errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../tensor';
@@ -17,6 +18,8 @@ import type { Reduction } from '../options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
 import { editDistance } from '../options';
 import { checkJsonDepth, JsonLimitError, readJsonText, type JsonLimits } from './untrusted-json';
+import { caseFileValidator, caseValidator, schemaProblem, tensorValidator } from './case-schema';
+import type { ValidateFunction } from 'ajv';
 
 export const CASE_FORMAT = 'smoothce-cases';
 export const CASE_FORMAT_VERSION = 1;
@@ -76,7 +79,7 @@ export function isExpectedError(e: ParityCase['expected']): e is ExpectedError {
 
 /** A problem in a case file: `file`, `caseName` and `field` say where. */
 export class CaseFormatError extends Error {
-  readonly code = 'ERR_SMOOTHCE_CASE_FORMAT';
+  readonly code = ERROR_CODES.CASE_FORMAT;
   constructor(
     message: string,
     readonly file?: string,
@@ -129,23 +132,64 @@ function own(o: Record<string, unknown>, k: string): unknown {
   return Object.prototype.hasOwnProperty.call(o, k) ? o[k] : undefined;
 }
 
-/**
- * Keys outside `known` are rejected when `strict`; otherwise they are kept as free
- * metadata unless they look like a misspelling of a known key.
- */
-function checkKeys(o: Record<string, unknown>, known: readonly string[], ctx: Ctx, field: string, strict: boolean): void {
+/** A key of a case outside `known` is free metadata unless it looks like a misspelling of a known key. */
+function checkNearMisses(o: Record<string, unknown>, known: readonly string[], ctx: Ctx): void {
   for (const key of Object.keys(o)) {
     if (known.includes(key)) continue;
-    const norm = key.toLowerCase().replace(/[-_]/g, '');
-    const near = known.find((k) => editDistance(norm, k.toLowerCase().replace(/[-_]/g, '')) <= 2);
-    if (strict || near) {
-      fail(ctx, field ? `${field}.${key}` : key, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known keys: ${known.join(', ')}`);
-    }
+    const near = nearKey(key, known);
+    if (near) fail(ctx, key, `unknown key (did you mean "${near}"?); known keys: ${known.join(', ')}`);
   }
 }
 
+/** The known key nearest to `key`, if it looks like a misspelling of one. */
+function nearKey(key: string, known: readonly string[]): string | undefined {
+  const norm = key.toLowerCase().replace(/[-_]/g, '');
+  return known.find((k) => editDistance(norm, k.toLowerCase().replace(/[-_]/g, '')) <= 2);
+}
+
+/**
+ * A JSON-shaped view of `v` for the schema: typed arrays (cases built in memory) stand in as
+ * empty arrays; their length and class are checked while reading. Arrays of plain values are
+ * passed as they are (not copied).
+ */
+function schemaView(v: unknown): unknown {
+  if (ArrayBuffer.isView(v)) return [];
+  if (Array.isArray(v)) return v.some((x) => x !== null && typeof x === 'object' && !Array.isArray(x)) ? v.map(schemaView) : v;
+  if (isPlainObject(v)) {
+    const o: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) o[k] = schemaView(v[k]);
+    return o;
+  }
+  return v;
+}
+
+/**
+ * Validates against the JSON Schema (lib/parity/case-schema.ts); on failure throws a
+ * CaseFormatError naming the file, the case and the field. `cases` is the file's case list
+ * when validating a whole file (to name the case), `ctx` the case when validating one.
+ */
+function checkSchema(v: unknown, validate: ValidateFunction, ctx: Ctx, prefix = ''): void {
+  if (validate(schemaView(v))) return;
+  const p = schemaProblem(validate.errors ?? []);
+  let rest = p.path;
+  let at = ctx;
+  if (rest[0] === 'cases' && rest.length > 1 && /^\d+$/.test(rest[1])) {
+    const index = Number(rest[1]);
+    const c = (v as { cases: unknown[] }).cases[index];
+    const name = isPlainObject(c) && typeof c.name === 'string' && c.name !== '' ? c.name : undefined;
+    at = { ...ctx, caseIndex: index, caseName: name };
+    rest = rest.slice(2);
+  }
+  const field = rest.reduce((f, seg) => (/^\d+$/.test(seg) ? `${f}[${seg}]` : f ? `${f}.${seg}` : seg), prefix);
+  if (p.unknownKey) {
+    const near = nearKey(p.unknownKey.key, p.unknownKey.known);
+    fail(at, field, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known keys: ${p.unknownKey.known.join(', ')}`);
+  }
+  fail(at, field, `expected ${p.expected}, got ${show(p.value)}`);
+}
+
 // ---------------------------------------------------------------------------------------
-// Reading
+// Reading (after the schema: the values, and what a schema cannot say)
 
 const NONFINITE: Readonly<Record<string, number>> = {
   NaN: NaN,
@@ -182,14 +226,8 @@ function readInt64(v: unknown, ctx: Ctx, field: string): bigint {
 }
 
 function readShape(v: unknown, ctx: Ctx, field: string): number[] {
-  if (!Array.isArray(v)) fail(ctx, field, `expected an array of non-negative integers, got ${show(v)}`);
-  if (v.length > 64) fail(ctx, field, `expected at most 64 dimensions, got ${v.length}`);
-  const shape = v.map((d, i) => {
-    if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      fail(ctx, `${field}[${i}]`, `expected a non-negative integer, got ${show(d)}`);
-    }
-    return d as number;
-  });
+  const shape = (v as number[]).slice(); // the schema checked: an array of non-negative integers
+  if (shape.length > 64) fail(ctx, field, `expected at most 64 dimensions, got ${shape.length}`);
   // A product past 2^53 would lose precision (or overflow to Infinity, and NaN with a 0).
   let n = 1;
   for (const d of shape) {
@@ -255,36 +293,19 @@ function toTyped(values: unknown[], dtype: DType, ctx: Ctx, field: string): Tens
   }
 }
 
-const TENSOR_KEYS = ['dtype', 'shape', 'data', 'npy'] as const;
-
-interface TensorRules {
-  /** Accept dtypes smoothce does not have (only in cases that expect an error). */
-  foreign?: boolean;
-  /** Only floating dtypes. */
-  float?: boolean;
-}
-
 /**
- * Reads one tensor: inline JSON ({dtype, shape, data}), a .npy reference
- * ({dtype, shape, npy}), or an already-typed tensor ({data: TypedArray, shape, dtype}).
+ * Reads one tensor the schema has checked: inline JSON ({dtype, shape, data}), a .npy
+ * reference ({dtype, shape, npy}), or an already-typed tensor ({data: TypedArray, shape, dtype}).
+ * A dtype smoothce does not have (allowed only in cases that expect an error) keeps its name,
+ * with empty data, so that replaying it fails.
  */
-function readTensor(v: unknown, ctx: Ctx, field: string, rules: TensorRules = {}): CaseTensor {
-  if (!isPlainObject(v)) fail(ctx, field, `expected a tensor {"dtype", "shape", "data"} or {"dtype", "shape", "npy"}, got ${show(v)}`);
-  checkKeys(v, TENSOR_KEYS, ctx, field, true);
-  const dtype = own(v, 'dtype');
-  const shape = readShape(own(v, 'shape'), ctx, `${field}.shape`);
-  if (typeof dtype !== 'string') fail(ctx, `${field}.dtype`, `expected a dtype name, got ${show(dtype)}`);
-  if (!isDType(dtype)) {
-    if (rules.foreign && /^[a-z][a-z0-9_]*$/.test(dtype)) return { data: new Float64Array(0), shape, dtype };
-    fail(ctx, `${field}.dtype`, `expected one of ${Object.keys(DTYPES).join(', ')}, got ${show(dtype)}`);
-  }
-  if (rules.float && !DTYPES[dtype].float) {
-    fail(ctx, `${field}.dtype`, `expected a floating dtype (float32, float64, bfloat16, float16), got ${show(dtype)}`);
-  }
-  const data = own(v, 'data');
-  const npy = own(v, 'npy');
-  if ((data === undefined) === (npy === undefined)) fail(ctx, field, 'expected exactly one of "data" and "npy"');
-  if (npy !== undefined) return readNpyTensor(npy, dtype, shape, ctx, field);
+function readTensor(v: unknown, ctx: Ctx, field: string): CaseTensor {
+  const t = v as { dtype: string; shape: number[]; data?: unknown; npy?: string };
+  const shape = readShape(t.shape, ctx, `${field}.shape`);
+  const dtype = t.dtype;
+  if (!isDType(dtype)) return { data: new Float64Array(0), shape, dtype };
+  if (t.npy !== undefined) return readNpyTensor(t.npy, dtype, shape, ctx, field);
+  const data = t.data;
   if (ArrayBuffer.isView(data)) {
     const name = Object.getPrototypeOf(data)?.constructor?.name;
     if (name !== DTYPES[dtype].array) fail(ctx, `${field}.data`, `expected a ${DTYPES[dtype].array} for ${dtype}, got a ${name}`);
@@ -324,49 +345,30 @@ function readNpyTensor(ref: unknown, dtype: DType, shape: number[], ctx: Ctx, fi
   return { data: arr.data, shape, dtype };
 }
 
-const REDUCTIONS: readonly Reduction[] = ['mean', 'sum', 'none'];
-const OPTION_KEYS = ['reduction', 'ignore_index', 'label_smoothing'] as const;
-
 function readOptionsBlock(v: unknown, ctx: Ctx): CaseOptions {
-  if (v === undefined || v === null) return { reduction: 'mean', ignoreIndex: -100n, labelSmoothing: 0 };
-  if (!isPlainObject(v)) fail(ctx, 'options', `expected an object, got ${show(v)}`);
-  checkKeys(v, OPTION_KEYS, ctx, 'options', true);
-  const reduction = own(v, 'reduction') ?? 'mean';
-  if (typeof reduction !== 'string' || !REDUCTIONS.includes(reduction as Reduction)) {
-    fail(ctx, 'options.reduction', `expected "mean", "sum" or "none", got ${show(reduction)}`);
-  }
-  const ig = own(v, 'ignore_index');
+  const o = (v ?? {}) as { reduction?: Reduction; ignore_index?: unknown; label_smoothing?: unknown };
+  const reduction = o.reduction ?? 'mean';
+  const ig = o.ignore_index;
   const ignoreIndex = ig === undefined || ig === null ? -100n : readInt64(ig, ctx, 'options.ignore_index');
-  let eps = own(v, 'label_smoothing');
+  let eps = o.label_smoothing;
   if (typeof eps === 'boolean') eps = eps ? 1 : 0; // PyTorch converts a Python bool to double
   const labelSmoothing = eps === undefined || eps === null ? 0 : readFloat(eps, ctx, 'options.label_smoothing');
-  return { reduction: reduction as Reduction, ignoreIndex, labelSmoothing };
+  return { reduction, ignoreIndex, labelSmoothing };
 }
 
 function readExpected(v: unknown, ctx: Ctx, input: CaseTensor): ParityCase['expected'] {
-  if (!isPlainObject(v)) fail(ctx, 'expected', `expected {"loss", "grad_input"} or {"error"}, got ${show(v)}`);
-  if (own(v, 'error') !== undefined) {
-    checkKeys(v, ['error'], ctx, 'expected', true);
-    const e = own(v, 'error');
-    if (!isPlainObject(e)) fail(ctx, 'expected.error', `expected {"type", "message"}, got ${show(e)}`);
-    checkKeys(e, ['type', 'message'], ctx, 'expected.error', true);
-    const type = own(e, 'type');
-    const message = own(e, 'message');
-    if (typeof type !== 'string') fail(ctx, 'expected.error.type', `expected a string (e.g. "RuntimeError"), got ${show(type)}`);
-    if (typeof message !== 'string') fail(ctx, 'expected.error.message', `expected a string, got ${show(message)}`);
-    return { error: { type, message } };
-  }
-  checkKeys(v, ['loss', 'grad_input'], ctx, 'expected', true);
-  const lossRaw = own(v, 'loss');
+  const e = v as { error?: { type: string; message: string }; loss?: unknown; grad_input?: unknown };
+  if (e.error !== undefined) return { error: { type: e.error.type, message: e.error.message } };
+  const lossRaw = e.loss;
   let loss: CaseTensor;
   if (typeof lossRaw === 'number' || typeof lossRaw === 'string') {
     const dtype = isDType(input.dtype) && DTYPES[input.dtype].float ? input.dtype : 'float64';
     loss = { data: toTyped([lossRaw], dtype, ctx, 'expected.loss'), shape: [], dtype };
   } else {
-    loss = readTensor(lossRaw, ctx, 'expected.loss', { float: true });
+    loss = readTensor(lossRaw, ctx, 'expected.loss');
   }
-  const g = own(v, 'grad_input');
-  const gradInput = g === undefined || g === null ? null : readTensor(g, ctx, 'expected.grad_input', { float: true });
+  const g = e.grad_input;
+  const gradInput = g === undefined || g === null ? null : readTensor(g, ctx, 'expected.grad_input');
   if (gradInput && (gradInput.shape.length !== input.shape.length || gradInput.shape.some((d, i) => d !== input.shape[i]))) {
     fail(ctx, 'expected.grad_input.shape', `[${gradInput.shape.join(', ')}] differs from the input's [${input.shape.join(', ')}]`);
   }
@@ -382,28 +384,26 @@ export function parseCase(v: unknown, options: { file?: string; baseDir?: string
     baseDir: options.baseDir ?? (options.file ? path.dirname(path.resolve(options.file)) : process.cwd()),
     caseIndex: options.index ?? 0,
   };
-  if (!isPlainObject(v)) fail(ctx, '', `expected a case object, got ${show(v)}`);
-  const name = own(v, 'name');
-  if (typeof name !== 'string' || name === '') fail(ctx, 'name', `expected a non-empty string, got ${show(name)}`);
-  ctx.caseName = name;
-  checkKeys(v, CASE_KEYS, ctx, '', false);
-  const ex = own(v, 'expected');
-  const expectsError = isPlainObject(ex) && own(ex, 'error') !== undefined;
-  const rules: TensorRules = { foreign: expectsError };
-  const input = readTensor(own(v, 'input'), ctx, 'input', rules);
-  const target = readTensor(own(v, 'target'), ctx, 'target', rules);
+  if (isPlainObject(v) && typeof v.name === 'string' && v.name !== '') ctx.caseName = v.name;
+  checkSchema(v, caseValidator(), ctx);
+  return readCase(v as Record<string, unknown>, ctx);
+}
+
+/** Reads a case the schema has checked. */
+function readCase(v: Record<string, unknown>, ctx: Ctx): ParityCase {
+  const name = v.name as string;
+  checkNearMisses(v, CASE_KEYS, ctx);
+  const input = readTensor(v.input, ctx, 'input');
+  const target = readTensor(v.target, ctx, 'target');
   const w = own(v, 'weight');
-  const weight = w === undefined || w === null ? null : readTensor(w, ctx, 'weight', rules);
+  const weight = w === undefined || w === null ? null : readTensor(w, ctx, 'weight');
   const opts = readOptionsBlock(own(v, 'options'), ctx);
   const go = own(v, 'grad_output');
   let gradOutput: ParityCase['gradOutput'] = null;
   if (typeof go === 'number' || typeof go === 'string') gradOutput = readFloat(go, ctx, 'grad_output');
-  else if (go !== undefined && go !== null) gradOutput = readTensor(go, ctx, 'grad_output', { ...rules, float: !expectsError });
-  const expected = readExpected(ex, ctx, input);
+  else if (go !== undefined && go !== null) gradOutput = readTensor(go, ctx, 'grad_output');
+  const expected = readExpected(v.expected, ctx, input);
   const dev = own(v, 'deviation');
-  if (dev !== undefined && dev !== null && (typeof dev !== 'string' || dev === '')) {
-    fail(ctx, 'deviation', `expected a non-empty string saying why smoothce rejects this case, got ${show(dev)}`);
-  }
   const out: ParityCase = { name, input, target, weight, options: opts, gradOutput, expected };
   if (typeof dev === 'string') out.deviation = dev;
   return out;
@@ -415,29 +415,21 @@ export function parseCase(v: unknown, options: { file?: string; baseDir?: string
  */
 export function parseCaseFile(v: unknown, options: { file?: string; baseDir?: string } = {}): CaseFile {
   const ctx: Ctx = { file: options.file, baseDir: options.baseDir ?? process.cwd() };
-  if (!isPlainObject(v)) fail(ctx, '', `expected a case file object {"format": "${CASE_FORMAT}", "cases": [...]}, got ${show(v)}`);
-  const format = own(v, 'format');
-  if (format !== undefined && format !== CASE_FORMAT) fail(ctx, 'format', `expected "${CASE_FORMAT}", got ${show(format)}`);
-  const version = own(v, 'version') ?? CASE_FORMAT_VERSION;
-  if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
-    fail(ctx, 'version', `expected a positive integer, got ${show(version)}`);
-  }
+  checkSchema(v, caseFileValidator(), ctx);
+  const f = v as { version?: number; torch?: string | null; cases: Record<string, unknown>[] };
+  const version = f.version ?? CASE_FORMAT_VERSION;
   if (version > CASE_FORMAT_VERSION) {
     fail(ctx, 'version', `this smoothce reads case format version ${CASE_FORMAT_VERSION}; the file is version ${version} (upgrade smoothce)`);
   }
-  const torch = own(v, 'torch');
-  if (torch !== undefined && torch !== null && typeof torch !== 'string') fail(ctx, 'torch', `expected a version string, got ${show(torch)}`);
-  const cases = own(v, 'cases');
-  if (!Array.isArray(cases)) fail(ctx, 'cases', `expected an array of cases, got ${show(cases)}`);
   const seen = new Set<string>();
-  const parsed = cases.map((c, index) => {
-    const pc = parseCase(c, { file: options.file, baseDir: ctx.baseDir, index });
+  const parsed = f.cases.map((c, index) => {
+    const pc = readCase(c, { ...ctx, caseIndex: index, caseName: c.name as string });
     if (seen.has(pc.name)) fail({ ...ctx, caseIndex: index, caseName: pc.name }, 'name', 'duplicate case name in this file');
     seen.add(pc.name);
     return pc;
   });
   const out: CaseFile = { format: CASE_FORMAT, version, cases: parsed };
-  if (typeof torch === 'string') out.torch = torch;
+  if (typeof f.torch === 'string') out.torch = f.torch;
   if (options.file) out.source = options.file;
   return out;
 }
@@ -698,5 +690,6 @@ export function asTensor(t: CaseTensor): Tensor {
  * relative to `baseDir`) or as a smoothce Tensor; `field` names it in errors.
  */
 export function parseTensor(v: unknown, field = 'tensor', baseDir = process.cwd()): CaseTensor {
+  checkSchema(v, tensorValidator(), { baseDir }, field);
   return readTensor(v, { baseDir }, field);
 }

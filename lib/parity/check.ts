@@ -5,6 +5,7 @@
 import { crossEntropy, type CrossEntropyResult } from '../cross-entropy';
 import type { CrossEntropyOptions, Device } from '../options';
 import type { Tensor } from '../tensor';
+import { typeError } from '../errors';
 import {
   isExpectedError,
   parseCase,
@@ -122,7 +123,7 @@ function normalise(cases: unknown): { cases: ParityCase[]; file?: string } {
     if (f.cases.every(isParsed)) return { cases: f.cases, file: f.source };
     return { cases: parseCaseFile(cases).cases };
   }
-  throw new TypeError('Expected an array of cases or a case file { cases: [...] } for cases');
+  throw typeError('cases', 'an array of cases or a case file { cases: [...] } (see docs/parity.md)', cases);
 }
 
 function replay(c: ParityCase, device: Device | undefined, grad: boolean): CrossEntropyResult {

@@ -11,6 +11,7 @@ export {
   parseTensor,
   writeCaseFile,
 } from './cases';
+export { CASE_FILE_SCHEMA } from './case-schema';
 export type { CaseFile, CaseOptions, CaseTensor, ExpectedError, ExpectedValues, ParityCase, WriteOptions } from './cases';
 export { checkCase, checkParity, formatResult, knownAcceptance, knownRejection, summarise } from './check';
 export type { CaseResult, CaseStatus, ParityInput, ParityOptions, ParityReport, ParitySummary } from './check';

@@ -13,6 +13,7 @@
  *           { loss, gradInput } as parsed), a whole case, a tensor (case-file or
  *           smoothce form), a number, or { error: { type, message } }.
  */
+import { describe, typeErrorMessage } from '../errors';
 import { isExpectedError, parseTensor, type CaseTensor, type ParityCase } from './cases';
 import { compareArrays, describeComparison, toleranceFor, type Comparison } from './compare';
 
@@ -57,7 +58,7 @@ function readReceived(v: unknown): Values {
       grad: v.grad === undefined || v.grad === null ? undefined : asTensorLike(v.grad, 'received.grad'),
     };
   }
-  throw new TypeError('toMatchTorch: expected a crossEntropy result { loss, grad }, a tensor or a number to compare');
+  throw typeErrorMessage(`toMatchTorch: expected a crossEntropy result { loss, grad }, a tensor or a number as the received value but received ${describe(v)}`);
 }
 
 /** What PyTorch produced. grad null: not to be compared. */
@@ -71,12 +72,12 @@ function readExpected(v: unknown): Values {
       grad: g === undefined || g === null ? null : asTensorLike(g, 'expected.grad_input'),
     };
   }
-  throw new TypeError('toMatchTorch: expected a case expected block { loss, grad_input }, a case, a tensor or a number as the expected value');
+  throw typeErrorMessage(`toMatchTorch: expected a case's expected block { loss, grad_input }, a case, a tensor or a number as the expected value but received ${describe(v)}`);
 }
 
 function errorMatcher(received: unknown, expected: { type: string; message: string }): MatcherResult {
   if (typeof received !== 'function') {
-    throw new TypeError('toMatchTorch: an expected error needs a function as the received value (expect(() => crossEntropy(...)))');
+    throw typeErrorMessage(`toMatchTorch: an expected error needs a function as the received value (expect(() => crossEntropy(...))) but received ${describe(received)}`);
   }
   let thrown: unknown;
   let threw = false;

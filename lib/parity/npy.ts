@@ -10,6 +10,7 @@
  */
 import * as fs from 'node:fs';
 import type { DType, TensorData } from '../tensor';
+import { ERROR_CODES } from '../errors';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
@@ -35,7 +36,7 @@ export interface NpyArray {
 
 /** An error in a .npy file; `file` is set when the bytes came from a path. */
 export class NpyError extends Error {
-  readonly code = 'ERR_SMOOTHCE_NPY';
+  readonly code = ERROR_CODES.NPY;
   constructor(
     message: string,
     readonly file?: string,

@@ -45,6 +45,18 @@ export const ERROR_CODES = {
   NO_CASES: 'ERR_SMOOTHCE_NO_CASES',
   /** Error: a data file (the demo's digits) is malformed. */
   DATA_FORMAT: 'ERR_SMOOTHCE_DATA_FORMAT',
+  /** Error: the native addon was built against one LibTorch and this process loaded another. */
+  TORCH_MISMATCH: 'ERR_SMOOTHCE_TORCH_MISMATCH',
+  /** Error: an optional peer dependency a feature needs is not installed (PNG: @resvg/resvg-js; smoothce/tfjs: @tensorflow/tfjs-core; Prometheus: prom-client). */
+  MISSING_DEPENDENCY: 'ERR_SMOOTHCE_MISSING_DEPENDENCY',
+  /** JsonLimitError: an untrusted JSON file is larger than its byte limit. */
+  JSON_TOO_LARGE: 'ERR_SMOOTHCE_JSON_TOO_LARGE',
+  /** JsonLimitError: an untrusted JSON file is nested deeper than its limit. */
+  JSON_TOO_DEEP: 'ERR_SMOOTHCE_JSON_TOO_DEEP',
+  /** JsonLimitError: an untrusted JSON file holds more values than its limit. */
+  JSON_TOO_MANY_VALUES: 'ERR_SMOOTHCE_JSON_TOO_MANY_VALUES',
+  /** JsonLimitError: the path given as a JSON file is not a regular file (a pipe, device or folder). */
+  JSON_NOT_A_FILE: 'ERR_SMOOTHCE_JSON_NOT_A_FILE',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

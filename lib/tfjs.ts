@@ -32,7 +32,7 @@ function loadTf(): typeof TF {
         'npm install @tensorflow/tfjs (or @tensorflow/tfjs-core with a backend)',
       { cause: err },
     );
-    (e as Error & { code: string }).code = 'ERR_SMOOTHCE_PEER_MISSING';
+    (e as Error & { code: string }).code = 'ERR_SMOOTHCE_MISSING_DEPENDENCY';
     throw e;
   }
 }

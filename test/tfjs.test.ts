@@ -357,6 +357,6 @@ describe('a project without tfjs', () => {
     const out = JSON.parse(res.stdout.trim().split('\n').pop()!);
     expect(out.loss).toBeGreaterThan(0);
     expect(out.loaded).toEqual([]);
-    expect(out.peer).toMatch(/^ERR_SMOOTHCE_PEER_MISSING: smoothce\/tfjs needs @tensorflow\/tfjs-core/);
+    expect(out.peer).toMatch(/^ERR_SMOOTHCE_MISSING_DEPENDENCY: smoothce\/tfjs needs @tensorflow\/tfjs-core/);
   });
 });

@@ -157,7 +157,7 @@ export function registerMonitorMetrics(monitor: Monitor, options?: MetricsOption
       client = require('prom-client') as PromClient;
     } catch (err) {
       const e = new Error("Monitor.registerMetrics needs prom-client, an optional peer dependency: npm install prom-client", { cause: err });
-      (e as Error & { code: string }).code = 'ERR_SMOOTHCE_NO_PROM_CLIENT';
+      (e as Error & { code: string }).code = 'ERR_SMOOTHCE_MISSING_DEPENDENCY';
       throw e;
     }
   }

@@ -95,6 +95,7 @@ at::ScalarType host_dtype(at::ScalarType compute) {
 //   logp = log_softmax(x); nll = nll_loss_nd(logp, y, w, reduction, ignore_index)
 //   smooth = -(logp [* w]).sum(class_dim); smooth.masked_fill_(y == ignore_index, 0)
 //   ret = mean: smooth.masked_select(y != ignore_index).mean() | sum: smooth.sum() | none: smooth
+// (2.x: mean is smooth.sum() / (y != ignore_index).sum(); see kMeanSumsAllPositions)
 //   loss = (1 - ε) * nll + ret * (ε / C)
 // as about a dozen dispatched ops, each ~2-4 µs on small inputs. Here the reductions
 // (log_softmax, nll_loss_nd, both sums) stay ATen's own kernels, so their summation order
@@ -114,15 +115,28 @@ std::atomic<int64_t> g_shortcut_forward{0}, g_explicit_backward{0}, g_reference{
   return e != nullptr && e[0] == '1';
 }
 
-// Both shortcuts: only the 1.13 op sequences were verified (2.x forms the mean's sum
-// differently), and SMOOTHCE_ATEN_REFERENCE=1 turns them off.
+// Both shortcuts, for LibTorch 1.x and 2.x (checked bit for bit against
+// at::cross_entropy_loss + autograd by test/aten-fast.test.ts on 1.13 and, in
+// scripts/torch2.sh's chroot, on 2.6); SMOOTHCE_ATEN_REFERENCE=1 turns them off.
 bool shortcuts_enabled() {
-#if !defined(TORCH_VERSION_MAJOR) || TORCH_VERSION_MAJOR != 1
+#if !defined(TORCH_VERSION_MAJOR) || (TORCH_VERSION_MAJOR != 1 && TORCH_VERSION_MAJOR != 2)
   return false;
 #else
   return !reference_only();
 #endif
 }
+
+// How the unweighted 'mean' of the smoothing term is formed:
+//   1.x: smooth.masked_select(~ignore_mask).mean() (the sum of the kept positions only);
+//   2.x: smooth.sum() / (~ignore_mask).sum() (the sum over every position, ignored ones
+//        being +0 after masked_fill_; the cascade sum then groups differently).
+// The backward is the same: g / kept on kept positions, +0 on ignored ones.
+constexpr bool kMeanSumsAllPositions =
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+    true;
+#else
+    false;
+#endif
 
 bool smoothing_fast_path(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
                          double eps) {
@@ -178,7 +192,10 @@ at::Tensor smoothing_loss(const at::Tensor& x, const at::Tensor& logp, const at:
     return out;
   }
   T ret;
-  if (reduction == at::Reduction::Mean) {
+  if (reduction == at::Reduction::Mean && kMeanSumsAllPositions) {
+    // 2.x: smooth_loss.sum() / true_mask.sum(), a float 0-d tensor over an int64 one.
+    ret = at::sum(smooth).item<T>() / static_cast<T>(valid);
+  } else if (reduction == at::Reduction::Mean) {
     // 1.13 sums only the kept positions (masked_select(~mask), then mean): the cascade sum
     // of the shorter tensor groups differently from a sum with zeros in it.
     at::Tensor kept = at::empty({valid}, smooth.options());
@@ -451,17 +468,13 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return at::get_num_threads(); }
 
+// Async calls use the intra-op thread count sync calls use (setNumThreads(n), else the
+// main thread's default): ATen's reductions split their work by the thread count, so any
+// other count could give other bits than the same call made synchronously.
 int worker_num_threads() {
   const int requested = g_requested_threads.load();
   if (requested > 0) return requested;
-  int cores = g_main_default.load();
-  if (cores <= 0) cores = 1;
-  int pool = 4;  // libuv's default pool size
-  if (const char* env = std::getenv("UV_THREADPOOL_SIZE")) {
-    const int v = std::atoi(env);
-    if (v > 0) pool = std::min(v, 1024);
-  }
-  return std::max(1, cores / std::min(pool, cores));
+  return std::max(1, g_main_default.load());
 }
 
 void enter_worker_thread() {

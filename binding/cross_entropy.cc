@@ -3,6 +3,7 @@
 #include "allocator.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
@@ -131,6 +132,15 @@ bool shortcuts_enabled() {
 //   2.x: smooth.sum() / (~ignore_mask).sum() (the sum over every position, ignored ones
 //        being +0 after masked_fill_; the cascade sum then groups differently).
 // The backward is the same: g / kept on kept positions, +0 on ignored ones.
+// How autograd scales the upstream gradient by the scalars (1 − ε) and ε / C: see
+// explicit_backward's `scaled`.
+constexpr bool kScalarMulBackwardInDtype =
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+    true;
+#else
+    false;
+#endif
+
 constexpr bool kMeanSumsAllPositions =
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
     true;
@@ -296,10 +306,12 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
   const bool per_position = reduction == at::Reduction::None;
 
   // d loss / d nll, then nll_loss's own backward kernel (zeros but the target entries).
-  // MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
+  // 1.x: MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
   // against a 0-d gradient (mean, sum, 1-D none) grad · s is formed in double and rounded
   // once; against a gradient with dimensions (none) type promotion keeps the input dtype.
-  const bool zero_dim = upstream.dim() == 0;
+  // 2.x: the scalar stays a Scalar (mul.Scalar's backward), so grad · s is always formed in
+  // the input dtype, with s rounded to it first (23 of 3,000 aten-fast calls differ otherwise).
+  const bool zero_dim = upstream.dim() == 0 && !kScalarMulBackwardInDtype;
   const auto scaled = [zero_dim](T v, double s) -> T {
     return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
   };
@@ -347,10 +359,51 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
 
 }  // namespace
 
+}  // namespace smoothce
+
+// OpenMP's per-thread team size, when the linked LibTorch's intra-op backend is OpenMP (weak:
+// null otherwise). Cheap, unlike at::set_num_threads, which also rebuilds a thread pool.
+extern "C" {
+__attribute__((weak)) int omp_get_max_threads(void);
+__attribute__((weak)) void omp_set_num_threads(int);
+}
+
+namespace smoothce {
+namespace {
+
+// A call on fewer logits than ATen's grain size (32,768) runs its ATen ops on the calling
+// thread alone. ATen does not split such small reductions between threads anyway (the same
+// bits with 1 or n threads), but with n > 1 it still forms an OpenMP team for parallel_for
+// loops whose grain it divides by the row length (log_softmax's rows, say): on a busy
+// machine each team waits for a second core and a 32x10 call took 16 ms instead of 0.2 ms
+// (LibTorch 2.6, whose default here is 2 threads; 1.13 defaults to 1). The thread count is
+// restored afterwards.
+class SmallCallGuard {
+ public:
+  explicit SmallCallGuard(const at::Tensor& input) {
+    if (omp_get_max_threads == nullptr || omp_set_num_threads == nullptr) return;
+    if (!input.device().is_cpu() || input.numel() >= at::internal::GRAIN_SIZE) return;
+    if (at::get_num_threads() <= 1) return;  // also ATen's lazy per-thread initialisation
+    saved_ = omp_get_max_threads();
+    if (saved_ > 1) omp_set_num_threads(1);
+  }
+  ~SmallCallGuard() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  SmallCallGuard(const SmallCallGuard&) = delete;
+  SmallCallGuard& operator=(const SmallCallGuard&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+}  // namespace
+
 CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
   const at::Device device = parse_device(args.device);
 
   at::Tensor input = args.input_tensor.defined() ? args.input_tensor : view_raw(args.input);
+  const SmallCallGuard small_call(input);
   at::Tensor target = args.target_tensor.defined() ? args.target_tensor : view_raw(args.target);
   at::Tensor weight;
   if (args.weight.present) {

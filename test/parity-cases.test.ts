@@ -201,7 +201,10 @@ describe('checkParity', () => {
     expect(by['err_target_oob']).toMatchObject({ status: 'error-matched', lossMaxAbs: null });
     expect(by['dev_negative_eps'].status).toBe('rejected');
     expect(by['dev_negative_eps'].message).toMatch(/^rejected \(deviation: smoothce rejects label_smoothing < 0/);
-    expect(report.summary).toMatchObject({ total: 16, passed: 13, failed: 0, errorsMatched: 2, rejected: 1, accepted: 0, ok: true, failedNames: [] });
+    // float16 on CPU: an error case in torch 1.13's file, values in 2.x's (the oracle decides).
+    const errors = oracle.cases.filter((c) => 'error' in c.expected).length;
+    expect(errors).toBe('error' in oracle.cases.find((c) => c.name === 'err_input_half')!.expected ? 2 : 1);
+    expect(report.summary).toMatchObject({ total: 16, passed: 15 - errors, failed: 0, errorsMatched: errors, rejected: 1, accepted: 0, ok: true, failedNames: [] });
   });
 
   it('fails a case off by 1e-3, and passes it with a looser tolerance', () => {

@@ -3,6 +3,7 @@
 #include "allocator.h"
 
 #include <ATen/Parallel.h>
+#include <ATen/TensorIterator.h>
 #include <c10/core/GradMode.h>
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>
@@ -95,6 +96,7 @@ at::ScalarType host_dtype(at::ScalarType compute) {
 //   logp = log_softmax(x); nll = nll_loss_nd(logp, y, w, reduction, ignore_index)
 //   smooth = -(logp [* w]).sum(class_dim); smooth.masked_fill_(y == ignore_index, 0)
 //   ret = mean: smooth.masked_select(y != ignore_index).mean() | sum: smooth.sum() | none: smooth
+// (2.x: mean is smooth.sum() / (y != ignore_index).sum(); see kMeanSumsAllPositions)
 //   loss = (1 - ε) * nll + ret * (ε / C)
 // as about a dozen dispatched ops, each ~2-4 µs on small inputs. Here the reductions
 // (log_softmax, nll_loss_nd, both sums) stay ATen's own kernels, so their summation order
@@ -114,15 +116,37 @@ std::atomic<int64_t> g_shortcut_forward{0}, g_explicit_backward{0}, g_reference{
   return e != nullptr && e[0] == '1';
 }
 
-// Both shortcuts: only the 1.13 op sequences were verified (2.x forms the mean's sum
-// differently), and SMOOTHCE_ATEN_REFERENCE=1 turns them off.
+// Both shortcuts, for LibTorch 1.x and 2.x (checked bit for bit against
+// at::cross_entropy_loss + autograd by test/aten-fast.test.ts on 1.13 and, in
+// scripts/torch2.sh's chroot, on 2.6); SMOOTHCE_ATEN_REFERENCE=1 turns them off.
 bool shortcuts_enabled() {
-#if !defined(TORCH_VERSION_MAJOR) || TORCH_VERSION_MAJOR != 1
+#if !defined(TORCH_VERSION_MAJOR) || (TORCH_VERSION_MAJOR != 1 && TORCH_VERSION_MAJOR != 2)
   return false;
 #else
   return !reference_only();
 #endif
 }
+
+// How the unweighted 'mean' of the smoothing term is formed:
+//   1.x: smooth.masked_select(~ignore_mask).mean() (the sum of the kept positions only);
+//   2.x: smooth.sum() / (~ignore_mask).sum() (the sum over every position, ignored ones
+//        being +0 after masked_fill_; the cascade sum then groups differently).
+// The backward is the same: g / kept on kept positions, +0 on ignored ones.
+// How autograd scales the upstream gradient by the scalars (1 − ε) and ε / C: see
+// explicit_backward's `scaled`.
+constexpr bool kScalarMulBackwardInDtype =
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+    true;
+#else
+    false;
+#endif
+
+constexpr bool kMeanSumsAllPositions =
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+    true;
+#else
+    false;
+#endif
 
 bool smoothing_fast_path(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
                          double eps) {
@@ -178,7 +202,10 @@ at::Tensor smoothing_loss(const at::Tensor& x, const at::Tensor& logp, const at:
     return out;
   }
   T ret;
-  if (reduction == at::Reduction::Mean) {
+  if (reduction == at::Reduction::Mean && kMeanSumsAllPositions) {
+    // 2.x: smooth_loss.sum() / true_mask.sum(), a float 0-d tensor over an int64 one.
+    ret = at::sum(smooth).item<T>() / static_cast<T>(valid);
+  } else if (reduction == at::Reduction::Mean) {
     // 1.13 sums only the kept positions (masked_select(~mask), then mean): the cascade sum
     // of the shorter tensor groups differently from a sum with zeros in it.
     at::Tensor kept = at::empty({valid}, smooth.options());
@@ -279,10 +306,12 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
   const bool per_position = reduction == at::Reduction::None;
 
   // d loss / d nll, then nll_loss's own backward kernel (zeros but the target entries).
-  // MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
+  // 1.x: MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
   // against a 0-d gradient (mean, sum, 1-D none) grad · s is formed in double and rounded
   // once; against a gradient with dimensions (none) type promotion keeps the input dtype.
-  const bool zero_dim = upstream.dim() == 0;
+  // 2.x: the scalar stays a Scalar (mul.Scalar's backward), so grad · s is always formed in
+  // the input dtype, with s rounded to it first (23 of 3,000 aten-fast calls differ otherwise).
+  const bool zero_dim = upstream.dim() == 0 && !kScalarMulBackwardInDtype;
   const auto scaled = [zero_dim](T v, double s) -> T {
     return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
   };
@@ -330,10 +359,51 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
 
 }  // namespace
 
+}  // namespace smoothce
+
+// OpenMP's per-thread team size, when the linked LibTorch's intra-op backend is OpenMP (weak:
+// null otherwise). Cheap, unlike at::set_num_threads, which also rebuilds a thread pool.
+extern "C" {
+__attribute__((weak)) int omp_get_max_threads(void);
+__attribute__((weak)) void omp_set_num_threads(int);
+}
+
+namespace smoothce {
+namespace {
+
+// A call on fewer logits than ATen's grain size (32,768) runs its ATen ops on the calling
+// thread alone. ATen does not split such small reductions between threads anyway (the same
+// bits with 1 or n threads), but with n > 1 it still forms an OpenMP team for parallel_for
+// loops whose grain it divides by the row length (log_softmax's rows, say): on a busy
+// machine each team waits for a second core and a 32x10 call took 16 ms instead of 0.2 ms
+// (LibTorch 2.6, whose default here is 2 threads; 1.13 defaults to 1). The thread count is
+// restored afterwards.
+class SmallCallGuard {
+ public:
+  explicit SmallCallGuard(const at::Tensor& input) {
+    if (omp_get_max_threads == nullptr || omp_set_num_threads == nullptr) return;
+    if (!input.device().is_cpu() || input.numel() >= at::internal::GRAIN_SIZE) return;
+    if (at::get_num_threads() <= 1) return;  // also ATen's lazy per-thread initialisation
+    saved_ = omp_get_max_threads();
+    if (saved_ > 1) omp_set_num_threads(1);
+  }
+  ~SmallCallGuard() {
+    if (saved_ > 1) omp_set_num_threads(saved_);
+  }
+  SmallCallGuard(const SmallCallGuard&) = delete;
+  SmallCallGuard& operator=(const SmallCallGuard&) = delete;
+
+ private:
+  int saved_ = 0;
+};
+
+}  // namespace
+
 CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
   const at::Device device = parse_device(args.device);
 
   at::Tensor input = args.input_tensor.defined() ? args.input_tensor : view_raw(args.input);
+  const SmallCallGuard small_call(input);
   at::Tensor target = args.target_tensor.defined() ? args.target_tensor : view_raw(args.target);
   at::Tensor weight;
   if (args.weight.present) {
@@ -451,17 +521,13 @@ void set_num_threads(int n) {
 
 int get_num_threads() { return at::get_num_threads(); }
 
+// Async calls use the intra-op thread count sync calls use (setNumThreads(n), else the
+// main thread's default): ATen's reductions split their work by the thread count, so any
+// other count could give other bits than the same call made synchronously.
 int worker_num_threads() {
   const int requested = g_requested_threads.load();
   if (requested > 0) return requested;
-  int cores = g_main_default.load();
-  if (cores <= 0) cores = 1;
-  int pool = 4;  // libuv's default pool size
-  if (const char* env = std::getenv("UV_THREADPOOL_SIZE")) {
-    const int v = std::atoi(env);
-    if (v > 0) pool = std::min(v, 1024);
-  }
-  return std::max(1, cores / std::min(pool, cores));
+  return std::max(1, g_main_default.load());
 }
 
 void enter_worker_thread() {

@@ -77,9 +77,9 @@ bool cuda_available();
 int64_t cuda_device_count();
 // Intra-op threads. set_num_threads(n) applies to the calling thread and records n for
 // every thread that later runs a loss (libuv pool threads included). Without it, the JS
-// main thread keeps ATen's default and each libuv pool thread uses
-// worker_num_threads() = max(1, default / min(UV_THREADPOOL_SIZE, default)) so that
-// concurrent async calls together stay within the cores ATen would use for one.
+// main thread keeps ATen's default and each libuv pool thread uses that same default
+// (worker_num_threads()): ATen's reductions split work by the thread count, so an async
+// call gives the bits of the same sync call only with the same count.
 void set_num_threads(int n);
 // Gives the calling thread n intra-op threads, without touching ATen when it already has n.
 void use_num_threads(int n);

@@ -5,6 +5,10 @@
 #include <algorithm>
 #include <mutex>
 
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
+
 #ifdef SMOOTHCE_WITH_GLOO
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
@@ -22,10 +26,25 @@
 #endif
 #endif
 
+#include <atomic>
+#include <cctype>
 #include <thread>
+
+// TCPStoreOptions::useLibUV (LibTorch >= 2.2; the default became true in 2.4).
+#if defined(TORCH_VERSION_MAJOR) && (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 2))
+#define SMOOTHCE_TCPSTORE_HAS_LIBUV 1
+#endif
 
 namespace smoothce {
 namespace dist {
+
+int default_store_layout() {
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+  return 2;
+#else
+  return 1;
+#endif
+}
 
 #ifdef SMOOTHCE_WITH_GLOO
 
@@ -84,6 +103,47 @@ std::string where(const Group& g) {
          " ms)";
 }
 
+// Whether a c10d/Gloo message reports a timeout: the store's "Timed out after N seconds
+// waiting for clients", "Wait timeout", "Socket Timeout", "timed out after N ms", ...
+bool says_timeout(const std::string& message) {
+  std::string m(message);
+  for (char& ch : m) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  return m.find("timed out") != std::string::npos || m.find("timeout") != std::string::npos ||
+         m.find("time out") != std::string::npos;
+}
+
+// Rethrows an init failure as "distributed init timed out (...)" when it was a timeout,
+// "distributed init failed (...)" otherwise; lib/distributed.ts gives them their codes.
+[[noreturn]] void init_failed(const Group& g, const std::string& inner, bool timeout) {
+  TORCH_CHECK(false, "distributed init ", timeout ? "timed out " : "failed ", where(g), ": ", inner);
+}
+
+#ifdef SMOOTHCE_TCPSTORE_HAS_LIBUV
+// LibTorch 2.4+ asks for the libuv TCPStore backend by default and throws "use_libuv was
+// requested but PyTorch was build without libuv support" when it was built without it (as
+// Debian's is). The first group finds out; later groups use what it found.
+std::atomic<int> g_libuv{-1};  // -1 unknown, 0 unavailable, 1 available
+
+c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, c10d::TCPStoreOptions so) {
+  if (g_libuv.load() == 0) so.useLibUV = false;
+  try {
+    auto store = c10::make_intrusive<c10d::TCPStore>(host, so);
+    if (so.useLibUV) g_libuv.store(1);
+    return store;
+  } catch (const c10::Error& e) {
+    const std::string m = e.what_without_backtrace();
+    if (!so.useLibUV || m.find("libuv") == std::string::npos) throw;
+    g_libuv.store(0);
+  }
+  so.useLibUV = false;
+  return c10::make_intrusive<c10d::TCPStore>(host, so);
+}
+#else
+c10::intrusive_ptr<c10d::Store> make_tcp_store(const std::string& host, const c10d::TCPStoreOptions& so) {
+  return c10::make_intrusive<c10d::TCPStore>(host, so);
+}
+#endif
+
 void check_alive(const Group& g) {
   TORCH_CHECK(!g.destroyed && g.pg, "the process group was destroyed");
 }
@@ -132,12 +192,24 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
     }
   }
 #endif
+  const bool layout2 = o.layout == GroupOptions::StoreLayout::Torch2 ||
+                       (o.layout == GroupOptions::StoreLayout::Default && default_store_layout() == 2);
   try {
-    g->tcp = c10::make_intrusive<c10d::TCPStore>(o.host, so);
-    // torch.distributed 1.13: PrefixStore("default_pg", store), then the first group's
-    // own PrefixStore("0", ...) for the process group.
+    g->tcp = make_tcp_store(o.host, so);
+    // torch.distributed wraps the rendezvous store in PrefixStore("default_pg", store), then
+    //   1.x: the first group's PrefixStore("0", ...) for the process group, and a
+    //        store-based barrier on "store_based_barrier_key:1" after creating it;
+    //   2.x: PrefixStore("0/", ...) for the group, then PrefixStore("cpu/", ...) for its
+    //        Gloo backend (keys like default_pg/0//cpu//0/0), and no start-up barrier
+    //        (TORCH_DIST_INIT_BARRIER defaults to 0).
     auto default_pg = c10::make_intrusive<c10d::PrefixStore>("default_pg", g->tcp);
-    auto group_store = c10::make_intrusive<c10d::PrefixStore>("0", default_pg);
+    c10::intrusive_ptr<c10d::Store> group_store;
+    if (layout2) {
+      auto pg_store = c10::make_intrusive<c10d::PrefixStore>("0/", default_pg);
+      group_store = c10::make_intrusive<c10d::PrefixStore>("cpu/", pg_store);
+    } else {
+      group_store = c10::make_intrusive<c10d::PrefixStore>("0", default_pg);
+    }
     auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
     if (!o.interface.empty()) {
       options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
@@ -149,20 +221,26 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
     options->threads = static_cast<int>(options->devices.size() * 2);
     g->pg = c10::make_intrusive<c10d::ProcessGroupGloo>(group_store, o.rank, o.world_size, options);
 
-    // _store_based_barrier(rank, store, timeout) with _group_count == 1.
-    const std::string key = "store_based_barrier_key:1";
-    default_pg->add(key, 1);
-    const auto start = std::chrono::steady_clock::now();
-    while (default_pg->add(key, 0) != o.world_size) {
-      TORCH_CHECK(std::chrono::steady_clock::now() - start < o.timeout, "timed out after ", o.timeout.count(),
-                  " ms waiting for all ", o.world_size, " ranks to join");
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    if (!layout2) {
+      // _store_based_barrier(rank, store, timeout) with _group_count == 1.
+      const std::string key = "store_based_barrier_key:1";
+      default_pg->add(key, 1);
+      const auto start = std::chrono::steady_clock::now();
+      while (default_pg->add(key, 0) != o.world_size) {
+        if (std::chrono::steady_clock::now() - start >= o.timeout) {
+          init_failed(*g, "timed out after " + std::to_string(o.timeout.count()) + " ms waiting for all " +
+                              std::to_string(o.world_size) + " ranks to join", true);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
     g->pg->setSequenceNumberForGroup();
   } catch (const c10::Error& e) {
-    TORCH_CHECK(false, "distributed init failed ", where(*g), ": ", e.what_without_backtrace());
+    const std::string m = e.what_without_backtrace();
+    if (m.rfind("distributed init ", 0) == 0) throw;  // already ours
+    init_failed(*g, m, says_timeout(m));
   } catch (const std::exception& e) {
-    TORCH_CHECK(false, "distributed init failed ", where(*g), ": ", e.what());
+    init_failed(*g, e.what(), says_timeout(e.what()));
   }
   return g;
 }

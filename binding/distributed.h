@@ -1,6 +1,7 @@
 // Pure C++ (no napi.h): a process group over PyTorch's own c10d engine — TCPStore
-// rendezvous and ProcessGroupGloo — laid out exactly as torch.distributed 1.13's
-// init_process_group lays it out, so Node ranks and Python ranks can join one group.
+// rendezvous and ProcessGroupGloo — laid out exactly as torch.distributed's
+// init_process_group lays it out (1.x or 2.x, see StoreLayout), so Node ranks and Python
+// ranks can join one group.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -22,7 +23,13 @@ struct GroupOptions {
   std::string backend = "gloo";
   std::chrono::milliseconds timeout{30000};
   std::string interface;  // GLOO_SOCKET_IFNAME; empty: loopback for loopback hosts, else the default device
+  // Which torch.distributed's store layout to use; Default: the linked LibTorch's major version.
+  enum class StoreLayout { Default, Torch1, Torch2 } layout = StoreLayout::Default;
 };
+
+// The layout a Default group uses with this build: 1 or 2 (the linked LibTorch's major version).
+int default_store_layout();
+
 
 enum class ReduceOp { Sum, Product, Min, Max };
 

@@ -56,6 +56,14 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
   opts.backend = str("backend");
   Napi::Value iface = o.Get("interface");
   if (iface.IsString()) opts.interface = iface.As<Napi::String>().Utf8Value();
+  // storeLayout: 1 or 2 (torch.distributed 1.x or 2.x); absent: the linked LibTorch's.
+  Napi::Value layout = o.Get("storeLayout");
+  if (!layout.IsUndefined()) {
+    SMOOTHCE_THROW_TYPE_IF(env, !layout.IsNumber(), "Expected a number for storeLayout");
+    const double l = layout.As<Napi::Number>().DoubleValue();
+    SMOOTHCE_THROW_RANGE_IF(env, l != 1 && l != 2, "storeLayout must be 1 or 2");
+    opts.layout = l == 1 ? dist::GroupOptions::StoreLayout::Torch1 : dist::GroupOptions::StoreLayout::Torch2;
+  }
   return queue_task<GroupPtr>(
       env, "smoothce:distInit", [opts] { return dist::create_group(opts); },
       [](Napi::Env e, GroupPtr& g) -> Napi::Value {

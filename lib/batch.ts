@@ -83,7 +83,9 @@ export function roundTo(dtype: DType, x: number): number {
 /** The dtype of a reduced loss: the native result's, narrowed to bf16/f16 as ATen computes it. */
 export function lossDType(prepared: Prepared, first: ChunkResult): DType {
   const x = prepared.inputDType;
-  if ((x === 'bfloat16' || x === 'float16') && !prepared.probabilityTarget) return x;
+  // Probability targets: x·t is in the promoted dtype (bfloat16·bfloat16 stays bfloat16).
+  const t = prepared.args.target.dtype;
+  if ((x === 'bfloat16' || x === 'float16') && (!prepared.probabilityTarget || t === x)) return x;
   if (typeof first.loss !== 'number') return first.loss.dtype;
   return x === 'float64' ? 'float64' : 'float32';
 }

@@ -1,7 +1,8 @@
 /**
  * Exact metrics across processes and machines through PyTorch's own distributed engine
- * (c10d: TCPStore rendezvous + Gloo), laid out as torch.distributed 1.13 lays out its
- * default group, so Node ranks and Python ranks can join one group.
+ * (c10d: TCPStore rendezvous + Gloo), laid out as torch.distributed lays out its default
+ * group (the 1.x or the 2.x layout: `storeLayout`), so Node ranks and Python ranks can join
+ * one group.
  *
  *   const group = await distributed.init({ rank, worldSize, store: 'tcp://127.0.0.1:29500' });
  *   await group.allReduce(lossAccumulator);   // every rank ends with the global state
@@ -34,6 +35,18 @@ export interface InitOptions {
   /** Network interface for Gloo's pairs (as GLOO_SOCKET_IFNAME). Default: $GLOO_SOCKET_IFNAME, else
    * loopback when the store is on a loopback address, else the address of this host's name. */
   interface?: string;
+  /** The store layout of torch.distributed 1.x (`'1.x'`) or 2.x (`'2.x'`): 2.x puts the group's
+   * keys under `default_pg/0//cpu//` and has no start-up barrier. Every rank of a group must use
+   * the same one. Default: the linked LibTorch's major version (`torchVersion()`), which is right
+   * when the Python ranks run the same major version of torch. */
+  storeLayout?: StoreLayout;
+}
+
+export type StoreLayout = '1.x' | '2.x';
+
+/** The store layout init() uses by default: the linked LibTorch's major version. */
+export function defaultStoreLayout(): StoreLayout {
+  return Number(native().torchVersion().split('.')[0]) >= 2 ? '2.x' : '1.x';
 }
 
 /** What allReduce() can combine: anything that serialises, deserialises and merges exactly
@@ -57,7 +70,7 @@ function nd(): NativeDist {
   return native() as unknown as NativeDist;
 }
 
-const OPTION_NAMES = ['rank', 'worldSize', 'store', 'backend', 'timeoutMs', 'interface'];
+const OPTION_NAMES = ['rank', 'worldSize', 'store', 'backend', 'timeoutMs', 'interface', 'storeLayout'];
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
@@ -89,14 +102,24 @@ export class DistributedError extends Error {
   }
 }
 
-function wrap(err: unknown, what: string): unknown {
+/**
+ * The native layer says what an init failure was: "distributed init timed out (...)" when not
+ * every rank arrived within the timeout, "distributed init failed (...)" for anything else (a
+ * port in use, an unreachable host, a LibTorch limitation). A collective that fails is a
+ * timeout when c10d/Gloo's own message says so, and ERR_SMOOTHCE_DIST otherwise (a peer that
+ * closed its connection, say). The group's coordinates in the message ("timeout N ms") are
+ * not read.
+ */
+function wrap(err: unknown, what: string, init: boolean): unknown {
   if (!(err instanceof Error)) return err;
-  const timeout = /time ?out|timed out|Socket Timeout|Connection reset|Connection closed|may have died/i.test(err.message);
-  return new DistributedError(
-    `${what}: ${err.message}`,
-    timeout ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST,
-    err,
-  );
+  let code: string;
+  if (init) {
+    code = /^distributed init timed out/.test(err.message) ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST_INIT;
+  } else {
+    const inner = err.message.replace(/^[^:]*\(rank \d+ of \d+, store [^)]*\)/, '');
+    code = /timed out|time ?out/i.test(inner) ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST;
+  }
+  return new DistributedError(`${what}: ${err.message}`, code, err);
 }
 
 export class ProcessGroup {
@@ -130,7 +153,7 @@ export class ProcessGroup {
     );
     this.#chain = run.catch(() => undefined);
     return run.catch((err) => {
-      throw wrap(err, what);
+      throw wrap(err, what, false);
     });
   }
 
@@ -213,7 +236,8 @@ export function available(): boolean {
 /**
  * Joins (or, as rank 0, hosts) a process group. Every rank calls it with the same store
  * address and worldSize; it resolves once all ranks have joined, and rejects with a
- * DistributedError (code ERR_SMOOTHCE_DIST_TIMEOUT) when they have not within timeoutMs.
+ * DistributedError: code ERR_SMOOTHCE_DIST_TIMEOUT when they have not within timeoutMs,
+ * ERR_SMOOTHCE_DIST_INIT when init failed for another reason (the store's port in use, say).
  */
 export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
   const o = readOptions(options, OPTION_NAMES, 'distributed.init');
@@ -234,6 +258,11 @@ export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
   const timeoutMs = checkInt('timeoutMs', o.timeoutMs ?? 30000, 1, 86_400_000, 'an integer number of milliseconds in [1, 86400000]');
   const iface = o.interface ?? process.env.GLOO_SOCKET_IFNAME;
   if (iface !== undefined && typeof iface !== 'string') throw typeError('interface', 'a network interface name', iface);
+  const layout = o.storeLayout;
+  if (layout !== undefined && layout !== '1.x' && layout !== '2.x') {
+    if (typeof layout !== 'string') throw typeError('storeLayout', "'1.x' or '2.x'", layout);
+    throw rangeError('storeLayout', "'1.x' or '2.x'", layout);
+  }
   if (!available()) {
     throw new DistributedError(
       'distributed.init: this build of smoothce has no c10d/Gloo support (install libgloo-dev and rebuild: npm run build:native)',
@@ -248,9 +277,10 @@ export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
   }
   let handle: unknown;
   try {
-    handle = await nd().distInit({ host, port, rank, worldSize, backend, timeoutMs, interface: iface || undefined });
+    const storeLayout = (layout ?? defaultStoreLayout()) === '2.x' ? 2 : 1;
+    handle = await nd().distInit({ host, port, rank, worldSize, backend, timeoutMs, interface: iface || undefined, storeLayout });
   } catch (err) {
-    throw wrap(err, `distributed.init (rank ${rank} of ${worldSize}, store ${storeAddr}, timeout ${timeoutMs} ms; not all ranks joined in time?)`);
+    throw wrap(err, `distributed.init (rank ${rank} of ${worldSize}, store ${storeAddr}, timeout ${timeoutMs} ms)`, true);
   }
   return new ProcessGroup(handle, rank, worldSize, backend);
 }

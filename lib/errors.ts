@@ -33,6 +33,8 @@ export const ERROR_CODES = {
   DIST: 'ERR_SMOOTHCE_DIST',
   /** DistributedError: the other ranks did not arrive within timeoutMs. */
   DIST_TIMEOUT: 'ERR_SMOOTHCE_DIST_TIMEOUT',
+  /** DistributedError: distributed.init failed for a reason other than a timeout (a port in use, an unreachable host, a LibTorch limitation). */
+  DIST_INIT: 'ERR_SMOOTHCE_DIST_INIT',
   /** DistributedError: the process group was destroyed. */
   DIST_DESTROYED: 'ERR_SMOOTHCE_DIST_DESTROYED',
   /** DistributedError: this build has no distributed support (no Gloo) or the call is not available. */

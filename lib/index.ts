@@ -22,7 +22,7 @@ export function cudaDeviceCount(): number {
   return native().cudaDeviceCount();
 }
 export * as distributed from './distributed';
-export type { ProcessGroup, InitOptions, ReduceOp, Backend } from './distributed';
+export type { ProcessGroup, InitOptions, ReduceOp, Backend, StoreLayout } from './distributed';
 export {
   checkParity,
   loadCaseFile,

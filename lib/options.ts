@@ -278,9 +278,8 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
           `for target but received ${article(t.dtype)} ${t.dtype} tensor of shape ${fmt(t.shape)}`,
       );
     }
-    if (t.dtype === 'bfloat16' || t.dtype === 'float16') {
-      throw typeError('target.dtype', 'float32 or float64 for probability targets', t.dtype);
-    }
+    // bfloat16/float16 probabilities are computed as PyTorch computes them: ATen promotes
+    // (x·t) to the wider of the two dtypes; a float16 input needs a LibTorch with CPU Half kernels.
     probabilityTarget = true;
     if (opts.ignoreIndex !== undefined && ignore >= 0n) {
       throw rangeError('ignoreIndex', 'a negative value with probability targets (PyTorch does not support it)', opts.ignoreIndex);

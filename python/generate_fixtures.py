@@ -1,5 +1,8 @@
 #!/usr/bin/python3
-"""Generates smoothce's committed golden fixtures, test/fixtures/cases.json.
+"""Generates smoothce's committed golden fixtures, one file per torch version:
+test/fixtures/cases.json for torch 1.13, test/fixtures/cases-<major>.<minor>.json for others
+(cases-2.6.json: Debian trixie's torch 2.6, written inside scripts/torch2.sh's chroot). The
+tests replay the file of the linked LibTorch's version (test/helpers/fixtures.ts).
 
 Run with the Python that has torch (the oracle): ``npm run fixtures`` or
 ``/usr/bin/python3 python/generate_fixtures.py [out.json]``. The seed is fixed, so a rerun
@@ -24,7 +27,10 @@ import smoothce_parity as sp  # noqa: E402
 
 SEED = 20240611
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_OUT = os.path.join(ROOT, "test", "fixtures", "cases.json")
+_MAJOR_MINOR = ".".join(torch.__version__.split("+")[0].split(".")[:2])
+DEFAULT_OUT = os.path.join(
+    ROOT, "test", "fixtures", "cases.json" if _MAJOR_MINOR == "1.13" else f"cases-{_MAJOR_MINOR}.json"
+)
 
 INF = math.inf
 NAN = math.nan

@@ -164,6 +164,19 @@ describe('crossEntropy with batchSize: exact chunking', () => {
     expect(Math.abs((crossEntropy(input, target, { labelSmoothing: 0.3 }).loss as number) - sum / 6)).toBeGreaterThan(1e-3);
   });
 
+  it('bfloat16 probability targets: chunks give the one-call loss, in bfloat16 when input and target are (ATen promotes x·t)', () => {
+    const x = tensor(Float32Array.from({ length: 60 }, (_, i) => Math.sin(i) * 3), [10, 6], 'bfloat16');
+    const probs = Float32Array.from({ length: 60 }, (_, i) => (Math.cos(i) + 1) / 12);
+    for (const td of ['bfloat16', 'float32'] as const) {
+      const t = tensor(probs, [10, 6], td);
+      const one = crossEntropy(x, t, { labelSmoothing: 0.1 }).loss as number;
+      const chunked = crossEntropy(x, t, { labelSmoothing: 0.1, batchSize: 3 }).loss as number;
+      expect(chunked, td).toBe(one);
+      // A bfloat16 result has at most 8 significant bits; a float32 one has more here.
+      expect(roundTo('bfloat16', one) === one, td).toBe(td === 'bfloat16');
+    }
+  });
+
   it('the async twin gives the same result', async () => {
     for (const c of cases('float64').filter((_, i) => i % 5 === 0)) {
       const want = crossEntropy(c.input, c.target, { ...c.options, grad: true });

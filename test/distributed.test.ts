@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { calibration, distributed, LossAccumulator } from '../lib/index';
+import { calibration, distributed, LossAccumulator, torchVersion } from '../lib/index';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const distData = require('./helpers/dist-data.js');
 import { freePort } from './helpers/free-port';
@@ -117,6 +117,7 @@ describe('distributed (c10d/Gloo over loopback)', () => {
       expect(err.name).toBe('DistributedError');
       expect(err.code).toBe('ERR_SMOOTHCE_DIST_TIMEOUT');
       expect(err.message).toMatch(/distributed\.init \(rank \d of 3/);
+      expect(err.message).toMatch(/distributed init timed out/);
     }
     // Bounded by the timeout (3 s) plus process start-up, far from a hang.
     expect(elapsed).toBeLessThan(60_000);
@@ -133,31 +134,76 @@ describe('distributed (c10d/Gloo over loopback)', () => {
     expect(res.name).toBe('DistributedError');
   });
 
-  it('a Node rank and a Python torch.distributed rank all-reduce together', async () => {
-    const probe = await run(ORACLE, ['-c', 'import torch.distributed as d; print(int(d.is_available()))']);
-    if (probe.stdout.trim() !== '1') {
-      if (process.env.CI) throw new Error('the Python oracle (/usr/bin/python3 with torch) is required in CI');
-      console.warn('PYTHON INTEROP SKIPPED: /usr/bin/python3 has no torch.distributed');
-      return;
+  it('an init that fails for another reason than a timeout has its own code and says why', async () => {
+    // The store's port is taken (by a listening socket of this process): no rank is late.
+    const net = await import('node:net');
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      const t0 = Date.now();
+      const err = await distributed.init({ rank: 0, worldSize: 1, store: `tcp://127.0.0.1:${port}`, timeoutMs: 20_000 }).then(
+        () => null,
+        (e: unknown) => e as { name: string; code: string; message: string },
+      );
+      expect(err).not.toBeNull();
+      expect(err!.name).toBe('DistributedError');
+      expect(err!.code).toBe('ERR_SMOOTHCE_DIST_INIT');
+      expect(err!.message).toMatch(/distributed init failed/);
+      expect(err!.message).not.toMatch(/timed out/);
+      // Reported at once, not after the 20 s timeout.
+      expect(Date.now() - t0).toBeLessThan(15_000);
+    } finally {
+      server.close();
     }
-    const port = await freePort();
-    const py = [
-      'import sys, datetime, torch, torch.distributed as dist',
-      `dist.init_process_group("gloo", init_method="tcp://127.0.0.1:${port}", rank=1, world_size=2, timeout=datetime.timedelta(seconds=20))`,
-      't = torch.tensor([0.25, -4.0, 1e-3], dtype=torch.float64)',
-      'dist.all_reduce(t)',
-      'dist.barrier()',
-      'print(repr(t.tolist()), flush=True)',
-      'dist.destroy_process_group()',
-    ].join('\n');
-    const [node, python] = await Promise.all([
-      rank({ rank: 0, worldSize: 2, store: `tcp://127.0.0.1:${port}`, tensor: [1.5, 2, -3] }),
-      run(ORACLE, ['-c', py], { GLOO_SOCKET_IFNAME: 'lo' }),
-    ]);
-    expect(node.code, node.stderr + JSON.stringify(node.json)).toBe(0);
-    expect(python.code, python.stderr).toBe(0);
-    expect(node.json.tensor).toEqual([1.75, -2, -3 + 1e-3]);
-    expect(python.stdout.trim()).toBe('[1.75, -2.0, -2.999]');
+  });
+
+  describe('with Python torch.distributed ranks', () => {
+    let pyLayout: '1.x' | '2.x' | undefined;
+    let pyVersion = '';
+    async function python(): Promise<boolean> {
+      if (pyLayout) return true;
+      const probe = await run(ORACLE, ['-c', 'import torch, torch.distributed as d; print(int(d.is_available()), torch.__version__)']);
+      const [ok, version] = probe.stdout.trim().split(' ');
+      if (ok !== '1') {
+        if (process.env.CI) throw new Error('the Python oracle (/usr/bin/python3 with torch.distributed) is required in CI');
+        console.warn('PYTHON INTEROP SKIPPED: /usr/bin/python3 has no torch.distributed');
+        return false;
+      }
+      pyVersion = version;
+      pyLayout = Number(version.split('.')[0]) >= 2 ? '2.x' : '1.x';
+      return true;
+    }
+
+    it("the default store layout is the linked LibTorch's major version", () => {
+      const major = Number(torchVersion().split('.')[0]);
+      expect(distributed.defaultStoreLayout()).toBe(major >= 2 ? '2.x' : '1.x');
+    });
+
+    for (const nodeRank of [0, 1]) {
+      it(`a Node rank (rank ${nodeRank}) and a Python rank all-reduce together, in the Python torch's store layout`, async () => {
+        if (!(await python())) return;
+        const port = await freePort();
+        const py = [
+          'import sys, datetime, torch, torch.distributed as dist',
+          `dist.init_process_group("gloo", init_method="tcp://127.0.0.1:${port}", rank=${1 - nodeRank}, world_size=2, timeout=datetime.timedelta(seconds=20))`,
+          't = torch.tensor([0.25, -4.0, 1e-3], dtype=torch.float64)',
+          'dist.all_reduce(t)',
+          'dist.barrier()',
+          'print(repr(t.tolist()), flush=True)',
+          'dist.destroy_process_group()',
+        ].join('\n');
+        // Debian's torch 2.x is built without libuv, which its TCPStore asks for by default.
+        const [node, pyOut] = await Promise.all([
+          rank({ rank: nodeRank, worldSize: 2, store: `tcp://127.0.0.1:${port}`, tensor: [1.5, 2, -3], storeLayout: pyLayout }),
+          run(ORACLE, ['-c', py], { GLOO_SOCKET_IFNAME: 'lo', USE_LIBUV: '0' }),
+        ]);
+        expect(node.code, `torch ${pyVersion}: ` + node.stderr + JSON.stringify(node.json)).toBe(0);
+        expect(pyOut.code, pyOut.stderr).toBe(0);
+        expect(node.json.tensor).toEqual([1.75, -2, -3 + 1e-3]);
+        expect(pyOut.stdout.trim()).toBe('[1.75, -2.0, -2.999]');
+      });
+    }
   });
 
   describe('BAD CALL: validated before anything connects', () => {
@@ -173,6 +219,8 @@ describe('distributed (c10d/Gloo over loopback)', () => {
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', backend: 'mpi' }, TypeError, /backend/],
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', timeoutMs: 0 }, RangeError, /timeoutMs/],
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', timout: 5 }, TypeError, /Unknown option 'timout'/],
+      [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', storeLayout: '3.x' }, RangeError, /storeLayout/],
+      [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', storeLayout: 2 }, TypeError, /storeLayout/],
     ])('init(%j) rejects', async (opts, cls, re) => {
       const p = distributed.init(opts as never);
       await expect(p).rejects.toThrow(cls);

@@ -1,18 +1,17 @@
 /**
- * impl: 'fused' on the golden PyTorch fixtures (test/fixtures/cases.json): every value
+ * impl: 'fused' on the golden PyTorch fixtures (test/fixtures/cases*.json, the linked LibTorch's): every value
  * case gives PyTorch's values (same tolerances as test/golden.test.ts) and agrees with
  * impl: 'aten' (float64 to 1e-12 relative, float32 within assert_close); every error case
  * throws what impl 'aten' throws. Run for both instruction sets of the kernel.
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, type Tensor } from '../lib/index';
-import { callArgs, checkResult, isErrorCase, type CaseFile } from './helpers/cases-format';
+import { callArgs, checkResult, isErrorCase } from './helpers/cases-format';
+import { loadFixtures } from './helpers/fixtures';
 import { compareResults } from './helpers/fused-compare';
 import { restoreEnvAfterAll } from './helpers/env';
 
-const doc = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'cases.json'), 'utf8')) as CaseFile;
+const { doc } = loadFixtures();
 const valueCases = doc.cases.filter((c) => !isErrorCase(c) && !c.deviation);
 const errorCases = doc.cases.filter((c) => isErrorCase(c) && !c.deviation);
 

@@ -1,14 +1,13 @@
 /**
- * Golden fixtures: every case of test/fixtures/cases.json (written by PyTorch 1.13 with
+ * Golden fixtures: every case of the fixture file recorded by the linked LibTorch's torch
+ * version (test/fixtures/cases.json by 1.13, cases-2.6.json by 2.6; written with
  * python/generate_fixtures.py, `npm run fixtures`) replayed through the public API.
  * Values: torch.testing.assert_close tolerances per dtype, float64 also to 1e-10 relative.
  * PyTorch errors: smoothce must throw the class recorded below, naming the parameter.
  * Deviations: what smoothce does on purpose instead (README, "differs from PyTorch").
  */
-import * as fs from 'node:fs';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { crossEntropy, crossEntropyAsync } from '../lib/index';
+import { crossEntropy, crossEntropyAsync, tensor, torchVersion } from '../lib/index';
 import {
   callArgs,
   checkResult as check,
@@ -18,10 +17,21 @@ import {
   type CaseExpectedValues,
   type CaseFile,
 } from './helpers/cases-format';
+import { loadFixtures } from './helpers/fixtures';
 
-const FILE = path.join(__dirname, 'fixtures', 'cases.json');
-const doc = JSON.parse(fs.readFileSync(FILE, 'utf8')) as CaseFile;
+const fixtures = loadFixtures();
+const doc: CaseFile = fixtures.doc;
 const cases = doc.cases;
+
+/** Whether the linked LibTorch computes float16 cross-entropy on CPU (2.4+ does, 1.13 does not). */
+function linkedComputesHalf(): boolean {
+  try {
+    crossEntropy(tensor(new Float32Array([1, 2, 3]), [1, 3], 'float16'), tensor([0], [1], 'int64'));
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 type ErrorClass = typeof Error | typeof TypeError | typeof RangeError;
 
@@ -49,6 +59,7 @@ const EXPECTED_ERRORS: Record<string, [ErrorClass, RegExp]> = {
   err_weight_wrong_size: [RangeError, /weight/],
   err_weight_2d: [RangeError, /weight/], // a [1, 3] weight arrives as one row: not 3 class weights
   err_prob_weight_wrong_size: [RangeError, /weight/],
+  // Only in files written by a torch without CPU Half kernels (1.13); 2.x records values.
   err_input_half: [Error, /float16.*Half/],
   err_input_half_3d: [Error, /float16.*Half/],
   err_input_int64: [TypeError, /input\.dtype/],
@@ -96,8 +107,12 @@ function expectError(err: unknown, [cls, re]: [ErrorClass, RegExp], name: string
   expect(e.message, name).toMatch(re);
 }
 
+// A file recorded by another torch version than the linked one (no file for this version):
+// its float16 errors do not apply to a LibTorch that computes float16.
+const halfErrorElsewhere = (c: Case): boolean =>
+  !fixtures.matchesLinked && isErrorCase(c) && / for 'Half'/.test(c.expected.error.message) && linkedComputesHalf();
 const valueCases = cases.filter((c) => !isErrorCase(c) && !c.deviation);
-const errorCases = cases.filter((c) => isErrorCase(c) && !c.deviation);
+const errorCases = cases.filter((c) => isErrorCase(c) && !c.deviation && !halfErrorElsewhere(c));
 const deviationCases = cases.filter((c) => c.deviation);
 
 describe('golden fixtures (test/fixtures/cases.json)', () => {
@@ -105,6 +120,12 @@ describe('golden fixtures (test/fixtures/cases.json)', () => {
     expect(doc.format).toBe('smoothce-cases');
     expect(doc.version).toBe(1);
     expect(doc.torch).toMatch(/^\d+\.\d+/);
+    if (!fixtures.matchesLinked) {
+      console.warn(
+        `golden: no fixtures recorded by torch ${torchVersion()} (recorded: ${fixtures.recorded.join(', ')}); replaying ${doc.torch}'s ` +
+          `within assert_close tolerances. Record them: /usr/bin/python3 python/generate_fixtures.py test/fixtures/cases-<major>.<minor>.json`,
+      );
+    }
     expect(cases.length).toBeGreaterThanOrEqual(60);
     expect(new Set(cases.map((c) => c.name)).size).toBe(cases.length);
     expect(valueCases.length).toBeGreaterThanOrEqual(40);

@@ -14,6 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, type Tensor } from '../lib/index';
+import { roundTo } from '../lib/batch';
+import { reference } from '../lib/parity';
 import { callArgs, checkResult, fromTensor, isErrorCase, type Case, type CaseFile } from './helpers/cases-format';
 import { ORACLE_PYTHON, probeOracle, runOracle, type OracleRequest } from './helpers/oracle';
 import { rng } from './helpers/rng';
@@ -276,6 +278,73 @@ describe('randomized parity with the live PyTorch oracle', () => {
       failures.slice(0, 10).map((f) => `${f.c.name}: ${f.why}`),
       `seed ${SEED}: ${failures.length} of ${doc.cases.length} cases differ from torch`,
     ).toEqual([]);
+  });
+
+  // PyTorch's own tests have bfloat16 probability targets; ATen forms x·t in the promoted dtype.
+  it.skipIf(!oracle)('bfloat16 and float16 probability targets compute as torch does (float16 input where the LibTorch has it)', () => {
+    const r = rng(SEED ^ 0x5eed);
+    const pairs = [
+      ['float32', 'bfloat16'], ['bfloat16', 'bfloat16'], ['float64', 'bfloat16'], ['float32', 'float16'],
+      ['bfloat16', 'float16'], ['float16', 'float16'], ['float16', 'float32'], ['float16', 'bfloat16'],
+    ] as const;
+    const requests: OracleRequest[] = [];
+    for (const [xd, td] of pairs) {
+      for (const reduction of ['mean', 'sum', 'none'] as const) {
+        for (const eps of [0, 0.1]) {
+          const shape = r() < 0.5 ? [5, 7] : [3, 4, 2];
+          const numel = shape.reduce((a, b) => a * b, 1);
+          const q = (d: string) => (v: number) => (d === 'bfloat16' ? toBFloat16(v) : roundTo(d as 'float16', v));
+          const x = Array.from({ length: numel }, () => q(xd)((r() - 0.5) * 8));
+          const t = Array.from({ length: numel }, () => q(td)(r()));
+          requests.push({
+            name: `${xd}-x-${td}-target-${reduction}-eps${eps}-${shape.length}d`,
+            input: { dtype: xd, shape, data: x },
+            target: { dtype: td, shape, data: t },
+            // smoothce's weights are float32 or float64 numbers (ATen promotes with them, as torch does).
+            weight: r() < 0.3 ? { dtype: xd === 'float64' ? 'float64' : 'float32', shape: [shape[1]], data: Array.from({ length: shape[1] }, () => q(xd)(r() * 2)) } : null,
+            options: { reduction, ignore_index: -100, label_smoothing: eps },
+            grad_output: null,
+          });
+        }
+      }
+    }
+    const doc = runOracle(requests);
+    const failures: string[] = [];
+    let computed = 0;
+    for (const c of doc.cases) {
+      let got: ReturnType<typeof crossEntropy> | undefined;
+      let err: Error | undefined;
+      try {
+        const { input, target, options } = callArgs(c, true);
+        got = crossEntropy(input, target, options);
+      } catch (e) {
+        err = e as Error;
+      }
+      if (isErrorCase(c)) {
+        // 1.13 has no CPU Half log_softmax: both refuse float16 input.
+        if (!err) failures.push(`${c.name}: torch raised ${c.expected.error.message}; smoothce did not`);
+        continue;
+      }
+      if (err) {
+        failures.push(`${c.name}: smoothce threw ${err.name}: ${err.message}`);
+        continue;
+      }
+      computed++;
+      const problems = checkResult(c, got!);
+      if (problems.length) failures.push(`${c.name}: ${problems.join('; ')}`);
+    }
+    expect(failures).toEqual([]);
+    // Every pair without float16 input is computed by every torch.
+    expect(computed).toBeGreaterThanOrEqual(30);
+  });
+
+  it('the float64 reference gives NaN for an empty probability-target mean, as torch does (N×0 and 0×C)', () => {
+    for (const shape of [[3, 0], [0, 4]]) {
+      const x = { data: new Float64Array(0), shape, dtype: 'float64' as const };
+      const r = reference.crossEntropy(x, { ...x }, { reduction: 'mean', labelSmoothing: 0.1 });
+      expect(r.loss, JSON.stringify(shape)).toBeNaN();
+      expect(crossEntropy(x, { ...x }, { reduction: 'mean', labelSmoothing: 0.1 }).loss, JSON.stringify(shape)).toBeNaN();
+    }
   });
 
   // python/smoothce_parity.py as a user runs it: capture from a random "model output".

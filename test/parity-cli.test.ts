@@ -36,9 +36,13 @@ describe('smoothce parity (CLI)', () => {
     expect(lines).toHaveLength(16);
     expect(io.out.find((l) => l.includes('f32_mean_eps0.1'))).toMatch(/^\s+PASS\s+f32_mean_eps0\.1\s+loss abs \S+ rel \S+\s+grad abs \S+ rel \S+/);
     expect(io.out.find((l) => l.includes('dev_negative_eps'))).toMatch(/REJECTED.*deviation/);
-    expect(io.out.find((l) => l.includes('err_input_half'))).toMatch(/ERROR-MATCHED/);
+    // float16 on CPU is an error in torch 1.13 and values in 2.x: the oracle's file says which.
+    const json = JSON.parse(fs.readFileSync(good, 'utf8')) as { cases: Array<{ name: string; expected: object }> };
+    const half = json.cases.find((c) => c.name === 'err_input_half')!;
+    const errors = json.cases.filter((c) => 'error' in c.expected).length;
+    expect(io.out.find((l) => l.includes('err_input_half'))).toMatch('error' in half.expected ? /ERROR-MATCHED/ : /PASS/);
     const summary = io.out.find((l) => l.startsWith('parity:'));
-    expect(summary).toMatch(/16 cases in 1 file\(s\): 13 passed, 0 failed, 2 errors matched, 1 rejected \(deviation\)/);
+    expect(summary).toBe(`parity: 16 cases in 1 file(s): ${15 - errors} passed, 0 failed, ${errors} errors matched, 1 rejected (deviation)`);
     expect(io.out.join('\n')).toMatch(/deviations \(not failures\): dev_negative_eps/);
   });
 

@@ -23,14 +23,50 @@ describe('intra-op threads', () => {
     expect(() => setNumThreads(NaN)).toThrow(RangeError);
   });
 
-  it('by default shares the cores between the libuv pool threads (no oversubscription)', () => {
-    // ATen's default for the main thread follows OMP_NUM_THREADS; each pool thread gets
-    // max(1, floor(main / min(UV_THREADPOOL_SIZE (default 4), main))).
-    expect(fresh({ OMP_NUM_THREADS: '8', UV_THREADPOOL_SIZE: '4' })).toEqual([8, 2]);
-    expect(fresh({ OMP_NUM_THREADS: '8', UV_THREADPOOL_SIZE: '2' })).toEqual([8, 4]);
-    expect(fresh({ OMP_NUM_THREADS: '2', UV_THREADPOOL_SIZE: '16' })).toEqual([2, 1]);
-    expect(fresh({ OMP_NUM_THREADS: '3', UV_THREADPOOL_SIZE: '1' })).toEqual([3, 3]);
+  it("by default gives the libuv pool threads the main thread's count (the same reduction as a sync call)", () => {
+    // ATen's default for the main thread follows OMP_NUM_THREADS; each pool thread uses the same.
+    expect(fresh({ OMP_NUM_THREADS: '8', UV_THREADPOOL_SIZE: '4' })).toEqual([8, 8]);
+    expect(fresh({ OMP_NUM_THREADS: '2', UV_THREADPOOL_SIZE: '16' })).toEqual([2, 2]);
+    expect(fresh({ OMP_NUM_THREADS: '1' })).toEqual([1, 1]);
   });
+
+  for (const omp of ['1', '2']) {
+    it(`crossEntropyAsync equals crossEntropy bit for bit by default with OMP_NUM_THREADS=${omp}, on the ATen and fused paths`, () => {
+      // A fresh process keeps ATen's default (no setNumThreads). The sizes are above ATen's
+      // grain size (32,768), so its sums split over the threads: probability targets
+      // ((x·t).sum() over N·C), the smoothing sum, 'none', float64, and the fused kernel.
+      const script = `
+        const s = require(${JSON.stringify(path.resolve(__dirname, '../dist/index.js'))});
+        const n = 4096, C = 64;
+        const x = s.tensor(Float32Array.from({ length: n * C }, (_, i) => Math.sin(i * 0.37) * 4), [n, C]);
+        const x64 = s.tensor(Float64Array.from(x.data), [n, C]);
+        const p = s.tensor(Float32Array.from({ length: n * C }, (_, i) => (Math.cos(i) + 1) / (2 * C)), [n, C]);
+        const y = s.tensor(Array.from({ length: n }, (_, i) => (i * 7) % C), [n], 'int64');
+        const calls = [];
+        for (const impl of ['aten', 'fused']) {
+          calls.push([x, p, { impl, grad: true, labelSmoothing: 0.1 }]);
+          calls.push([x, y, { impl, grad: true, labelSmoothing: 0.1 }]);
+          calls.push([x64, y, { impl, grad: true, labelSmoothing: 0.3, reduction: 'sum' }]);
+          calls.push([x, y, { impl, labelSmoothing: 0.1, reduction: 'none' }]);
+        }
+        (async () => {
+          const diffs = [];
+          for (const [i, [a, b, o]] of calls.entries()) {
+            const sync = s.crossEntropy(a, b, o);
+            const asy = await s.crossEntropyAsync(a, b, o);
+            const flat = (r) => [].concat(typeof r.loss === 'number' ? [r.loss] : Array.from(r.loss.data), r.grad ? Array.from(r.grad.data) : []);
+            const u = flat(sync), v = flat(asy);
+            const k = u.findIndex((z, j) => !Object.is(z, v[j]));
+            if (k >= 0 || u.length !== v.length) diffs.push(i + ': ' + u[k] + ' vs ' + v[k]);
+          }
+          console.log(JSON.stringify({ threads: s.getNumThreads(), asyncThreads: s.getAsyncNumThreads(), diffs }));
+        })();`;
+      const out = JSON.parse(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8', env: { ...process.env, OMP_NUM_THREADS: omp } }));
+      expect(out.threads).toBe(Number(omp));
+      expect(out.asyncThreads).toBe(Number(omp));
+      expect(out.diffs).toEqual([]);
+    });
+  }
 
   it('setNumThreads with the count already set does not restart ATen\'s thread pool (whose new worker spins ~30 ms)', () => {
     // CPU time of a fresh process over 60 ms of sleep right after the call: ~30 ms when

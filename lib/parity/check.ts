@@ -85,10 +85,6 @@ export function knownRejection(c: ParityCase): string | undefined {
   const eps = c.options.labelSmoothing;
   if (Number.isNaN(eps)) return 'smoothce rejects labelSmoothing NaN; PyTorch silently uses 0';
   if (eps < 0) return 'smoothce rejects labelSmoothing < 0; PyTorch silently uses 0';
-  const sameShape = c.input.shape.length === c.target.shape.length && c.input.shape.every((d, i) => d === c.target.shape[i]);
-  if (sameShape && (c.target.dtype === 'bfloat16' || c.target.dtype === 'float16')) {
-    return 'smoothce takes probability targets as float32 or float64 only';
-  }
   return undefined;
 }
 
@@ -237,16 +233,12 @@ export function checkCase(c: ParityCase, options: ParityOptions = {}, file?: str
 
 /**
  * For inputs smoothce rejects but PyTorch maps onto one it accepts, that input and how it
- * was made: label_smoothing < 0 or NaN behaves as 0 in PyTorch (spec §0); a bfloat16 or
- * float16 probability target holds values that are exact in float32.
+ * was made: label_smoothing < 0 or NaN behaves as 0 in PyTorch (spec §0).
  */
 function equivalent(c: ParityCase): { case: ParityCase; how: string } | undefined {
   const eps = c.options.labelSmoothing;
   if (Number.isNaN(eps) || eps < 0) {
     return { case: { ...c, options: { ...c.options, labelSmoothing: 0 } }, how: 'labelSmoothing 0, as PyTorch treats it' };
-  }
-  if (c.target.dtype === 'bfloat16' || c.target.dtype === 'float16') {
-    return { case: { ...c, target: { ...c.target, dtype: 'float32' } }, how: `the ${c.target.dtype} target given as float32` };
   }
   return undefined;
 }

@@ -96,7 +96,8 @@ export function crossEntropy(input: Tensor, target: Tensor, options?: Omit<Cross
     }
     if (reduction === 'none') loss = { data: perPos, shape: prepared.lossShape, dtype: 'float64' };
     else if (reduction === 'sum') loss = -total;
-    else loss = M === 0 ? NaN : -total / M;
+    // PyTorch: a 'mean' over an empty input (N×0 included: positions but no classes) is NaN.
+    else loss = x.length === 0 ? NaN : -total / M;
   } else {
     const tgt = args.target.data;
     const ignore = args.ignoreIndex;

@@ -13,6 +13,7 @@ const out = (o) => process.stdout.write(JSON.stringify(o) + '\n');
     worldSize: job.worldSize,
     store: job.store,
     timeoutMs: job.timeoutMs ?? 20000,
+    ...(job.storeLayout ? { storeLayout: job.storeLayout } : {}),
   });
   const result = { rank: group.rank };
   if (job.tensor) {

@@ -112,7 +112,7 @@ export class DistributedError extends Error {
  */
 function wrap(err: unknown, what: string, init: boolean): unknown {
   if (!(err instanceof Error)) return err;
-  let code: string;
+  let code: ErrorCode;
   if (init) {
     code = /^distributed init timed out/.test(err.message) ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST_INIT;
   } else {

@@ -140,6 +140,22 @@ bool external_allowed(size_t bytes) {
   return now == 0 || now + static_cast<int64_t>(bytes) <= external_limit(bytes);
 }
 
+// Whether fresh mappings are advised with MADV_HUGEPAGE (SMOOTHCE_HUGE_ADVICE=1); by default
+// they are not. This VM reports free 8 MiB blocks to the host (page_reporting_order=11 on
+// the kernel command line), which takes their memory back; a 2 MiB page is cut from such a
+// block, so a fresh huge page usually has to be faulted in by the host again, while base
+// pages come from smaller, still-backed free blocks. 125 MiB written once, one process
+// each: 4 KiB pages 51-75 ms quiet (190-450 ms under load 20), advised 11-12 ms when the
+// pages had just been freed, 150-280 ms quiet and 1.3-1.7 s under load when not. First
+// 1024x32000 forward+gradient calls of a fresh process, load 13-21 (2026-12-02): aten
+// 0.87-3.6 s advised, 0.69-1.15 s not; fused 0.21-1.05 s and 0.26-0.40 s. Reused blocks (the cache) fault
+// nothing either way; V8-owned outputs past the external cap are still advised
+// (advise_huge), since their memory is recycled by the kernel while it is still backed.
+bool huge_advice_enabled() {
+  const char* env = std::getenv("SMOOTHCE_HUGE_ADVICE");
+  return env != nullptr && std::strcmp(env, "1") == 0;
+}
+
 void* huge_alloc(size_t bytes) {
   if (bytes < kHugeThreshold) {
     void* p = nullptr;
@@ -158,7 +174,7 @@ void* huge_alloc(size_t bytes) {
   const uintptr_t end = base + map_len;
   if (end > aligned + len) munmap(reinterpret_cast<void*>(aligned + len), end - (aligned + len));
 #ifdef MADV_HUGEPAGE
-  madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
+  if (huge_advice_enabled()) madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif
   return reinterpret_cast<void*>(aligned);
 }

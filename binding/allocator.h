@@ -1,10 +1,9 @@
 // Page-fault-friendly CPU buffers (pure C++, no napi.h).
 //
-// A fresh 128 MB buffer from malloc costs ~0.4 s of 4 KiB page faults on first touch on
-// this kind of machine; the same buffer 2 MiB-aligned with madvise(MADV_HUGEPAGE) costs
-// ~12 ms (transparent huge pages in "madvise" mode fault in 2 MiB at a time). Buffers of
-// at least kHugeThreshold bytes are therefore mmap'ed, aligned to 2 MiB and advised;
-// smaller ones come from the ordinary aligned heap. Freed large mappings are kept in a
+// Buffers of at least kHugeThreshold bytes are mmap'ed, aligned to 2 MiB (advised with
+// MADV_HUGEPAGE only when SMOOTHCE_HUGE_ADVICE=1: see huge_advice_enabled() in
+// allocator.cc for why fresh huge pages are slow on this VM); smaller ones come from the
+// ordinary aligned heap. Freed large mappings are kept in a
 // small cache (at most 8, SMOOTHCE_HUGE_CACHE_MB in total, default 512, 0 disables) and
 // handed out again for the same size, so a loop of same-sized calls faults no pages.
 // ATen's own large allocations inside the process go through the same path by default
@@ -28,6 +27,8 @@ void huge_free(void* p, size_t bytes) noexcept;
 // Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
 // V8-owned output past the cap: its pages are not touched yet). Advisory only.
 void advise_huge(void* p, size_t bytes) noexcept;
+// Whether huge_alloc advises fresh mappings (SMOOTHCE_HUGE_ADVICE=1; default off).
+bool huge_advice_enabled();
 
 // External ArrayBuffers handed to JavaScript (huge-page outputs, ATen results viewed
 // without a copy) are freed by their N-API finalizers, and Node 20 runs those from the

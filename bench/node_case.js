@@ -2,8 +2,8 @@
 /**
  * One Node.js measurement for bench/run.js (run with --expose-gc, one process per case so
  * that peak RSS belongs to that case). argv[2]: JSON
- *   { kind: 'aten' | 'fused' | 'fused-inplace' | 'fused-loop' | 'floor' | 'tfjs', async, n, c, threads, reps, eps, seed,
- *     hugePageAten }, or { kind: 'scaling', n, c, reps, eps, seed }
+ *   { kind: 'aten' | 'fused' | 'fused-inplace' | 'floor' | 'tfjs', async, n, c, threads, reps, eps, seed,
+ *     hugePageAten }, { kind: 'first-loop' | 'async-first', impl, ... } or { kind: 'scaling', n, c, reps, eps, seed }
  * Prints one JSON line: { fwd: [s...], fwdGrad: [s...], rssBaseMB, peakFwdMB, peakGradMB }, or
  * for 'scaling' { scaling: { <metric>: { t1: [s...], t2: [s...] } } } (see scaling() below).
  * A gc() runs before every timed call (outside the timing), so each call starts from the
@@ -66,14 +66,36 @@ async function measure(fn, reps, warmup, isAsync, batch, wake) {
   return times;
 }
 
-// 'fused-loop': forward+gradient calls back to back in one synchronous loop that never
-// yields, as a training loop written without await would run: no result's finalizer runs,
-// so past the external-buffer cap every gradient is a fresh V8-owned buffer (binding/
-// allocator.h). The first calls of a fresh process fault in memory the VM has not touched
-// yet (hundreds of ms each here), so 10 untimed calls come first, then 20 timed ones.
-function loop(fn) {
-  for (let i = 0; i < 10; i++) fn();
-  return Array.from({ length: 20 }, () => time(fn));
+// 'first-loop' (impl 'fused' or 'aten'): a fresh process (the package required, the inputs
+// made, nothing else called) makes 20 forward+gradient calls back to back in one
+// synchronous loop that never yields, as a short script or a training loop written
+// without await runs: no result's finalizer runs, so past the external-buffer cap every
+// gradient is a fresh V8-owned buffer (binding/allocator.h). Every call is timed; call 1 is
+// the process's first call.
+function loop(fn, calls = 20) {
+  return Array.from({ length: calls }, () => time(fn));
+}
+
+// 'async-first': the time the JavaScript thread spends inside the first few
+// crossEntropyAsync calls of a fresh process (each awaited before the next), i.e. how long
+// the call blocks the event loop while it snapshots its inputs; and the event loop's
+// largest delay over those calls (a 1 ms interval timer).
+async function asyncFirst(call, calls = 5) {
+  const blocked = [];
+  let last = process.hrtime.bigint(), lag = 0;
+  const timer = setInterval(() => {
+    const now = process.hrtime.bigint();
+    lag = Math.max(lag, Number(now - last) / 1e9 - 1e-3);
+    last = now;
+  }, 1);
+  for (let i = 0; i < calls; i++) {
+    const s = process.hrtime.bigint();
+    const p = call();
+    blocked.push(Number(process.hrtime.bigint() - s) / 1e9);
+    await p;
+  }
+  clearInterval(timer);
+  return { blocked, lag };
 }
 
 // Seconds one synchronous call of fn takes.
@@ -162,7 +184,7 @@ async function main() {
     const sc = require(path.join(__dirname, '..'));
     const { native } = require(path.join(__dirname, '..', 'dist', 'native.js'));
     native().setNumThreads(cfg.threads);
-    if (cfg.hugePageAten) native().hugePageAllocator(true);
+    if (cfg.hugePageAten !== undefined) native().hugePageAllocator(!!cfg.hugePageAten);
     out.hugePageAten = native().hugePageAllocator();
     const input = sc.tensor(x, [n, c]);
     const target = sc.tensor(BigInt64Array.from(labels, (v) => BigInt(v)), [n]);
@@ -170,11 +192,15 @@ async function main() {
       process.stdout.write(JSON.stringify(await scaling(cfg, sc, native, x, input, target)) + '\n');
       return;
     }
-    if (cfg.kind === 'fused-loop') {
-      await collect();
+    if (cfg.kind === 'first-loop') {
       const base = rssMB();
-      const fwdGrad = loop(() => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: 'fused', grad: true }));
-      process.stdout.write(JSON.stringify({ fwd: [], fwdGrad, rssBaseMB: base, peakFwdMB: undefined, peakGradMB: maxRssMB() - base }) + '\n');
+      const fwdGrad = loop(() => sc.crossEntropy(input, target, { labelSmoothing: cfg.eps, impl: cfg.impl, grad: true }));
+      process.stdout.write(JSON.stringify({ fwd: [], fwdGrad, first: [fwdGrad[0]], rssBaseMB: base, peakFwdMB: undefined, peakGradMB: maxRssMB() - base, hugePageAten: out.hugePageAten }) + '\n');
+      return;
+    }
+    if (cfg.kind === 'async-first') {
+      const r = await asyncFirst(() => sc.crossEntropyAsync(input, target, { labelSmoothing: cfg.eps, impl: cfg.impl, grad: true }));
+      process.stdout.write(JSON.stringify({ fwd: [], fwdGrad: [], blocked: r.blocked, firstBlocked: [r.blocked[0]], lag: [r.lag], hugePageAten: out.hugePageAten }) + '\n');
       return;
     }
     if (cfg.kind === 'floor') {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 
 namespace smoothce {
 namespace {
@@ -32,12 +33,16 @@ size_t mapped_length(size_t bytes) {
 
 // A small cache of freed large mappings, reused by size: a training loop that drops last
 // step's gradient before asking for the next one then faults no pages at all. Bounded by
-// SMOOTHCE_HUGE_CACHE_MB (default 512; 0 disables) and kCacheSlots mappings.
-constexpr int kCacheSlots = 4;
+// SMOOTHCE_HUGE_CACHE_MB (default 512; 0 disables) and kCacheSlots mappings. Eight slots:
+// an ATen forward+gradient call frees three or four N x C temporaries of one size (and a
+// few of other sizes) besides the fused path's outputs.
+constexpr int kCacheSlots = 8;
 struct Cache {
   std::mutex mu;
   void* ptr[kCacheSlots] = {};
   size_t len[kCacheSlots] = {};
+  uint64_t age[kCacheSlots] = {};  // when each entry was put (c.clock)
+  uint64_t clock = 0;
   size_t total = 0;
   size_t limit = 0;
   Cache() {
@@ -55,38 +60,43 @@ void* cache_take(size_t len) {
   Cache& c = cache();
   if (c.limit == 0) return nullptr;
   std::lock_guard<std::mutex> lock(c.mu);
-  for (int i = 0; i < kCacheSlots; ++i) {
-    if (c.ptr[i] != nullptr && c.len[i] == len) {
-      void* p = c.ptr[i];
-      c.ptr[i] = nullptr;
-      c.total -= len;
-      return p;
-    }
-  }
-  return nullptr;
+  int best = -1;  // the most recently freed block of that length (likeliest still in cache)
+  for (int i = 0; i < kCacheSlots; ++i)
+    if (c.ptr[i] != nullptr && c.len[i] == len && (best < 0 || c.age[i] > c.age[best])) best = i;
+  if (best < 0) return nullptr;
+  void* p = c.ptr[best];
+  c.ptr[best] = nullptr;
+  c.total -= len;
+  return p;
 }
 
 bool cache_put(void* p, size_t len) {
   Cache& c = cache();
   if (c.limit == 0 || len > c.limit) return false;
   std::lock_guard<std::mutex> lock(c.mu);
-  for (int i = 0; i < kCacheSlots && c.total + len > c.limit; ++i) {  // make room: drop older entries
-    if (c.ptr[i] != nullptr) {
-      munmap(c.ptr[i], c.len[i]);
-      c.total -= c.len[i];
-      c.ptr[i] = nullptr;
-    }
-  }
-  if (c.total + len > c.limit) return false;
-  for (int i = 0; i < kCacheSlots; ++i) {
-    if (c.ptr[i] == nullptr) {
-      c.ptr[i] = p;
-      c.len[i] = len;
-      c.total += len;
-      return true;
-    }
-  }
-  return false;
+  // Make room, oldest entries first: the byte limit, and a slot (a process whose sizes change
+  // keeps its latest ones, not the first eight it ever freed).
+  auto oldest = [&] {
+    int o = -1;
+    for (int i = 0; i < kCacheSlots; ++i)
+      if (c.ptr[i] != nullptr && (o < 0 || c.age[i] < c.age[o])) o = i;
+    return o;
+  };
+  auto drop = [&](int i) {
+    munmap(c.ptr[i], c.len[i]);
+    c.total -= c.len[i];
+    c.ptr[i] = nullptr;
+  };
+  while (c.total + len > c.limit) drop(oldest());
+  int slot = -1;
+  for (int i = 0; i < kCacheSlots && slot < 0; ++i)
+    if (c.ptr[i] == nullptr) slot = i;
+  if (slot < 0) drop(slot = oldest());
+  c.ptr[slot] = p;
+  c.len[slot] = len;
+  c.age[slot] = ++c.clock;
+  c.total += len;
+  return true;
 }
 
 }  // namespace
@@ -107,7 +117,7 @@ int64_t external_cap_env() {
   return cap;
 }
 
-// The default: 512 MiB, but no more than kCacheSlots buffers of the size being asked for
+// The default: 512 MiB, but no more than four buffers of the size being asked for
 // (and no less than 64 MiB). More unfinalized buffers of one size than the cache can take
 // back are fresh mappings that are only ever unmapped; past the limit a V8-owned buffer
 // at least lets V8 see the memory and collect it, and glibc reuse it (up to its 32 MiB
@@ -116,7 +126,7 @@ int64_t external_cap_env() {
 int64_t external_limit(size_t bytes) {
   const int64_t env = external_cap_env();
   if (env >= 0) return env;
-  const int64_t per_size = static_cast<int64_t>(kCacheSlots) * static_cast<int64_t>(bytes);
+  const int64_t per_size = int64_t{4} * static_cast<int64_t>(bytes);
   return std::min<int64_t>(int64_t{512} << 20, std::max<int64_t>(int64_t{64} << 20, per_size));
 }
 }  // namespace
@@ -128,6 +138,22 @@ int64_t external_bytes_outstanding() { return g_external_bytes.load(std::memory_
 bool external_allowed(size_t bytes) {
   const int64_t now = g_external_bytes.load(std::memory_order_relaxed);
   return now == 0 || now + static_cast<int64_t>(bytes) <= external_limit(bytes);
+}
+
+// Whether fresh mappings are advised with MADV_HUGEPAGE (SMOOTHCE_HUGE_ADVICE=1); by default
+// they are not. This VM reports free 8 MiB blocks to the host (page_reporting_order=11 on
+// the kernel command line), which takes their memory back; a 2 MiB page is cut from such a
+// block, so a fresh huge page usually has to be faulted in by the host again, while base
+// pages come from smaller, still-backed free blocks. 125 MiB written once, one process
+// each: 4 KiB pages 51-75 ms quiet (190-450 ms under load 20), advised 11-12 ms when the
+// pages had just been freed, 150-280 ms quiet and 1.3-1.7 s under load when not. First
+// 1024x32000 forward+gradient calls of a fresh process, load 13-21 (2026-12-02): aten
+// 0.87-3.6 s advised, 0.69-1.15 s not; fused 0.21-1.05 s and 0.26-0.40 s. Reused blocks (the cache) fault
+// nothing either way; V8-owned outputs past the external cap are still advised
+// (advise_huge), since their memory is recycled by the kernel while it is still backed.
+bool huge_advice_enabled() {
+  const char* env = std::getenv("SMOOTHCE_HUGE_ADVICE");
+  return env != nullptr && std::strcmp(env, "1") == 0;
 }
 
 void* huge_alloc(size_t bytes) {
@@ -148,7 +174,7 @@ void* huge_alloc(size_t bytes) {
   const uintptr_t end = base + map_len;
   if (end > aligned + len) munmap(reinterpret_cast<void*>(aligned + len), end - (aligned + len));
 #ifdef MADV_HUGEPAGE
-  madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
+  if (huge_advice_enabled()) madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif
   return reinterpret_cast<void*>(aligned);
 }
@@ -173,28 +199,50 @@ void huge_free(void* p, size_t bytes) noexcept {
 
 namespace {
 
-// The size travels in the DataPtr's context (a small heap record), so frees need no lookup.
-struct HugeRecord {
-  void* ptr;
-  size_t bytes;
-};
+// ATen's large blocks (allocate() below) carry their own address as the DataPtr's context,
+// as c10's default CPU allocator does, so that raw_deleter() can be a plain function and
+// Allocator::raw_allocate / raw_deallocate work on them too. Their sizes are kept here.
+std::mutex g_block_mu;
+std::unordered_map<void*, size_t>& blocks() {
+  static auto* m = new std::unordered_map<void*, size_t>();  // never destroyed: frees may come during exit
+  return *m;
+}
+// The raw deleter of the allocator that was installed before ours (c10's free_cpu for the
+// default one), for the small blocks it served.
+std::atomic<c10::DeleterFnPtr> g_fallback_raw_deleter{nullptr};
 
-void delete_huge(void* ctx) {
-  auto* rec = static_cast<HugeRecord*>(ctx);
-  huge_free(rec->ptr, rec->bytes);
-  delete rec;
+// Frees a large block of ours; false when `p` is not one.
+bool free_block(void* p) {
+  size_t bytes = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_block_mu);
+    auto it = blocks().find(p);
+    if (it == blocks().end()) return false;
+    bytes = it->second;
+    blocks().erase(it);
+  }
+  huge_free(p, bytes);
+  return true;
 }
 
-c10::DataPtr make_huge_data_ptr(size_t bytes) {
+void delete_block(void* p) { free_block(p); }
+
+// raw_deleter(): frees a pointer that either allocator returned through raw_allocate.
+void delete_any(void* p) {
+  if (p == nullptr || free_block(p)) return;
+  if (c10::DeleterFnPtr d = g_fallback_raw_deleter.load()) d(p);
+}
+
+c10::DataPtr make_block_data_ptr(size_t bytes) {
   void* p = huge_alloc(bytes);
-  HugeRecord* rec = nullptr;
   try {
-    rec = new HugeRecord{p, bytes};
+    std::lock_guard<std::mutex> lock(g_block_mu);
+    blocks().emplace(p, bytes);
   } catch (...) {
     huge_free(p, bytes);
     throw;
   }
-  return c10::DataPtr(p, rec, &delete_huge, c10::Device(c10::DeviceType::CPU));
+  return c10::DataPtr(p, p, &delete_block, c10::Device(c10::DeviceType::CPU));
 }
 
 class HugePageCPUAllocator final : public c10::Allocator {
@@ -208,13 +256,15 @@ class HugePageCPUAllocator final : public c10::Allocator {
   void copy_data(void* dest, const void* src, std::size_t count) const {
     if (count > 0) std::memcpy(dest, src, count);
   }
-  c10::DeleterFnPtr raw_deleter() const override { return nullptr; }  // contexts differ per allocation
+  // Non-null exactly when the fallback's is (then both kinds of block are raw-deletable:
+  // context == data for each).
+  c10::DeleterFnPtr raw_deleter() const override { return fallback_->raw_deleter() ? &delete_any : nullptr; }
   c10::Allocator* fallback() const { return fallback_; }
 
  private:
   c10::DataPtr allocate_any(size_t n) const {
     if (n < kHugeThreshold) return fallback_->allocate(n);
-    return make_huge_data_ptr(n);
+    return make_block_data_ptr(n);
   }
   c10::Allocator* fallback_;
 };
@@ -243,7 +293,10 @@ bool set_huge_page_aten_allocator(bool enable) {
   c10::Allocator* current = c10::GetCPUAllocator();
   const bool was = g_installed != nullptr && current == g_installed;
   if (enable && !was) {
-    g_installed = new HugePageCPUAllocator(current);
+    // One instance for as long as the allocator underneath stays the same: blocks it
+    // served keep a pointer to it (StorageImpl::allocator(), used when a tensor grows).
+    if (g_installed == nullptr || g_installed->fallback() != current) g_installed = new HugePageCPUAllocator(current);
+    g_fallback_raw_deleter.store(current->raw_deleter());
     // priority 0 overrides the default allocator (which registers with priority 0 too);
     // a higher-priority allocator installed by someone else wins and is left alone.
     c10::SetCPUAllocator(g_installed, /*priority=*/0);
@@ -251,6 +304,17 @@ bool set_huge_page_aten_allocator(bool enable) {
     c10::SetCPUAllocator(g_installed->fallback(), /*priority=*/0);
   }
   return was;
+}
+
+bool install_default_aten_allocator() {
+  // Once per process: a worker thread loading the addon later leaves the setting alone.
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("SMOOTHCE_ATEN_ALLOCATOR");
+    if (env != nullptr && (std::strcmp(env, "default") == 0 || std::strcmp(env, "0") == 0)) return;
+    set_huge_page_aten_allocator(true);
+  });
+  return huge_page_aten_allocator_enabled();
 }
 
 bool huge_page_aten_allocator_enabled() {

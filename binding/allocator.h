@@ -1,12 +1,13 @@
 // Page-fault-friendly CPU buffers (pure C++, no napi.h).
 //
-// A fresh 128 MB buffer from malloc costs ~0.4 s of 4 KiB page faults on first touch on
-// this kind of machine; the same buffer 2 MiB-aligned with madvise(MADV_HUGEPAGE) costs
-// ~12 ms (transparent huge pages in "madvise" mode fault in 2 MiB at a time). Buffers of
-// at least kHugeThreshold bytes are therefore mmap'ed, aligned to 2 MiB and advised;
-// smaller ones come from the ordinary aligned heap. Freed large mappings are kept in a
-// small cache (at most 4, SMOOTHCE_HUGE_CACHE_MB in total, default 512, 0 disables) and
+// Buffers of at least kHugeThreshold bytes are mmap'ed, aligned to 2 MiB (advised with
+// MADV_HUGEPAGE only when SMOOTHCE_HUGE_ADVICE=1: see huge_advice_enabled() in
+// allocator.cc for why fresh huge pages are slow on this VM); smaller ones come from the
+// ordinary aligned heap. Freed large mappings are kept in a
+// small cache (at most 8, SMOOTHCE_HUGE_CACHE_MB in total, default 512, 0 disables) and
 // handed out again for the same size, so a loop of same-sized calls faults no pages.
+// ATen's own large allocations inside the process go through the same path by default
+// (set_huge_page_aten_allocator below).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -26,6 +27,8 @@ void huge_free(void* p, size_t bytes) noexcept;
 // Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
 // V8-owned output past the cap: its pages are not touched yet). Advisory only.
 void advise_huge(void* p, size_t bytes) noexcept;
+// Whether huge_alloc advises fresh mappings (SMOOTHCE_HUGE_ADVICE=1; default off).
+bool huge_advice_enabled();
 
 // External ArrayBuffers handed to JavaScript (huge-page outputs, ATen results viewed
 // without a copy) are freed by their N-API finalizers, and Node 20 runs those from the
@@ -43,11 +46,18 @@ int64_t external_bytes_outstanding();
 at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype);
 
 // Installs (true) or removes (false) a CPU allocator for ATen that serves allocations of
-// at least kHugeThreshold bytes with huge_alloc; smaller ones go to the allocator that was
-// installed before. Memory allocated by either allocator is always freed by the one that
-// allocated it (the deleter travels with each DataPtr), so switching is safe at any time.
-// Returns whether it was installed before the call.
+// at least kHugeThreshold bytes with huge_alloc (2 MiB-aligned, MADV_HUGEPAGE, freed blocks
+// cached and reused by size within SMOOTHCE_HUGE_CACHE_MB); smaller ones go to the
+// allocator that was installed before. Memory allocated by either allocator is always
+// freed by the one that allocated it (the deleter travels with each DataPtr, so blocks
+// allocated before a switch, or by LibTorch before the addon loaded, are freed as before),
+// and both kinds of block keep context == data, so raw_deleter() works for both. Switching
+// is safe at any time. Returns whether it was installed before the call.
 bool set_huge_page_aten_allocator(bool enable);
 bool huge_page_aten_allocator_enabled();
+// Called once per addon load: installs it unless SMOOTHCE_ATEN_ALLOCATOR is "default" or
+// "0". The setting is process-wide (c10 has one CPU allocator): every LibTorch user in the
+// process gets it. Returns whether it is installed.
+bool install_default_aten_allocator();
 
 }  // namespace smoothce

@@ -471,6 +471,9 @@ Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitFused(Napi::Env env, Napi::Object exports) {
+  // ATen's large allocations go through the huge-page cache (allocator.h); opt out with
+  // SMOOTHCE_ATEN_ALLOCATOR=default.
+  install_default_aten_allocator();
   exports.Set("crossEntropyFused", Napi::Function::New(env, CrossEntropyFused, "crossEntropyFused"));
   exports.Set("crossEntropyFusedFast", Napi::Function::New(env, CrossEntropyFusedFast, "crossEntropyFusedFast"));
   exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));

@@ -152,7 +152,10 @@ export interface NativeBinding {
   memoryFloor(data: Float32Array | Float64Array, out?: Float32Array | Float64Array | null): number | undefined;
   /** Register-only multiply-add work over the kernel's threads (returns a sum); for benchmarks. */
   computeFloor(units: number): number;
-  /** Installs/removes the huge-page CPU allocator for ATen; returns whether it is installed. */
+  /**
+   * Installs/removes the addon's CPU allocator for ATen (large blocks cached and reused; installed when the
+   * addon loads unless SMOOTHCE_ATEN_ALLOCATOR=default); returns whether it is installed. Process-wide.
+   */
   hugePageAllocator(enable?: boolean): boolean;
   /** binding/device_tensor.cc */
   DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;

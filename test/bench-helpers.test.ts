@@ -63,22 +63,39 @@ describe('benchmark helpers', () => {
     expect(out.computeUnits).toBeGreaterThanOrEqual(16);
   });
 
-  it('bench/node_case.js fused-loop times 20 back-to-back gradient calls after 10 untimed ones', () => {
+  it.each(['fused', 'aten'])('bench/node_case.js first-loop times the first 20 gradient calls of a fresh process (%s)', (impl) => {
     const script = path.resolve(__dirname, '..', 'bench', 'node_case.js');
     // 1024×512 float32: a 2 MiB gradient, so results are large (huge-page or, past the cap, V8-owned).
-    const cfg = { kind: 'fused-loop', n: 1024, c: 512, reps: 2, eps: 0.1, seed: 3, threads: 1 };
+    const cfg = { kind: 'first-loop', impl, n: 1024, c: 512, reps: 2, eps: 0.1, seed: 3, threads: 1 };
     const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8' }).trim()) as {
       fwd: number[];
       fwdGrad: number[];
+      first: number[];
       peakFwdMB?: number;
       peakGradMB: number;
     };
     expect(out.fwd).toEqual([]);
     expect(out.peakFwdMB).toBeUndefined();
     expect(out.fwdGrad).toHaveLength(20);
+    expect(out.first).toEqual([out.fwdGrad[0]]);
     for (const s of out.fwdGrad) expect(s > 0 && s < 10).toBe(true);
-    // 30 gradients of 2 MiB were made and none could be freed by a finalizer; all 60 MiB fit
+    // 20 gradients of 2 MiB were made and none could be freed by a finalizer; all 40 MiB fit
     // under the default cap (64 MiB), so all stay resident (the RSS is the loop's, not one call's).
-    expect(out.peakGradMB).toBeGreaterThan(50);
+    expect(out.peakGradMB).toBeGreaterThan(35);
+  });
+
+  it('bench/node_case.js async-first times how long each of the first async calls blocks the JS thread', () => {
+    const script = path.resolve(__dirname, '..', 'bench', 'node_case.js');
+    const cfg = { kind: 'async-first', impl: 'fused', n: 256, c: 1000, reps: 2, eps: 0.1, seed: 3, threads: 1 };
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8' }).trim()) as {
+      blocked: number[];
+      firstBlocked: number[];
+      lag: number[];
+    };
+    expect(out.blocked).toHaveLength(5);
+    expect(out.firstBlocked).toEqual([out.blocked[0]]);
+    for (const s of out.blocked) expect(s > 0 && s < 10).toBe(true);
+    expect(out.lag).toHaveLength(1);
+    expect(out.lag[0] >= 0 && out.lag[0] < 10).toBe(true);
   });
 });

@@ -111,11 +111,12 @@ describe.runIf(fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled'))('ou
     expect(r.status, r.stderr).toBe(0);
     const { counts, ok } = JSON.parse(r.stdout) as { counts: number[]; ok: boolean };
     expect(ok).toBe(true);
-    // The two V8-owned results add one advised mapping each (their interiors); the fused
-    // path's first result is itself a huge-page mapping (ATen's is not: its allocator is
-    // unchanged).
+    // The two V8-owned results add one advised mapping each (their interiors). The first
+    // result is a fresh mapping of the addon's allocator, which is not advised by default
+    // (binding/allocator.cc: on this VM fresh 2 MiB pages are usually ones the host has
+    // taken back, far slower to fault in than base pages; SMOOTHCE_HUGE_ADVICE=1 advises them).
     expect(counts[3] - counts[1]).toBe(2);
-    expect(counts[1] - counts[0]).toBe(impl === 'fused' ? 1 : 0);
+    expect(counts[1] - counts[0]).toBe(0);
   });
 });
 

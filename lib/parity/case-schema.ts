@@ -4,13 +4,14 @@
  * values; what a schema cannot say (the number of values a shape needs, int64 range, .npy
  * contents, a gradient shaped like the input, unique names) is checked while reading.
  *
+ * The validators compiled from it are in ./case-validate.ts, so that the package's public
+ * declarations do not depend on ajv's.
+ *
  * `x-expected` says, in words, what a value must be; `x-messages` overrides it per failing
  * keyword. Validation errors become CaseFormatError messages of the form
  * `<file>: case "<name>" (#i): <field>: expected <x-expected>, got <value>`.
  */
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { DTYPES } from '../tensor';
-import { codedError, ERROR_CODES } from '../errors';
 
 const DTYPE_NAMES = Object.keys(DTYPES);
 const FLOAT_DTYPES = DTYPE_NAMES.filter((d) => DTYPES[d as keyof typeof DTYPES].float);
@@ -29,7 +30,7 @@ function tensor(dtypes: readonly string[] | null, dtypeText: string): Record<str
         required: ['dtype', 'shape'],
         properties: {
           dtype: dtypes ? { enum: dtypes, 'x-expected': dtypeText } : { type: 'string', pattern: '^[a-z][a-z0-9_]*$', 'x-expected': 'a dtype name' },
-          shape: { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers' },
+          shape: { type: 'array', maxItems: 64, items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers', 'x-messages': { maxItems: 'at most 64 dimensions' } },
           // Values are checked while reading (their number, nesting and range depend on shape and dtype).
           data: { type: ['array', 'number', 'string'], 'x-expected': 'an array of values' },
           npy: { type: 'string', minLength: 1, 'x-expected': 'a path relative to the case file' },
@@ -161,69 +162,3 @@ export const CASE_FILE_SCHEMA = {
     },
   },
 } as const;
-
-let compiled: { file: ValidateFunction; case: ValidateFunction; tensor: ValidateFunction } | undefined;
-
-function validators(): { file: ValidateFunction; case: ValidateFunction; tensor: ValidateFunction } {
-  if (!compiled) {
-    const ajv = new Ajv({ allErrors: false, verbose: true, strict: true, strictTypes: false, strictRequired: false, allowUnionTypes: true });
-    ajv.addKeyword('x-expected');
-    ajv.addKeyword('x-messages');
-    const file = ajv.compile(CASE_FILE_SCHEMA);
-    const one = ajv.getSchema(`${CASE_FILE_SCHEMA.$id}#/definitions/case`);
-    const tensorOnly = ajv.getSchema(`${CASE_FILE_SCHEMA.$id}#/definitions/tensor`);
-    if (!one || !tensorOnly) throw codedError(ERROR_CODES.CASE_FORMAT, 'the case-file schema lacks a definition (a bug in smoothce)');
-    compiled = { file, case: one, tensor: tensorOnly };
-  }
-  return compiled;
-}
-
-/** The compiled validator of a whole case file (ajv, compiled once). */
-export function caseFileValidator(): ValidateFunction {
-  return validators().file;
-}
-
-/** The compiled validator of one case. */
-export function caseValidator(): ValidateFunction {
-  return validators().case;
-}
-
-/** The compiled validator of one tensor. */
-export function tensorValidator(): ValidateFunction {
-  return validators().tensor;
-}
-
-/** Where an ajv error is, and what was expected there, in words. */
-export interface SchemaProblem {
-  /** JSON-pointer segments of the offending value (a missing key included). */
-  path: string[];
-  expected: string;
-  /** The offending value (undefined when missing). */
-  value: unknown;
-  /** The key that is not allowed there, for unknown keys. */
-  unknownKey?: { key: string; known: string[] };
-}
-
-function decode(segment: string): string {
-  return segment.replace(/~1/g, '/').replace(/~0/g, '~');
-}
-
-/** The one error to report: the last (anyOf/oneOf report after their branches), skipping if/then bookkeeping. */
-export function schemaProblem(errors: readonly ErrorObject[]): SchemaProblem {
-  const useful = errors.filter((e) => e.keyword !== 'if');
-  const e = useful[useful.length - 1] ?? errors[errors.length - 1];
-  const path = e.instancePath === '' ? [] : e.instancePath.slice(1).split('/').map(decode);
-  const parent = (e.parentSchema ?? {}) as Record<string, unknown>;
-  const props = (parent.properties ?? {}) as Record<string, Record<string, unknown>>;
-  const messages = (parent['x-messages'] ?? {}) as Record<string, string>;
-  if (e.keyword === 'required') {
-    const key = (e.params as { missingProperty: string }).missingProperty;
-    return { path: [...path, key], expected: String(props[key]?.['x-expected'] ?? `a "${key}"`), value: undefined };
-  }
-  if (e.keyword === 'additionalProperties') {
-    const key = (e.params as { additionalProperty: string }).additionalProperty;
-    return { path: [...path, key], expected: 'no such key', value: (e.data as Record<string, unknown>)[key], unknownKey: { key, known: Object.keys(props) } };
-  }
-  const expected = messages[e.keyword] ?? (parent['x-expected'] as string | undefined) ?? (e.message ?? 'a valid value');
-  return { path, expected, value: e.data };
-}

@@ -18,7 +18,7 @@ import type { Reduction } from '../options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
 import { editDistance } from '../options';
 import { checkJsonDepth, JsonLimitError, readJsonText, type JsonLimits } from './untrusted-json';
-import { caseFileValidator, caseValidator, schemaProblem, tensorValidator } from './case-schema';
+import { caseFileValidator, caseValidator, schemaProblem, tensorValidator } from './case-validate';
 import type { ValidateFunction } from 'ajv';
 
 export const CASE_FORMAT = 'smoothce-cases';

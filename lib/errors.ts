@@ -47,6 +47,8 @@ export const ERROR_CODES = {
   NO_CASES: 'ERR_SMOOTHCE_NO_CASES',
   /** Error: a data file (the demo's digits) is malformed. */
   DATA_FORMAT: 'ERR_SMOOTHCE_DATA_FORMAT',
+  /** Error: a demo or study worker failed, or its script is missing. */
+  DEMO: 'ERR_SMOOTHCE_DEMO',
   /** Error: the native addon was built against one LibTorch and this process loaded another. */
   TORCH_MISMATCH: 'ERR_SMOOTHCE_TORCH_MISMATCH',
   /** Error: an optional peer dependency a feature needs is not installed (PNG: @resvg/resvg-js; smoothce/tfjs: @tensorflow/tfjs-core; Prometheus: prom-client). */

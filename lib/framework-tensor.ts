@@ -14,7 +14,7 @@
  *   dataSync(). On the cpu backend that returns the backend's own array (no copy); on wasm
  *   a copy out of the wasm heap; on webgl/webgpu/tfjs-node a download.
  */
-import { typeError } from './errors';
+import { codedError, ERROR_CODES, typeError } from './errors';
 import type { DType, TensorData } from './tensor';
 
 /** An onnxruntime-node / onnxruntime-web Tensor, as far as smoothce reads it. */
@@ -70,9 +70,7 @@ function isTfjsTensor(value: object): boolean {
 }
 
 function disposed(parameter: string, what: string): Error {
-  const err = new Error(`${parameter} is a ${what} that was disposed; it cannot be read after dispose()`);
-  (err as Error & { code: string }).code = 'ERR_SMOOTHCE_DISPOSED';
-  return err;
+  return codedError(ERROR_CODES.DISPOSED, `${parameter} is a ${what} that was disposed; it cannot be read after dispose()`);
 }
 
 // IEEE binary16 bits -> number.

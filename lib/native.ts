@@ -231,15 +231,16 @@ export function checkTorchVersion(built: string, loadedFile: string | null, addo
   if (!lt) return;
   const found = lt.versionOfLibrary(loadedFile);
   if (!found || lt.sameVersion(built, found)) return;
-  const error = new Error(
-    `smoothce: the native addon ${addonFile} was built against LibTorch ${built}, but this process loaded LibTorch ` +
-      `${found} (${loadedFile}). A binary built against one LibTorch release cannot be used with another.\n\n` +
-      `Fix: rebuild the addon against the LibTorch you have, from your project: ${BUILD}. ${DOCTOR} lists every ` +
-      'LibTorch it finds (LIBTORCH, Torch_DIR, SMOOTHCE_PYTHON, python3 on PATH, the system) and which one a build uses. ' +
-      '(SMOOTHCE_SKIP_TORCH_CHECK=1 skips this check, at your own risk.)',
+  throw withCode(
+    new Error(
+      `smoothce: the native addon ${addonFile} was built against LibTorch ${built}, but this process loaded LibTorch ` +
+        `${found} (${loadedFile}). A binary built against one LibTorch release cannot be used with another.\n\n` +
+        `Fix: rebuild the addon against the LibTorch you have, from your project: ${BUILD}. ${DOCTOR} lists every ` +
+        'LibTorch it finds (LIBTORCH, Torch_DIR, SMOOTHCE_PYTHON, python3 on PATH, the system) and which one a build uses. ' +
+        '(SMOOTHCE_SKIP_TORCH_CHECK=1 skips this check, at your own risk.)',
+    ),
+    ERROR_CODES.TORCH_MISMATCH,
   );
-  (error as Error & { code: string }).code = 'ERR_SMOOTHCE_TORCH_MISMATCH';
-  throw error;
 }
 
 /** The .node file node-gyp-build would load (null when none). */

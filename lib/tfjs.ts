@@ -16,7 +16,7 @@
  */
 import type * as TF from '@tensorflow/tfjs-core';
 import { crossEntropy } from './cross-entropy';
-import { inconsistent, rangeError, typeError } from './errors';
+import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './errors';
 import { readOptions, type Reduction } from './options';
 import { numel, type Tensor } from './tensor';
 // Loads the addon with the package, as the root entry does.
@@ -27,13 +27,12 @@ function loadTf(): typeof TF {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     return require('@tensorflow/tfjs-core') as typeof TF;
   } catch (err) {
-    const e = new Error(
+    throw codedError(
+      ERROR_CODES.MISSING_DEPENDENCY,
       'smoothce/tfjs needs @tensorflow/tfjs-core, an optional peer dependency of smoothce: ' +
         'npm install @tensorflow/tfjs (or @tensorflow/tfjs-core with a backend)',
       { cause: err },
     );
-    (e as Error & { code: string }).code = 'ERR_SMOOTHCE_MISSING_DEPENDENCY';
-    throw e;
   }
 }
 const tf = loadTf();

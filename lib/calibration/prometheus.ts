@@ -12,7 +12,7 @@
  * and the gauge smoothce_calibration_predictions_pending.
  * A window that holds no row has no series (rather than a NaN). Names: docs/serving.md.
  */
-import { rangeError, typeError } from '../errors';
+import { codedError, ERROR_CODES, rangeError, typeError } from '../errors';
 import { readOptions } from '../options';
 import type { TemperatureFit } from './index';
 import type { Monitor } from './monitor';
@@ -156,9 +156,7 @@ export function registerMonitorMetrics(monitor: Monitor, options?: MetricsOption
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       client = require('prom-client') as PromClient;
     } catch (err) {
-      const e = new Error("Monitor.registerMetrics needs prom-client, an optional peer dependency: npm install prom-client", { cause: err });
-      (e as Error & { code: string }).code = 'ERR_SMOOTHCE_MISSING_DEPENDENCY';
-      throw e;
+      throw codedError(ERROR_CODES.MISSING_DEPENDENCY, 'Monitor.registerMetrics needs prom-client, an optional peer dependency: npm install prom-client', { cause: err });
     }
   }
   if (client === null || typeof client !== 'object' || typeof client.Gauge !== 'function' || typeof client.Counter !== 'function') {

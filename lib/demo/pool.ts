@@ -8,6 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { codedError, ERROR_CODES } from '../errors';
 import { runJob, type JobSpec, type SeedRun } from './experiment';
 import type { JobMessage, JobRequest } from './worker';
 
@@ -33,7 +34,7 @@ function workerFile(): string {
   if (fs.existsSync(here)) return here;
   const built = path.resolve(__dirname, '..', '..', 'dist', 'demo', 'worker.js');
   if (fs.existsSync(built)) return built;
-  throw new Error(`smoothce demo: no worker script at ${here} or ${built}; run \`npm run build:ts\``);
+  throw codedError(ERROR_CODES.DEMO, `smoothce demo: no worker script at ${here} or ${built}; run \`npm run build:ts\``);
 }
 
 export async function runJobs(jobs: JobSpec[], options: PoolOptions = {}): Promise<SeedRun[]> {
@@ -75,14 +76,14 @@ export async function runJobs(jobs: JobSpec[], options: PoolOptions = {}): Promi
             if (--pending === 0) resolve();
             else feed(w);
           } else {
-            const e = new Error(`demo job ${m.id} (seed ${jobs[m.id].seed}, ε ${jobs[m.id].eps}) failed: ${m.message}`);
+            const e = codedError(ERROR_CODES.DEMO, `demo job ${m.id} (seed ${jobs[m.id].seed}, ε ${jobs[m.id].eps}) failed: ${m.message}`);
             if (m.stack) e.stack = m.stack;
             fail(e);
           }
         });
         w.on('error', fail);
         w.on('exit', (code) => {
-          if (pending > 0) fail(new Error(`a demo worker exited with code ${code} before its jobs were done`));
+          if (pending > 0) fail(codedError(ERROR_CODES.DEMO, `a demo worker exited with code ${code} before its jobs were done`));
         });
         feed(w);
       }

@@ -29,8 +29,9 @@ if (parentPort) {
       const result = runJob(req.spec, (info) => port.postMessage({ type: 'epoch', id: req.id, epoch: info.epoch } satisfies JobMessage));
       port.postMessage({ type: 'done', id: req.id, result } satisfies JobMessage);
     } catch (err) {
-      const e = err instanceof Error ? err : new Error(String(err));
-      port.postMessage({ type: 'error', id: req.id, message: e.message, stack: e.stack } satisfies JobMessage);
+      const message = err instanceof Error ? err.message : String(err);
+      const stack = err instanceof Error ? err.stack : undefined;
+      port.postMessage({ type: 'error', id: req.id, message, stack } satisfies JobMessage);
     }
   });
 }

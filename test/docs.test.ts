@@ -137,7 +137,10 @@ function checkNotRun(b: Block, command: string): void {
   if (src === null) return; // e.g. npm test: the script exists (sourceOf checked it)
   const file = path.join(root, src);
   expect(fs.existsSync(file), `${where(b)}: \`${command}\` needs ${src}, which does not exist`).toBe(true);
-  const text = fs.readFileSync(file, 'utf8');
+  // A CLI entry's subcommands live in the folder of the same name beside it (dist/cli.js, dist/cli/*.js).
+  const sub = file.replace(/\.[a-z]+$/, '');
+  const parts = [file, ...(fs.existsSync(sub) && fs.statSync(sub).isDirectory() ? fs.readdirSync(sub).filter((f) => /\.(js|ts)$/.test(f)).map((f) => path.join(sub, f)) : [])];
+  const text = parts.map((f) => fs.readFileSync(f, 'utf8')).join('\n');
   for (const flag of command.match(/(?<=\s)--[a-z][a-z0-9-]*/g) ?? []) {
     // As written ('--seed'), or as a util.parseArgs option key (help: { type: 'boolean' }).
     const name = flag.slice(2);

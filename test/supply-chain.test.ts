@@ -25,24 +25,41 @@ function code(p: string): string {
 }
 
 describe('the install script', () => {
-  it('is scripts/install.js, and requires no network module', () => {
+  // The install hook and the local modules it requires (the source build and the LibTorch search).
+  const installFiles = ['scripts/install.js', 'scripts/build.js', 'scripts/libtorch.js'];
+
+  it('is scripts/install.js, and neither it nor what it requires loads a network module', () => {
     expect(pkg.scripts.install).toBe('node scripts/install.js');
-    const src = code('scripts/install.js');
-    const required = [...src.matchAll(/require\(\s*['"]([^'"]+)['"]\s*\)|from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map(
-      (m) => (m[1] ?? m[2] ?? m[3]).replace(/^node:/, ''),
-    );
-    expect(required.length).toBeGreaterThan(0);
-    const network = ['http', 'https', 'http2', 'net', 'tls', 'dgram', 'dns', 'undici', 'node-fetch', 'axios', 'got', 'request'];
-    expect(required.filter((m) => network.includes(m))).toEqual([]);
-    expect(src).not.toMatch(/\bfetch\s*\(|XMLHttpRequest|WebSocket/);
-    expect(src).not.toMatch(/https?:\/\//);
+    const local = [...code('scripts/install.js').matchAll(/require\(\s*['"](\.\/[^'"]+)['"]\s*\)/g)].map((m) => `scripts/${m[1].slice(2).replace(/\.js$/, '')}.js`);
+    expect(new Set(local)).toEqual(new Set(installFiles.slice(1)));
+    for (const f of installFiles) {
+      const src = code(f);
+      const required = [...src.matchAll(/require\(\s*['"]([^'"]+)['"]\s*\)|from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)].map(
+        (m) => (m[1] ?? m[2] ?? m[3]).replace(/^node:/, ''),
+      );
+      expect(required.length, f).toBeGreaterThan(0);
+      const network = ['http', 'https', 'http2', 'net', 'tls', 'dgram', 'dns', 'undici', 'node-fetch', 'axios', 'got', 'request'];
+      expect(required.filter((m) => network.includes(m)), f).toEqual([]);
+      expect(src, f).not.toMatch(/\bfetch\s*\(|XMLHttpRequest|WebSocket/);
+      expect(src, f).not.toMatch(/https?:\/\//);
+    }
   });
 
   it('spawns no download tool (curl, wget, git, npm, npx, pip, apt)', () => {
-    const src = code('scripts/install.js');
-    for (const tool of ['curl', 'wget', 'git', 'npm', 'npx', 'pip', 'pip3', 'apt', 'apt-get', 'yarn', 'pnpm']) {
-      expect(src, tool).not.toMatch(new RegExp(`['"\`]${tool}(\\s|['"\`])`));
+    const tools = ['curl', 'wget', 'git', 'npm', 'npx', 'pip', 'pip3', 'apt', 'apt-get', 'yarn', 'pnpm'];
+    let calls = 0;
+    for (const f of installFiles) {
+      // Every child process these files start: the command a spawn/exec call names (messages that
+      // tell the user to run `npx smoothce build` are text, not calls).
+      for (const m of code(f).matchAll(/(?<![\w.])(?:spawn|spawnSync|exec|execSync|execFile|execFileSync)\(\s*([^,)]+)/g)) {
+        calls++;
+        const cmd = m[1].trim();
+        const literal = /^['"`]([^'"`]*)['"`]$/.exec(cmd);
+        if (literal) expect(tools, `${f} runs ${literal[1]}`).not.toContain(literal[1].split(/\s/)[0]);
+        else expect(cmd, `${f} runs ${cmd}`).toMatch(/^(process\.execPath|cmd|cmake|python|exe|bin|file|candidate)\b|Path|execPath/i);
+      }
     }
+    expect(calls).toBeGreaterThan(0);
     // cmake-js downloads Node's headers unless the build is a Node-API one, which it detects
     // from package.json's binary.napi_versions (then the headers come from node-api-headers).
     expect(pkg.binary?.napi_versions?.length ?? 0).toBeGreaterThan(0);

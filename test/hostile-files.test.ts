@@ -119,8 +119,10 @@ function expectCliRefuses(r: ReturnType<typeof cli>, message: RegExp, fileBytes:
   expect(r.stderr.length).toBeLessThan(4000); // the message is short whatever the file holds
   const grew = r.peak - baseline;
   expect(Number.isFinite(r.peak)).toBe(true);
-  // Within a few MiB of a run on valid files, plus what reading the file itself costs.
-  expect(grew, `peak RSS grew by ${(grew / MiB).toFixed(1)} MiB`).toBeLessThan(Math.min(64 * MiB, 12 * MiB + 3 * fileBytes));
+  // Within a few MiB of a run on valid files, plus what reading the file itself costs. The
+  // baseline is `calibrate`; a case file's run also loads ajv and compiles the case schema
+  // (about 3 MiB more), hence 16 MiB rather than a tighter margin.
+  expect(grew, `peak RSS grew by ${(grew / MiB).toFixed(1)} MiB`).toBeLessThan(Math.min(64 * MiB, 16 * MiB + 3 * fileBytes));
 }
 
 beforeAll(() => {

@@ -30,7 +30,7 @@ function tensor(dtypes: readonly string[] | null, dtypeText: string): Record<str
         required: ['dtype', 'shape'],
         properties: {
           dtype: dtypes ? { enum: dtypes, 'x-expected': dtypeText } : { type: 'string', pattern: '^[a-z][a-z0-9_]*$', 'x-expected': 'a dtype name' },
-          shape: { type: 'array', maxItems: 64, items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers', 'x-messages': { maxItems: 'at most 64 dimensions' } },
+          shape: { type: 'array', items: { type: 'integer', minimum: 0, 'x-expected': 'a non-negative integer' }, 'x-expected': 'an array of non-negative integers' },
           // Values are checked while reading (their number, nesting and range depend on shape and dtype).
           data: { type: ['array', 'number', 'string'], 'x-expected': 'an array of values' },
           npy: { type: 'string', minLength: 1, 'x-expected': 'a path relative to the case file' },

@@ -139,7 +139,7 @@ if [ "$(cat "$DEST/node_modules/.smoothce-torch2-key" 2>/dev/null)" = "$KEY" ]; 
   ok "cached ($KEY)"
 else
   rm -rf "$DEST/node_modules"
-  in_chroot sh -c 'cd /src/smoothce && SMOOTHCE_SKIP_INSTALL=1 npm ci --no-audit --no-fund --loglevel=error' ||
+  in_chroot sh -c 'cd /src/smoothce && SMOOTHCE_SKIP_INSTALL=1 ONNXRUNTIME_NODE_INSTALL=skip npm ci --no-audit --no-fund --loglevel=error' ||
     die "npm ci failed inside the chroot"
   echo "$KEY" >"$DEST/node_modules/.smoothce-torch2-key"
   ok "installed ($KEY)"

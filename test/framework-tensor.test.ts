@@ -17,8 +17,10 @@ import { Batcher, calibration, crossEntropy, crossEntropyAsync, LossAccumulator,
 import { checkTensor } from '../lib/tensor';
 
 // The ONNX bytes are written by hand (examples/onnx/onnx-model.js): no onnx package needed.
-const { linearClassifierOnnx } = require('../examples/onnx/onnx-model.js') as {
+const { classMeans, linearClassifierOnnx } = require('../examples/onnx/onnx-model.js') as {
   linearClassifierOnnx: (w: Float32Array, b: Float32Array, features: number, classes: number) => Uint8Array;
+  /** Nearest-class-mean weights: logit_c = s·(x·μ_c − |μ_c|²/2), a linear classifier. */
+  classMeans: (x: Float32Array, y: BigInt64Array, n: number, s: number) => { w: Float32Array; b: Float32Array };
 };
 
 const ROOT = path.resolve(__dirname, '..');
@@ -37,28 +39,6 @@ function digits(): { x: Float32Array; y: BigInt64Array; n: number } {
   return { x, y, n: body.length };
 }
 
-/** Nearest-class-mean weights: logit_c = s·(x·μ_c − |μ_c|²/2), a linear classifier. */
-function classMeans(x: Float32Array, y: BigInt64Array, n: number, s: number): { w: Float32Array; b: Float32Array } {
-  const mu = new Float64Array(64 * 10);
-  const count = new Float64Array(10);
-  for (let i = 0; i < n; i++) {
-    const c = Number(y[i]);
-    count[c]++;
-    for (let j = 0; j < 64; j++) mu[j * 10 + c] += x[i * 64 + j];
-  }
-  const w = new Float32Array(640);
-  const b = new Float32Array(10);
-  for (let c = 0; c < 10; c++) {
-    let sq = 0;
-    for (let j = 0; j < 64; j++) {
-      const m = mu[j * 10 + c] / count[c];
-      w[j * 10 + c] = s * m;
-      sq += m * m;
-    }
-    b[c] = (-s * sq) / 2;
-  }
-  return { w, b };
-}
 
 const plain = (t: ort.Tensor): Tensor => tensor((t.data as Float32Array).slice(), [...t.dims]);
 

@@ -68,4 +68,31 @@ function linearClassifierOnnx(w, b, features, classes) {
   return concat([int(1, 8), str(2, 'smoothce-example'), graph, msg(8, str(1, ''), int(2, 13))]);
 }
 
-module.exports = { linearClassifierOnnx };
+/**
+ * Nearest-class-mean weights of a linear classifier: logit_c = s·(x·μ_c − |μ_c|²/2), for n rows of
+ * `features` values in x (row-major) with class labels y (numbers or bigints) in [0, classes).
+ * w is [features, classes] row-major, b is [classes].
+ */
+function classMeans(x, y, n, s, features = 64, classes = 10) {
+  const mu = new Float64Array(features * classes);
+  const count = new Float64Array(classes);
+  for (let i = 0; i < n; i++) {
+    const c = Number(y[i]);
+    count[c]++;
+    for (let j = 0; j < features; j++) mu[j * classes + c] += x[i * features + j];
+  }
+  const w = new Float32Array(features * classes);
+  const b = new Float32Array(classes);
+  for (let c = 0; c < classes; c++) {
+    let sq = 0;
+    for (let j = 0; j < features; j++) {
+      const m = mu[j * classes + c] / count[c];
+      w[j * classes + c] = s * m;
+      sq += m * m;
+    }
+    b[c] = (-s * sq) / 2;
+  }
+  return { w, b };
+}
+
+module.exports = { linearClassifierOnnx, classMeans };

@@ -148,9 +148,9 @@ function probePython(python) {
   }
 }
 
-/** The first `python3` on PATH (not resolved through a shell). */
-function pathPython3() {
-  for (const dir of String(process.env.PATH || '').split(path.delimiter)) {
+/** The first `python3` on env's PATH (not resolved through a shell). */
+function pathPython3(env = process.env) {
+  for (const dir of String(env.PATH || '').split(path.delimiter)) {
     if (!dir) continue;
     const f = path.join(dir, 'python3');
     try {
@@ -218,7 +218,7 @@ function candidates(env = process.env) {
   else out.push({ source: 'Torch_DIR', label: 'Torch_DIR (not set)', set: false });
   if (env.SMOOTHCE_PYTHON) out.push({ set: true, ...fromPython(env.SMOOTHCE_PYTHON, 'SMOOTHCE_PYTHON', `SMOOTHCE_PYTHON=${env.SMOOTHCE_PYTHON}`) });
   else out.push({ source: 'SMOOTHCE_PYTHON', label: 'SMOOTHCE_PYTHON (not set)', set: false });
-  const py = pathPython3();
+  const py = pathPython3(env);
   if (py) {
     const c = fromPython(py, 'python3', `python3 on PATH (${py})`);
     // Not importing torch is not a problem for this place, only a reason to look further.

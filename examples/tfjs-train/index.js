@@ -7,12 +7,10 @@
 //
 // See docs/frameworks.md.
 'use strict';
-const fs = require('node:fs');
-const path = require('node:path');
-const zlib = require('node:zlib');
 const tf = require('@tensorflow/tfjs');
 const { calibration, crossEntropy, tensor } = require('smoothce');
 const { crossEntropyLoss } = require('smoothce/tfjs');
+const { loadDigits } = require('../digits');
 
 const args = process.argv.slice(2);
 const arg = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
@@ -21,20 +19,6 @@ const EPOCHS = Number(arg('--epochs', 12));
 const JSON_OUT = args.includes('--json');
 const EPS = 0.1;
 const SEED = 42;
-
-/** data/digits.csv.gz: 64 pixels (0..16) then the digit, one image a line. */
-function loadDigits() {
-  const file = path.join(__dirname, '..', '..', 'data', 'digits.csv.gz');
-  const lines = zlib.gunzipSync(fs.readFileSync(file)).toString('utf8').split('\n').filter((l) => /^[0-9]/.test(l));
-  const x = new Float32Array(lines.length * 64);
-  const y = new Int32Array(lines.length);
-  lines.forEach((line, i) => {
-    const v = line.split(',').map(Number);
-    for (let j = 0; j < 64; j++) x[i * 64 + j] = v[j] / 16;
-    y[i] = v[64];
-  });
-  return { x, y, n: lines.length };
-}
 
 /** Every 5th image is a test image, the rest train. */
 function split({ x, y, n }) {

@@ -97,6 +97,16 @@ let goodScores: string;
 let goodLabels: string;
 let baseline = 0;
 
+/** What fn throws (undefined if it returns). */
+function thrown(fn: () => unknown): unknown {
+  try {
+    fn();
+  } catch (e) {
+    return e;
+  }
+  return undefined;
+}
+
 /** Runs the CLI in a child; returns its exit code, output and peak RSS (bytes). */
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string; peak: number } {
   const rssFile = path.join(dir, `rss-${process.hrtime.bigint()}`);
@@ -153,12 +163,7 @@ describe('hostile .npy files', () => {
       const file = path.join(dir, `${name}.npy`);
       fs.writeFileSync(file, bytes);
       for (const read of [() => parseNpy(new Uint8Array(bytes)), () => readNpy(file)]) {
-        let err: unknown;
-        try {
-          read();
-        } catch (e) {
-          err = e;
-        }
+        const err = thrown(read);
         expect(err).toBeInstanceOf(NpyError);
         expect((err as NpyError).code).toBe('ERR_SMOOTHCE_NPY');
         expect((err as Error).message).toMatch(NPY_MESSAGES[name]);
@@ -231,12 +236,7 @@ describe('hostile case files', () => {
       const caseDir = fs.mkdtempSync(path.join(dir, `${name}-`));
       const file = files.writeFiles(caseDir, make());
       const size = fs.statSync(file).size;
-      let err: unknown;
-      try {
-        loadCaseFile(file);
-      } catch (e) {
-        err = e;
-      }
+      const err = thrown(() => loadCaseFile(file));
       expect(err).toBeInstanceOf(CaseFormatError);
       expect((err as CaseFormatError).code).toBe('ERR_SMOOTHCE_CASE_FORMAT');
       expect((err as Error).message).toMatch(CASE_MESSAGES[name]);

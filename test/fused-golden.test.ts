@@ -10,21 +10,13 @@ import { callArgs, checkResult, isErrorCase } from './helpers/cases-format';
 import { loadFixtures } from './helpers/fixtures';
 import { compareResults } from './helpers/fused-compare';
 import { restoreEnvAfterAll } from './helpers/env';
+import { thrown } from './helpers/thrown';
 
 const { doc } = loadFixtures();
 const valueCases = doc.cases.filter((c) => !isErrorCase(c) && !c.deviation);
 const errorCases = doc.cases.filter((c) => isErrorCase(c) && !c.deviation);
 
 restoreEnvAfterAll('SMOOTHCE_FUSED_ISA');
-
-function caught(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 describe.each(['avx2', 'baseline'])('fused kernel (%s) on the golden fixtures', (isa) => {
   it('gives PyTorch values and agrees with impl aten on every value case', () => {
@@ -66,11 +58,11 @@ describe.each(['avx2', 'baseline'])('fused kernel (%s) on the golden fixtures', 
   it('throws what impl aten throws on every error case', () => {
     process.env.SMOOTHCE_FUSED_ISA = isa;
     for (const c of errorCases) {
-      const aten = caught(() => {
+      const aten = thrown(() => {
         const { input, target, options } = callArgs(c, true);
         return crossEntropy(input, target, options);
       }) as Error;
-      const fused = caught(() => {
+      const fused = thrown(() => {
         const { input, target, options } = callArgs(c, true);
         return crossEntropy(input, target, { ...options, impl: 'fused' });
       }) as Error;

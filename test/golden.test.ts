@@ -18,6 +18,7 @@ import {
   type CaseFile,
 } from './helpers/cases-format';
 import { loadFixtures } from './helpers/fixtures';
+import { thrown } from './helpers/thrown';
 
 const fixtures = loadFixtures();
 const doc: CaseFile = fixtures.doc;
@@ -87,15 +88,6 @@ const ACCEPTED_DEVIATIONS: Record<string, (c: Case) => Case> = {
   // Class weights are numbers, cast to the input dtype.
   err_weight_dtype: (c) => ({ ...c, weight: c.weight && { ...c.weight, dtype: c.input.dtype } }),
 };
-
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
 
 function expectError(err: unknown, [cls, re]: [ErrorClass, RegExp], name: string): void {
   expect(err, `${name}: no error thrown`).toBeInstanceOf(cls);

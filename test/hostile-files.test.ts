@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CaseFormatError, loadCaseFile, NpyError, parseNpy, readNpy } from '../lib/index';
 import { checkJsonDepth, JSON_LIMITS, JsonLimitError, readJsonText } from '../lib/parity/untrusted-json';
 import { parseJson } from '../lib/parity/cases';
+import { thrown } from './helpers/thrown';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const files = require('../fuzz/files.js') as {
@@ -96,16 +97,6 @@ let dir: string;
 let goodScores: string;
 let goodLabels: string;
 let baseline = 0;
-
-/** What fn throws (undefined if it returns). */
-function thrown(fn: () => unknown): unknown {
-  try {
-    fn();
-  } catch (e) {
-    return e;
-  }
-  return undefined;
-}
 
 /** Runs the CLI in a child; returns its exit code, output and peak RSS (bytes). */
 function cli(args: string[]): { status: number | null; stdout: string; stderr: string; peak: number } {

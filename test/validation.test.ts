@@ -7,6 +7,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { crossEntropy, crossEntropyAsync, cudaAvailable, tensor, type Tensor } from '../lib/index';
 import { assertUnchanged, snapshotArrays } from './helpers/contract-util';
+import { thrown } from './helpers/thrown';
 
 type ErrorClass = typeof Error | typeof TypeError | typeof RangeError;
 
@@ -25,15 +26,6 @@ const p23 = (): Tensor => tensor(new Float32Array([0.2, 0.3, 0.5, 1, 0, 0]), [2,
 const x234 = (): Tensor => tensor(Float64Array.from({ length: 24 }, (_, i) => Math.sin(i)), [2, 3, 4]);
 const t24 = (): Tensor => tensor(new BigInt64Array([0n, 1n, 2n, 0n, 1n, 2n, 0n, 1n]), [2, 4]);
 
-function catchSync(f: () => unknown): unknown {
-  try {
-    f();
-  } catch (err) {
-    return err;
-  }
-  return undefined;
-}
-
 function checkError(err: unknown, c: BadCall, how: string): void {
   expect(err, `${c.name} (${how}) did not fail`).toBeInstanceOf(Error);
   const e = err as Error;
@@ -48,14 +40,14 @@ async function expectBad(c: BadCall): Promise<void> {
   // Sync: throws.
   let args = c.args();
   let snaps = snapshotArrays(...args);
-  checkError(catchSync(() => crossEntropy(...(args as Parameters<typeof crossEntropy>))), c, 'crossEntropy');
+  checkError(thrown(() => crossEntropy(...(args as Parameters<typeof crossEntropy>))), c, 'crossEntropy');
   assertUnchanged(snaps);
 
   // Async: returns a promise that rejects; nothing is thrown synchronously.
   args = c.args();
   snaps = snapshotArrays(...args);
   let promise: Promise<unknown> | undefined;
-  const syncThrow = catchSync(() => {
+  const syncThrow = thrown(() => {
     promise = crossEntropyAsync(...(args as Parameters<typeof crossEntropyAsync>));
   });
   expect(syncThrow, `${c.name}: crossEntropyAsync threw synchronously`).toBeUndefined();
@@ -534,7 +526,7 @@ describe('BAD CALL: hostile objects', () => {
       expect(Array.from(r4.grad!.data)).toEqual(Array.from(cleanNone.grad!.data));
       expect(crossEntropy(x, p23()).loss).toBe(cleanProb.loss);
       // A tensor whose own properties are missing is not completed from the prototype.
-      const bare = catchSync(() => crossEntropy({} as Tensor, t));
+      const bare = thrown(() => crossEntropy({} as Tensor, t));
       expect(bare).toBeInstanceOf(TypeError);
       expect((bare as Error).message).toMatch(/input\.data but received undefined/);
       // The polluted gradInto buffer was never written.
@@ -560,11 +552,11 @@ describe('BAD CALL: hostile objects', () => {
       ['a Proxy options object', () => [x23(), t2(), new Proxy({}, { ownKeys: boom('ownKeys') })]],
     ];
     for (const [what, args] of cases) {
-      const err = catchSync(() => crossEntropy(...(args() as Parameters<typeof crossEntropy>)));
+      const err = thrown(() => crossEntropy(...(args() as Parameters<typeof crossEntropy>)));
       expect(err, what).toBeInstanceOf(SyntaxError);
       expect((err as Error).message, what).toMatch(/getter .* exploded|exploded/);
       let p: Promise<unknown> | undefined;
-      expect(catchSync(() => (p = crossEntropyAsync(...(args() as Parameters<typeof crossEntropyAsync>)))), what).toBeUndefined();
+      expect(thrown(() => (p = crossEntropyAsync(...(args() as Parameters<typeof crossEntropyAsync>)))), what).toBeUndefined();
       await expect(p, what).rejects.toThrow(SyntaxError);
     }
     expect(typeof crossEntropy(x23(), t2()).loss).toBe('number');

@@ -43,7 +43,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
-// atenPathCounts(): { shortcutForward, explicitBackward, reference } since load.
+// atenPathCounts(): { shortcutForward, explicitBackward, reference, rowBlocks } since load.
 Napi::Value AtenPathCountsEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const AtenPathCounts c = aten_path_counts();
@@ -51,6 +51,7 @@ Napi::Value AtenPathCountsEntry(const Napi::CallbackInfo& info) {
   o.Set("shortcutForward", Napi::Number::New(env, static_cast<double>(c.shortcut_forward)));
   o.Set("explicitBackward", Napi::Number::New(env, static_cast<double>(c.explicit_backward)));
   o.Set("reference", Napi::Number::New(env, static_cast<double>(c.reference)));
+  o.Set("rowBlocks", Napi::Number::New(env, static_cast<double>(c.row_blocks)));
   return o;
 }
 

@@ -107,7 +107,7 @@ at::ScalarType host_dtype(at::ScalarType compute) {
 // targets compare with ignore_index in uint8), and not the weighted mean (its denominator
 // is a gather + sum whose order would have to be copied); everything else calls
 // at::cross_entropy_loss. Checked against it bit for bit by test/aten-fast.test.ts.
-std::atomic<int64_t> g_shortcut_forward{0}, g_explicit_backward{0}, g_reference{0};
+std::atomic<int64_t> g_shortcut_forward{0}, g_explicit_backward{0}, g_reference{0}, g_row_blocks{0};
 
 // SMOOTHCE_ATEN_REFERENCE=1 turns both shortcuts off (at::cross_entropy_loss and autograd
 // for everything): test/aten-fast.test.ts compares the two bit for bit in one process.
@@ -159,12 +159,17 @@ bool smoothing_fast_path(const at::Tensor& x, const at::Tensor& y, const at::Ten
 
 // The smoothing term and the combined loss from log_softmax's output and nll_loss's (a
 // contiguous nll); *valid gets the number of non-ignored positions.
+// `rowsum`, when defined, is sum(logp, class_dim) already formed (row_blocks below; this
+// function then owns it and overwrites it).
 template <class T>
 at::Tensor smoothing_loss(const at::Tensor& x, const at::Tensor& logp, const at::Tensor& nll, const at::Tensor& y,
-                          const at::Tensor& w, int64_t reduction, int64_t ignore_index, double eps, int64_t* valid_out) {
+                          const at::Tensor& w, int64_t reduction, int64_t ignore_index, double eps, int64_t* valid_out,
+                          const at::Tensor& rowsum = at::Tensor()) {
   const int64_t class_dim = x.dim() == 1 ? 0 : 1;
   at::Tensor smooth;
-  if (w.defined()) {
+  if (rowsum.defined()) {
+    smooth = rowsum;
+  } else if (w.defined()) {
     std::vector<int64_t> shape(static_cast<size_t>(x.dim()), 1);
     shape[static_cast<size_t>(class_dim)] = w.size(0);
     smooth = at::sum(logp * w.view(shape), class_dim);
@@ -221,9 +226,164 @@ at::Tensor smoothing_loss(const at::Tensor& x, const at::Tensor& logp, const at:
   return at::scalar_tensor(a + b, x.options());
 }
 
+// Row blocks. log_softmax, its row sums, the target gather and log_softmax's backward are
+// all row by row, so for a 2-D (N, C) input they can run one block of rows at a time, each
+// block's log-probabilities (and gradient of them) living in a buffer that stays in the
+// core's cache, instead of as N x C tensors that go out to memory and come back for the
+// next op: a call allocates no N x C temporary (only the gradient it returns), faults in
+// nothing on its first call beyond that, and reads and writes memory once. Each block
+// calls ATen's own kernels (log_softmax, sum, _log_softmax_backward_data) on its rows, and
+// these compute every row the same way whatever rows surround it and however many threads
+// share the work (each row is reduced by one thread in one order), so the results are the
+// bits of the whole-tensor calls. The sums over rows (nll_loss's and the smoothing term's)
+// stay whole-tensor ATen calls: nll_loss runs on an (N, K) tensor holding each row's
+// gathered log-probability in column K - 1 (K = 2 when ignore_index is 0), whose kernel
+// visits the rows in the same order with the same cascade as on (N, C).
+// test/aten-fast.test.ts compares all of it with at::cross_entropy_loss + autograd bit for
+// bit. SMOOTHCE_ATEN_BLOCKED=0 turns row blocks off (the whole-tensor shortcuts above).
+constexpr int64_t kBlockedMinNumel = int64_t{1} << 16;  // below: one block anyway
+
+bool blocked_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("SMOOTHCE_ATEN_BLOCKED");
+    return !(e != nullptr && e[0] == '0');
+  }();
+  return on;
+}
+
+int64_t block_bytes() {
+  static const int64_t b = [] {
+    const char* e = std::getenv("SMOOTHCE_ATEN_BLOCK_KB");
+    const long kb = e ? std::strtol(e, nullptr, 10) : 0;
+    return kb > 0 ? int64_t{kb} << 10 : int64_t{256} << 10;
+  }();
+  return b;
+}
+
+// Whether (x, y, w) can take row blocks: a 2-D contiguous float32/float64 CPU input, int64
+// targets all in [0, C) or equal to ignore_index (anything else goes the whole-tensor way,
+// which raises ATen's own error), no class weights.
+bool blocked_eligible(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t ignore_index) {
+  if (!blocked_enabled() || !shortcuts_enabled() || w.defined()) return false;
+  if (!x.device().is_cpu() || (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble)) return false;
+  if (x.dim() != 2 || !x.is_contiguous() || x.numel() < kBlockedMinNumel) return false;
+  if (y.scalar_type() != at::kLong || y.dim() != 1 || !y.is_contiguous() || y.size(0) != x.size(0)) return false;
+  const int64_t C = x.size(1), N = x.size(0);
+  const int64_t* t = y.data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i)
+    if (t[i] != ignore_index && (t[i] < 0 || t[i] >= C)) return false;
+  g_row_blocks.fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
+template <class T>
+struct RowBlocks {
+  at::Tensor rowsum;    // (N): sum of log_softmax(x) over each row
+  at::Tensor gathered;  // (N, K): log_softmax(x)[i, y_i] in column K - 1
+  at::Tensor y_k;       // (N): K - 1, or ignore_index where y_i is
+  int64_t valid = 0;    // rows whose target is not ignore_index
+};
+
+// The gathered column and its targets, before any block runs.
+template <class T>
+RowBlocks<T> row_blocks_prepare(const at::Tensor& x, const at::Tensor& y, int64_t ignore_index) {
+  RowBlocks<T> rb;
+  const int64_t N = x.size(0);
+  const int64_t K = ignore_index == 0 ? 2 : 1;
+  rb.rowsum = at::empty({N}, x.options());
+  rb.gathered = at::zeros({N, K}, x.options());
+  rb.y_k = at::empty({N}, y.options());
+  const int64_t* t = y.data_ptr<int64_t>();
+  int64_t* yk = rb.y_k.template data_ptr<int64_t>();
+  for (int64_t i = 0; i < N; ++i) {
+    const bool ignored = t[i] == ignore_index;
+    yk[i] = ignored ? ignore_index : K - 1;
+    rb.valid += ignored ? 0 : 1;
+  }
+  return rb;
+}
+
+// One pass over the rows, a block at a time: rowsum, gathered and, when `grad` is defined,
+// the gradient: per row, G = nll_loss_backward's row (+0 everywhere but g_target[i] at the
+// target) plus h[i] everywhere when `h` is given (the smoothing term's backward, added as
+// explicit_backward adds it), then grad = _log_softmax_backward_data(G, logp).
+template <class T>
+void row_blocks_run(const at::Tensor& x, const at::Tensor& y, int64_t ignore_index, RowBlocks<T>& rb,
+                    const T* g_target, const T* h, const at::Tensor& grad) {
+  const int64_t N = x.size(0), C = x.size(1), K = rb.gathered.size(1);
+  // At least two rows a block: ATen reduces a one-row tensor with more than one thread by
+  // splitting the row (another summation order); with two or more rows it splits only
+  // between rows. A last block of one row joins the block before it. With more than one
+  // thread, a block has at least two grains (ATen's ops run a block on one thread below
+  // one grain, 32,768 elements).
+  int64_t rows = std::max<int64_t>(2, block_bytes() / (C * static_cast<int64_t>(sizeof(T))));
+  if (at::get_num_threads() > 1) rows = std::max<int64_t>(rows, (2 * at::internal::GRAIN_SIZE + C - 1) / C);
+  rows = std::min(rows, N);
+  const T* xd = x.data_ptr<T>();
+  const int64_t* t = y.data_ptr<int64_t>();
+  T* rs = rb.rowsum.template data_ptr<T>();
+  T* ga = rb.gathered.template data_ptr<T>();
+  T* gd = grad.defined() ? grad.data_ptr<T>() : nullptr;
+  const auto opts = x.options();
+  const at::ScalarType dtype = x.scalar_type();
+  const std::vector<int64_t> dim1{1};
+  // The blocks run one after another on this thread; ATen's ops share each block's rows
+  // between its threads as they would the whole tensor's.
+  {
+    const int64_t cap = std::min(rows + 1, N);
+    at::Tensor lp = at::empty({cap, C}, opts);
+    at::Tensor G = gd ? at::empty({cap, C}, opts) : at::Tensor();
+    for (int64_t r0 = 0; r0 < N;) {
+      int64_t r = std::min(rows, N - r0);
+      if (N - r0 - r == 1) ++r;  // no one-row block
+      T* L = lp.data_ptr<T>();
+      at::Tensor lpb = at::from_blob(L, {r, C}, opts);
+      at::_log_softmax_out(lpb, at::from_blob(const_cast<T*>(xd + r0 * C), {r, C}, opts), 1, false);
+      at::Tensor rsb = at::from_blob(rs + r0, {r}, opts);
+      at::sum_out(rsb, lpb, at::IntArrayRef(dim1));
+      for (int64_t i = 0; i < r; ++i) {
+        const int64_t ti = t[r0 + i];
+        if (ti != ignore_index) ga[(r0 + i) * K + K - 1] = L[i * C + ti];
+      }
+      if (gd == nullptr) {
+        r0 += r;
+        continue;
+      }
+      T* Gd = G.data_ptr<T>();
+      for (int64_t i = 0; i < r; ++i) {
+        T* row = Gd + i * C;
+        const int64_t ti = t[r0 + i];
+        const T zero = T(0);
+        if (h != nullptr) {
+          const T hv = h[r0 + i];
+          for (int64_t c = 0; c < C; ++c) row[c] = zero + hv;
+          if (ti != ignore_index) row[ti] = g_target[r0 + i] + hv;
+        } else {
+          for (int64_t c = 0; c < C; ++c) row[c] = zero;
+          if (ti != ignore_index) row[ti] = g_target[r0 + i];
+        }
+      }
+      at::Tensor gb = at::from_blob(gd + r0 * C, {r, C}, opts);
+      at::_log_softmax_backward_data_out(gb, at::from_blob(Gd, {r, C}, opts), lpb, 1, dtype);
+      r0 += r;
+    }
+  }
+}
+
+template <class T>
+at::Tensor blocked_forward(const at::Tensor& x, const at::Tensor& y, int64_t reduction, int64_t ignore_index,
+                           double eps) {
+  RowBlocks<T> rb = row_blocks_prepare<T>(x, y, ignore_index);
+  row_blocks_run<T>(x, y, ignore_index, rb, nullptr, nullptr, at::Tensor());
+  const at::Tensor nll = at::nll_loss_nd(rb.gathered, rb.y_k, at::Tensor(), reduction, ignore_index).contiguous();
+  int64_t valid = 0;
+  return smoothing_loss<T>(x, at::Tensor(), nll, y, at::Tensor(), reduction, ignore_index, eps, &valid, rb.rowsum);
+}
+
 template <class T>
 at::Tensor smoothing_forward(const at::Tensor& x, const at::Tensor& y, const at::Tensor& w, int64_t reduction,
                              int64_t ignore_index, double eps) {
+  if (blocked_eligible(x, y, w, ignore_index)) return blocked_forward<T>(x, y, reduction, ignore_index, eps);
   const int64_t class_dim = x.dim() == 1 ? 0 : 1;
   const at::Tensor logp = at::log_softmax(x, class_dim, x.scalar_type());
   // Raises what at::cross_entropy_loss raises for bad targets, weights and shapes.
@@ -272,9 +432,83 @@ bool explicit_backward_eligible(const at::Tensor& x, const at::Tensor& y, const 
   return true;
 }
 
+// explicit_backward in row blocks (see RowBlocks): every per-row value below is what
+// explicit_backward forms, in the same order and rounding; nll_loss_backward's target
+// entries come from its own kernel run on the (N, K) gathered tensor, before the blocks.
+template <class T>
+CrossEntropyResult blocked_backward(const CrossEntropyArgs& args, const at::Tensor& x, const at::Tensor& y) {
+  const int64_t N = x.size(0), C = x.size(1);
+  const int64_t reduction = args.reduction, ignore_index = args.ignore_index;
+  const double eps = args.label_smoothing;
+  const bool smooth = eps > 0;
+  const bool per_position = reduction == at::Reduction::None;
+  RowBlocks<T> rb = row_blocks_prepare<T>(x, y, ignore_index);
+  const int64_t K = rb.gathered.size(1);
+
+  const std::vector<int64_t> loss_shape = per_position ? std::vector<int64_t>{N} : std::vector<int64_t>{};
+  at::Tensor upstream;
+  if (args.grad_output.present) {
+    upstream = view_raw(args.grad_output).to(x.options());
+    TORCH_CHECK_VALUE(upstream.sizes() == at::IntArrayRef(loss_shape), "gradOutput has shape ", upstream.sizes(),
+                      " but the loss has shape ", at::IntArrayRef(loss_shape));
+    upstream = upstream.contiguous();
+  } else {
+    upstream = at::full(loss_shape, args.grad_output_scalar, x.options());
+  }
+  const T* g = upstream.data_ptr<T>();
+  const bool zero_dim = upstream.dim() == 0 && !kScalarMulBackwardInDtype;
+  const auto scaled = [zero_dim](T v, double s) -> T {
+    return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
+  };
+  at::Tensor g_nll = upstream;
+  if (smooth) {
+    g_nll = at::empty_like(upstream);
+    T* gn = g_nll.data_ptr<T>();
+    for (int64_t i = 0, n = upstream.numel(); i < n; ++i) gn[i] = scaled(g[i], 1.0 - eps);
+  }
+  // nll_loss_forward's total weight without class weights: the kept rows, in T.
+  const at::Tensor total_weight = at::scalar_tensor(static_cast<T>(rb.valid), x.options());
+  const at::Tensor G1 =
+      at::nll_loss_backward(g_nll, rb.gathered, rb.y_k, at::Tensor(), reduction, ignore_index, total_weight).contiguous();
+  std::vector<T> g_target(static_cast<size_t>(N));
+  const T* g1 = G1.data_ptr<T>();
+  for (int64_t i = 0; i < N; ++i) g_target[static_cast<size_t>(i)] = g1[i * K + K - 1];
+
+  std::vector<T> h;
+  if (smooth) {
+    h.resize(static_cast<size_t>(N));
+    const int64_t* t = y.data_ptr<int64_t>();
+    const double eps_c = eps / static_cast<double>(C);
+    const T g_ret_scalar = per_position ? T(0) : scaled(g[0], eps_c);
+    for (int64_t p = 0; p < N; ++p) {
+      T v;
+      if (t[p] == ignore_index) {
+        v = T(0);
+      } else if (per_position) {
+        v = scaled(g[p], eps_c);
+      } else if (reduction == at::Reduction::Mean) {
+        v = g_ret_scalar / static_cast<T>(rb.valid);
+      } else {
+        v = g_ret_scalar;
+      }
+      h[static_cast<size_t>(p)] = -v;
+    }
+  }
+  CrossEntropyResult result;
+  result.grad = at::empty({N, C}, x.options());
+  row_blocks_run<T>(x, y, ignore_index, rb, g_target.data(), smooth ? h.data() : nullptr, result.grad);
+  at::Tensor nll = std::get<0>(at::nll_loss_forward(rb.gathered, rb.y_k, at::Tensor(), reduction, ignore_index)).contiguous();
+  int64_t valid = 0;
+  result.loss = smooth ? smoothing_loss<T>(x, at::Tensor(), nll, y, at::Tensor(), reduction, ignore_index, eps, &valid,
+                                           rb.rowsum)
+                       : nll;
+  return result;
+}
+
 template <class T>
 CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Tensor& x, const at::Tensor& y,
                                      const at::Tensor& w) {
+  if (blocked_eligible(x, y, w, args.ignore_index)) return blocked_backward<T>(args, x, y);
   const int64_t class_dim = x.dim() == 1 ? 0 : 1;
   const int64_t C = x.size(class_dim);
   const int64_t reduction = args.reduction, ignore_index = args.ignore_index;
@@ -462,6 +696,7 @@ CrossEntropyResult cross_entropy(const CrossEntropyArgs& args) {
 AtenPathCounts aten_path_counts() {
   AtenPathCounts c;
   c.shortcut_forward = g_shortcut_forward.load();
+  c.row_blocks = g_row_blocks.load();
   c.explicit_backward = g_explicit_backward.load();
   c.reference = g_reference.load();
   return c;

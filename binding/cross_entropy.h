@@ -68,6 +68,7 @@ struct AtenPathCounts {
   int64_t shortcut_forward = 0;
   int64_t explicit_backward = 0;
   int64_t reference = 0;  // at::cross_entropy_loss (and autograd for gradients)
+  int64_t row_blocks = 0;  // of the shortcut calls, those that ran in row blocks
 };
 AtenPathCounts aten_path_counts();
 

@@ -5,6 +5,7 @@
 #include "device_tensor.h"
 #include "errors.h"
 #include "prop_names.h"
+#include "result_registry.h"
 #include "tensor_view.h"
 
 #include <cmath>
@@ -157,6 +158,7 @@ Napi::Object result_to_js(Napi::Env env, const CrossEntropyResult& r, int64_t re
 Napi::Value CrossEntropyEntry(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
+  release_collected(env);  // before any large allocation (result_registry.h)
   Call call = read_call(env, info[0], async);
   if (async) {
     // The Call (pins, snapshot copies) lives until the task is destroyed on the JS thread.

@@ -19,6 +19,7 @@
 #include "fused.h"
 #include "modules.h"
 #include "prop_names.h"
+#include "result_registry.h"
 #include "tensor_view.h"
 
 #include <ATen/Parallel.h>
@@ -41,27 +42,9 @@ namespace {
 // Hands huge_alloc'ed memory `p` of `bytes` bytes to JavaScript as an external ArrayBuffer
 // (freed back to the huge-page cache by its finalizer); frees it if that fails.
 Napi::ArrayBuffer wrap_huge_buffer(Napi::Env env, void* p, size_t bytes) {
-  Napi::ArrayBuffer ab;
-  try {
-    ab = Napi::ArrayBuffer::New(
-        env, p, bytes,
-        [](Napi::Env, void* data, size_t* size) {
-          external_bytes_add(-static_cast<int64_t>(*size));
-          huge_free(data, *size);
-          delete size;
-        },
-        new size_t(bytes));
-  } catch (...) {
-    huge_free(p, bytes);
-    throw;
-  }
-  // Not reported to V8 (AdjustExternalMemory): a 128 MB report made V8 start a full GC
-  // inside nearly every large call (~0.6 ms on the JS thread, and concurrent marking
-  // competing with the kernel's threads). These buffers are recycled through the cache,
-  // and what JavaScript can hold of them unfinalized is bounded by external_allowed();
-  // past it outputs are V8-owned, which V8 does count.
-  external_bytes_add(static_cast<int64_t>(bytes));
-  return ab;
+  // Reported to V8 as external memory (result_registry.h): the GC then collects dropped
+  // results inside a loop that never yields, and their blocks go back to the cache early.
+  return external_result(env, p, bytes, [p, bytes] { huge_free(p, bytes); });
 }
 
 Napi::ArrayBuffer new_output_buffer(Napi::Env env, size_t bytes) {
@@ -211,6 +194,7 @@ Napi::Value result_to_js(Napi::Env env, FusedCall& call) {
 
 Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  release_collected(env);
   const bool async = info.Length() > 1 && info[1].ToBoolean().Value();
   FusedCall call;
   read_args(env, info[0], async, call);
@@ -271,6 +255,7 @@ RawTensor raw_view(void* data, at::ScalarType dtype, std::vector<int64_t> shape)
 
 Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  release_collected(env);
   SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 15, "crossEntropyFusedFast: 15 or 16 arguments expected");
   napi_typedarray_type type;
   void* data = nullptr;
@@ -395,6 +380,7 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
 // external; its pages fault in ~30× faster than malloc's on this kind of machine).
 Napi::Value HugeBuffer(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  release_collected(env);
   SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "hugeBuffer: expected a byte count");
   const double bytes = info[0].As<Napi::Number>().DoubleValue();
   SMOOTHCE_THROW_RANGE_IF(env, !(bytes >= 0 && bytes <= 9007199254740991.0) || bytes != std::floor(bytes),
@@ -468,6 +454,28 @@ Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, now);
 }
 
+// earlyRelease(on?: boolean): switches the early release of collected results
+// (result_registry.h) and returns { enabled, tracked, released, externalBytes }.
+Napi::Value EarlyRelease(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() > 0 && info[0].IsBoolean()) set_early_release(info[0].As<Napi::Boolean>().Value());
+
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("enabled", Napi::Boolean::New(env, early_release_enabled()));
+  o.Set("tracked", Napi::Number::New(env, static_cast<double>(tracked_results())));
+  o.Set("released", Napi::Number::New(env, static_cast<double>(early_releases())));
+  o.Set("forcedCollections", Napi::Number::New(env, static_cast<double>(forced_collections())));
+  o.Set("externalBytes", Napi::Number::New(env, static_cast<double>(external_bytes_outstanding())));
+  return o;
+}
+
+// reclaim(): frees collected results early, asking for a collection when it may pay
+// (result_registry.h). lib/ calls it before a call with a large output.
+Napi::Value Reclaim(const Napi::CallbackInfo& info) {
+  reclaim(info.Env());
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitFused(Napi::Env env, Napi::Object exports) {
@@ -481,6 +489,8 @@ void InitFused(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
   exports.Set("computeFloor", Napi::Function::New(env, ComputeFloor, "computeFloor"));
   exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));
+  exports.Set("earlyRelease", Napi::Function::New(env, EarlyRelease, "earlyRelease"));
+  exports.Set("reclaim", Napi::Function::New(env, Reclaim, "reclaim"));
 }
 
 }  // namespace smoothce

@@ -4,6 +4,7 @@
 #include "errors.h"
 #include "fused.h"
 #include "prop_names.h"
+#include "result_registry.h"
 
 #include <cmath>
 #include <cstring>
@@ -168,12 +169,6 @@ void revalidate(Napi::Env env, const HostInput& in) {
                              ".data was detached or resized while the arguments were being read");
 }
 
-namespace {
-struct TensorHolder {
-  at::Tensor tensor;
-  int64_t bytes;
-};
-}  // namespace
 
 Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
   const at::ScalarType st = t.scalar_type();
@@ -203,17 +198,9 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
     ab = owned_buffer(env, static_cast<size_t>(bytes));
     std::memcpy(ab.Data(), t.data_ptr(), static_cast<size_t>(bytes));
   } else {
-    auto* holder = new TensorHolder{t, bytes};
-    ab = Napi::ArrayBuffer::New(
-        env, t.data_ptr(), static_cast<size_t>(bytes),
-        [](Napi::Env e, void*, TensorHolder* h) {
-          Napi::MemoryManagement::AdjustExternalMemory(e, -h->bytes);
-          external_bytes_add(-h->bytes);
-          delete h;
-        },
-        holder);
-    external_bytes_add(bytes);
-    Napi::MemoryManagement::AdjustExternalMemory(env, bytes);
+    // The buffer keeps a reference to the tensor's storage; releasing it drops that.
+    auto holder = std::make_shared<at::Tensor>(t);
+    ab = external_result(env, t.data_ptr(), static_cast<size_t>(bytes), [holder] { *holder = at::Tensor(); });
   }
   Napi::Value data;
   switch (st) {

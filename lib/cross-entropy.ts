@@ -78,6 +78,20 @@ function outputArray(dtype: 'float32' | 'float64', n: number): Float32Array | Fl
 }
 
 /**
+ * Before a call that makes a large host output (a gradient not written into gradInto, or an
+ * async call's snapshot of a large input): frees the large results of earlier calls that the
+ * GC has collected but whose finalizers have not run, so that this call's output reuses their
+ * memory instead of faulting in fresh pages (binding/result_registry.h).
+ */
+function reclaimBeforeLargeOutput(prepared: Prepared, async: boolean): void {
+  const a = prepared.args;
+  const x = a.input.data;
+  if (!ArrayBuffer.isView(x) || x.byteLength < HUGE_BYTES) return;
+  const snapshot = async && !(x.buffer instanceof SharedArrayBuffer);
+  if (snapshot || (a.grad && !a.gradInto)) native().reclaim();
+}
+
+/**
  * impl 'fused', synchronous, plain CPU tensors: positional arguments and outputs allocated
  * here (a small call then costs a few microseconds, not the ~9 µs of reading an argument
  * object natively). undefined when the call needs the general path (device tensors,
@@ -143,6 +157,7 @@ export function crossEntropy<I extends TensorInput>(input: I, target: TensorInpu
 export function crossEntropy(input: TensorInput, target: TensorInput, options?: CrossEntropyOptions | DeviceGradOptions): CrossEntropyResult<number | Tensor<FloatArray>, Tensor<FloatArray> | DeviceTensor> {
   const prepared = prepare(input, target, options, 'crossEntropy', CALL_OPTION_NAMES);
   const batchSize = readBatchSize(options);
+  reclaimBeforeLargeOutput(prepared, false);
   if (shouldChunk(prepared, batchSize)) {
     // Exact chunking of the batch dimension (lib/batch.ts).
     try {
@@ -190,6 +205,7 @@ export async function crossEntropyAsync(input: TensorInput, target: TensorInput,
   const callSite = new Error();
   const prepared = prepare(input, target, options, 'crossEntropyAsync', CALL_OPTION_NAMES);
   const batchSize = readBatchSize(options);
+  reclaimBeforeLargeOutput(prepared, true);
   try {
     if (shouldChunk(prepared, batchSize)) {
       return await crossEntropyChunkedAsync(prepared, batchSize, (args) =>

@@ -117,7 +117,7 @@ export interface NativeBinding {
   setNumThreads(n: number): void;
   getNumThreads(): number;
   /** Calls of the ATen path per route since load (binding/cross_entropy.cc), for tests. */
-  atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number };
+  atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number; rowBlocks: number };
   /** binding/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
@@ -157,6 +157,13 @@ export interface NativeBinding {
    * addon loads unless SMOOTHCE_ATEN_ALLOCATOR=default); returns whether it is installed. Process-wide.
    */
   hugePageAllocator(enable?: boolean): boolean;
+  /**
+   * Early release of large results the GC has collected (binding/result_registry.h): switches it, and
+   * reports what is tracked and what was released early since load.
+   */
+  earlyRelease(on?: boolean): { enabled: boolean; tracked: number; released: number; forcedCollections: number; externalBytes: number };
+  /** Frees collected large results now, asking V8 for a full collection when that may pay (binding/result_registry.h). */
+  reclaim(): void;
   /** binding/device_tensor.cc */
   DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;
   checkDevice(device: string): string;
@@ -320,8 +327,27 @@ function withErrorCodes<T extends object>(binding: T): T {
 
 /** The native binding, loaded on first use (or by preloadNative()). */
 export function native(): NativeBinding {
-  cached ??= withErrorCodes(load());
+  cached ??= checkEarlyRelease(withErrorCodes(load()));
   return cached;
+}
+
+/**
+ * The early release of collected results (binding/result_registry.h) relies on a collected
+ * ArrayBuffer meaning that no JavaScript can reach its memory. Node 20 copies the addon's external
+ * buffers when asked to transfer them; where ArrayBuffer.prototype.transfer could move one's memory
+ * into a new buffer, the early release is switched off.
+ */
+function checkEarlyRelease(binding: NativeBinding): NativeBinding {
+  const transfer = (ArrayBuffer.prototype as { transfer?: (this: ArrayBuffer) => ArrayBuffer }).transfer;
+  if (typeof transfer === 'function') {
+    try {
+      transfer.call(binding.hugeBuffer(512 << 10));
+      binding.earlyRelease(false);
+    } catch {
+      // Not transferable: the memory stays with its buffer.
+    }
+  }
+  return binding;
 }
 
 /**

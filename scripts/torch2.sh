@@ -9,6 +9,8 @@
 #   bash scripts/torch2.sh --full          the whole `npm test` inside the chroot
 #   bash scripts/torch2.sh test/x.test.ts  only these test files
 #   bash scripts/torch2.sh --shell         an interactive shell in the chroot's copy (after building)
+#   bash scripts/torch2.sh --run 'CMD'     one shell command in the chroot's copy (after building), e.g.
+#                                          --run 'node bench/small-calls.js' to compare small calls with the host
 #
 #   SMOOTHCE_TRIXIE=/path     where the chroot lives (default /var/cache/smoothce-trixie, about 3.5 GB)
 #   SMOOTHCE_TORCH2_JOBS=N    vitest workers inside the chroot (default: vitest's own default)
@@ -37,7 +39,8 @@ MODE=suites
 case "${1:-}" in
   --full) MODE=full; shift ;;
   --shell) MODE=shell; shift ;;
-  -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+  --run) MODE=run; RUN_CMD=${2:?--run needs a command}; shift 2 ;;
+  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
   "") ;;
   *) SUITES=("$@") ;;
 esac
@@ -160,6 +163,9 @@ case $MODE in
     step "Shell in /src/smoothce (exit to unmount)"
     in_chroot sh -c 'cd /src/smoothce && exec bash -i' || true
     exit 0 ;;
+  run)
+    step "Run in /src/smoothce: $RUN_CMD"
+    in_chroot bash -c "cd /src/smoothce && $RUN_CMD" ;;
   full)
     step "npm test (the whole suite) on LibTorch $(in_chroot sh -c 'cd /src/smoothce && node -p "require(\"./dist/index.js\").torchVersion()"')"
     in_chroot sh -c "cd /src/smoothce && npx vitest run ${SMOOTHCE_TORCH2_JOBS:+--maxWorkers=$SMOOTHCE_TORCH2_JOBS}" ;;

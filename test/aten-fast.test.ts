@@ -6,6 +6,8 @@
  * two must give the same bits (Object.is on every value: NaN = NaN, 0 ≠ −0), and the
  * shortcuts must really have been taken (the native route counters).
  */
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
 import { native } from '../lib/native';
@@ -141,5 +143,30 @@ describe('ATen path shortcuts', () => {
       expect(errors[0]).toMatch(/out of bounds/);
       expect(errors[0]).toBe(errors[1]);
     }
+  });
+});
+
+// Row blocks (binding/cross_entropy.cc, RowBlocks): 2-D inputs of 65,536 logits or more run
+// log_softmax, its row sums and its backward a block of rows at a time. Child processes, since
+// the block size (SMOOTHCE_ATEN_BLOCK_KB) is read once per process: the default, 4 KiB blocks
+// (two rows a block whatever C is, and a last block of three rows), each with one and two threads.
+describe('ATen path row blocks', () => {
+  const script = path.join(__dirname, 'helpers', 'row-blocks-check.js');
+  it.each([
+    ['default blocks, 1 thread', {}, 1],
+    ['default blocks, 2 threads', { CHECK_THREADS: '2' }, 101],
+    ['4 KiB blocks, 1 thread', { SMOOTHCE_ATEN_BLOCK_KB: '4', CHECK_THREADS: '1' }, 201],
+    ['4 KiB blocks, 2 threads', { SMOOTHCE_ATEN_BLOCK_KB: '4', CHECK_THREADS: '2' }, 301],
+  ] as const)('give the bits of at::cross_entropy_loss + autograd: %s', (_label, env, firstSeed) => {
+    const r = spawnSync(process.execPath, [script, '40', String(firstSeed)], {
+      encoding: 'utf8',
+      env: { ...process.env, ...env },
+      timeout: 240_000,
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { calls: number; blocked: number; failures: string[] };
+    expect(out.failures).toEqual([]);
+    // Most calls qualify (the others have a target out of range or a 1-row input).
+    expect(out.blocked).toBeGreaterThan(30);
   });
 });

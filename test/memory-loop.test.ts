@@ -31,9 +31,12 @@ for (let i = 0; i < 40; i++) {
 process.stdout.write(JSON.stringify({ peakMB: peak / 2 ** 20, ok }));
 `;
 
-/** capMB undefined: the default rule (SMOOTHCE_EXTERNAL_CAP_MB unset). c: classes (gradient = 4 KiB × c). */
-function loop(impl: string, capMB: number | undefined, c = 8000): { peakMB: number; ok: boolean } {
-  const env: NodeJS.ProcessEnv = { ...process.env };
+/**
+ * capMB undefined: the default rule (SMOOTHCE_EXTERNAL_CAP_MB unset). c: classes (gradient = 4 KiB × c).
+ * early: the early release of collected results (binding/result_registry.h), on by default.
+ */
+function loop(impl: string, capMB: number | undefined, c = 8000, early = false): { peakMB: number; ok: boolean } {
+  const env: NodeJS.ProcessEnv = { ...process.env, SMOOTHCE_EARLY_RELEASE: early ? '1' : '0' };
   if (capMB === undefined) delete env.SMOOTHCE_EXTERNAL_CAP_MB;
   else env.SMOOTHCE_EXTERNAL_CAP_MB = String(capMB);
   const r = spawnSync(process.execPath, ['-e', SCRIPT, impl, String(c)], {
@@ -47,6 +50,7 @@ function loop(impl: string, capMB: number | undefined, c = 8000): { peakMB: numb
 }
 
 describe('a synchronous loop of large calls', () => {
+  // The cap alone (early release off): what bounds the loop when results cannot be released early.
   it.each(['fused', 'aten'])('keeps memory bounded by the external-buffer cap (%s)', (impl) => {
     const unbounded = loop(impl, 1_000_000);
     const capped = loop(impl, 64);
@@ -54,6 +58,14 @@ describe('a synchronous loop of large calls', () => {
     // Without the cap every gradient stays until the loop ends.
     expect(unbounded.peakMB).toBeGreaterThan(1000);
     expect(capped.peakMB).toBeLessThan(unbounded.peakMB * 0.6);
+  });
+
+  // By default results the GC has collected are released at the next call, before their
+  // finalizers run: with no cap at all the loop then holds a few gradients, not 40.
+  it.each(['fused', 'aten'])('releases collected results early, so even without a cap the loop stays small (%s)', (impl) => {
+    const early = loop(impl, 1_000_000, 8000, true);
+    expect(early.ok).toBe(true);
+    expect(early.peakMB).toBeLessThan(400); // 40 gradients of 31.25 MiB: 1250 MiB if none were released
   });
 
   // By default the cap follows the size asked for: four buffers (as many as the huge-page
@@ -146,5 +158,37 @@ describe.runIf(fs.existsSync('/proc/self/smaps'))('large output buffers', () => 
     expect(sum).toBe(1);
     // Its own mapping, 128,012 kB (not 129,024 kB: 63 huge pages), all of it resident.
     expect(found).toEqual({ size: 128012, rss: 128012 });
+  });
+});
+
+// Early release frees only what the GC has collected: results the caller still holds keep
+// their memory and values, while the dropped ones are recycled under them.
+const KEEP_SCRIPT = `
+const path = require('node:path');
+const sc = require(${JSON.stringify(root)});
+const { native } = require(path.join(${JSON.stringify(root)}, 'dist', 'native.js'));
+const impl = process.argv[1];
+const n = 1024, c = 4000;
+const x = new Float32Array(n * c);
+const target = sc.tensor(new BigInt64Array(n), [n]);
+const sum = (a) => { let s = 0; for (let i = 0; i < a.length; i += 97) s += a[i] * (1 + (i % 7)); return s; };
+const kept = [];
+for (let i = 0; i < 30; i++) {
+  for (let j = 0; j < x.length; j += 1) x[j] = Math.sin(j * 0.001 + i);
+  const r = sc.crossEntropy(sc.tensor(x, [n, c]), target, { impl, grad: true, labelSmoothing: 0.1 });
+  if (i % 3 === 0) kept.push({ grad: r.grad.data, sum: sum(r.grad.data) });
+}
+const intact = kept.every((k) => sum(k.grad) === k.sum);
+process.stdout.write(JSON.stringify({ intact, kept: kept.length, released: native().earlyRelease().released }));
+`;
+
+describe('early release of collected results', () => {
+  it.each(['fused', 'aten'])('never touches a result that is still held (%s)', (impl) => {
+    const r = spawnSync(process.execPath, ['-e', KEEP_SCRIPT, impl], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { intact: boolean; kept: number; released: number };
+    expect(out.kept).toBe(10);
+    expect(out.intact).toBe(true);
+    expect(out.released).toBeGreaterThan(0); // the dropped ones were recycled early
   });
 });

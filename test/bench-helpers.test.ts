@@ -67,7 +67,9 @@ describe('benchmark helpers', () => {
     const script = path.resolve(__dirname, '..', 'bench', 'node_case.js');
     // 1024×512 float32: a 2 MiB gradient, so results are large (huge-page or, past the cap, V8-owned).
     const cfg = { kind: 'first-loop', impl, n: 1024, c: 512, reps: 2, eps: 0.1, seed: 3, threads: 1 };
-    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8' }).trim()) as {
+    // Early release off: every result stays until the loop ends (with it, dropped ones are recycled).
+    const env = { ...process.env, SMOOTHCE_EARLY_RELEASE: '0' };
+    const out = JSON.parse(execFileSync(process.execPath, ['--expose-gc', script, JSON.stringify(cfg)], { encoding: 'utf8', env }).trim()) as {
       fwd: number[];
       fwdGrad: number[];
       first: number[];

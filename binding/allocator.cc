@@ -10,6 +10,9 @@
 #include <thread>
 #include <vector>
 
+#include <condition_variable>
+#include <functional>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -166,12 +169,16 @@ bool huge_advice_enabled() {
 // byte anyway (an output, a snapshot): faulting 125 MiB in as it writes cost 63 ms on one
 // thread here, MADV_POPULATE_WRITE 43 ms on one thread and 23 ms on two, so a first
 // 1024x32000 forward+gradient call takes the kernel's time plus about 23 ms instead of
-// plus 63. SMOOTHCE_PREFAULT=0 turns it off.
+// plus 63. SMOOTHCE_PREFAULT=0 turns it off. These threads are memory work done while the
+// caller waits (often the JS thread), so they use the machine's cores, not ATen's thread count.
 constexpr size_t kPrefaultMin = size_t(8) << 20;
+constexpr size_t kPrefaultPiece = size_t(4) << 20;  // handed out from a shared counter
 constexpr unsigned kPrefaultThreads = 4;
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23
 #endif
+
+std::atomic<bool> g_populate_unsupported{false};
 
 bool prefault_enabled() {
   static const bool on = [] {
@@ -181,31 +188,132 @@ bool prefault_enabled() {
   return on;
 }
 
-void prefault(void* p, size_t len) {
-  static std::atomic<bool> unsupported{false};
-  if (len < kPrefaultMin || !prefault_enabled() || unsupported.load(std::memory_order_relaxed)) return;
-  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
-  const size_t pieces = std::min<size_t>({kPrefaultThreads, hw, len / (kPrefaultMin / 2)});
-  // Piece boundaries on 2 MiB (the mapping starts on one).
-  const size_t step = (len / std::max<size_t>(pieces, 1) + kHugePage - 1) / kHugePage * kHugePage;
-  auto populate = [p, len](size_t from, size_t to) {
-    if (to > len) to = len;
-    if (from >= to) return;
-    if (madvise(static_cast<char*>(p) + from, to - from, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) {
-      unsupported.store(true, std::memory_order_relaxed);
-    }
-  };
-  std::vector<std::thread> helpers;
-  try {
-    for (size_t i = 1; i < pieces; ++i) helpers.emplace_back(populate, i * step, (i + 1) * step);
-  } catch (...) {
-    // No thread to be had: the pieces not started are faulted in by the writes.
+void populate(void* p, size_t len) {
+  if (len == 0 || g_populate_unsupported.load(std::memory_order_relaxed)) return;
+  if (madvise(p, len, MADV_POPULATE_WRITE) != 0 && errno == EINVAL) g_populate_unsupported.store(true);
+}
+
+// Helper threads for memory work done while a caller waits (faulting in, copying into fresh
+// memory): started once, parked on a condition variable between jobs. A thread started for
+// the job instead began 2-3 ms late on the 2-vCPU VM, a sixth of a 64 MiB snapshot's time.
+// One job at a time; a caller that finds the helpers busy does its job alone.
+class CoreHelpers {
+ public:
+  static CoreHelpers& get() {
+    static CoreHelpers* h = new CoreHelpers();  // never destroyed: parked threads outlive exit
+    return *h;
   }
-  populate(0, step);
-  for (auto& t : helpers) t.join();
+  // Runs piece(i) for every i in [0, pieces), on this thread and the helpers.
+  void run(size_t pieces, const std::function<void(size_t)>& piece) {
+    std::unique_lock<std::mutex> busy(run_mu_, std::try_to_lock);
+    if (!busy.owns_lock() || helpers_ == 0 || pieces < 2) {
+      for (size_t i = 0; i < pieces; ++i) piece(i);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      job_ = &piece;
+      pieces_ = pieces;
+      next_.store(0);
+      running_ = helpers_;
+      ++generation_;
+    }
+    cv_.notify_all();
+    drain();
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return running_ == 0; });
+    job_ = nullptr;
+  }
+  void start() {
+    std::call_once(started_, [this] {
+      const unsigned want = std::max(1u, std::min(std::thread::hardware_concurrency(), kPrefaultThreads)) - 1;
+      for (unsigned i = 0; i < want; ++i) {
+        try {
+          std::thread([this] { loop(); }).detach();
+          ++helpers_;
+        } catch (...) {
+          break;
+        }
+      }
+    });
+  }
+
+ private:
+  void drain() {
+    for (size_t i; (i = next_.fetch_add(1, std::memory_order_relaxed)) < pieces_;) (*job_)(i);
+  }
+  void loop() {
+    uint64_t seen = 0;
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return generation_ != seen; });
+        seen = generation_;
+      }
+      drain();
+      std::lock_guard<std::mutex> lock(mu_);
+      if (--running_ == 0) done_cv_.notify_one();
+    }
+  }
+  std::once_flag started_;
+  std::mutex run_mu_, mu_;
+  std::condition_variable cv_, done_cv_;
+  const std::function<void(size_t)>* job_ = nullptr;
+  size_t pieces_ = 0;
+  std::atomic<size_t> next_{0};
+  unsigned helpers_ = 0, running_ = 0;
+  uint64_t generation_ = 0;
+};
+
+template <class F>
+void run_on_cores(size_t pieces, const F& piece) {
+  CoreHelpers& h = CoreHelpers::get();
+  h.start();
+  h.run(pieces, std::function<void(size_t)>(piece));
+}
+
+void prefault(void* p, size_t len) {
+  if (len < kPrefaultMin || !prefault_enabled() || g_populate_unsupported.load(std::memory_order_relaxed)) return;
+  const size_t pieces = (len + kPrefaultPiece - 1) / kPrefaultPiece;
+  run_on_cores(pieces, [&](size_t i) {
+    const size_t from = i * kPrefaultPiece;
+    populate(static_cast<char*>(p) + from, std::min(kPrefaultPiece, len - from));
+  });
+}
+
+void fault_in(void* p, size_t bytes) {
+  // Whole pages inside [p, p + bytes) only: MADV_POPULATE_WRITE wants a page-aligned start.
+  static const size_t page = [] {
+    const long v = sysconf(_SC_PAGESIZE);
+    return v > 0 ? static_cast<size_t>(v) : size_t(4096);
+  }();
+  const uintptr_t b = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + bytes) / page * page;
+  if (e > b) prefault(reinterpret_cast<void*>(b), e - b);
+}
+
+void start_core_helpers() { CoreHelpers::get().start(); }
+
+void copy_into_fresh(void* dst, const void* src, size_t bytes) {
+  if (bytes < kPrefaultMin) {
+    std::memcpy(dst, src, bytes);
+    return;
+  }
+  // Each piece is faulted in (unless it came from the cache: already resident) and copied by
+  // the same thread, while the other threads do the same with theirs.
+  const size_t pieces = (bytes + kPrefaultPiece - 1) / kPrefaultPiece;
+  run_on_cores(pieces, [&](size_t i) {
+    const size_t from = i * kPrefaultPiece, n = std::min(kPrefaultPiece, bytes - from);
+    if (prefault_enabled()) populate(static_cast<char*>(dst) + from, n);
+    std::memcpy(static_cast<char*>(dst) + from, static_cast<const char*>(src) + from, n);
+  });
 }
 
 void* huge_alloc(size_t bytes) {
+  return huge_alloc(bytes, true);
+}
+
+void* huge_alloc(size_t bytes, bool fault_in) {
   if (bytes < kHugeThreshold) {
     void* p = nullptr;
     if (posix_memalign(&p, 64, bytes == 0 ? 64 : round_up(bytes, 64)) != 0 || p == nullptr) throw std::bad_alloc();
@@ -225,7 +333,7 @@ void* huge_alloc(size_t bytes) {
 #ifdef MADV_HUGEPAGE
   if (huge_advice_enabled()) madvise(reinterpret_cast<void*>(aligned), len, MADV_HUGEPAGE);  // advisory: failure is harmless
 #endif
-  prefault(reinterpret_cast<void*>(aligned), len);
+  if (fault_in) prefault(reinterpret_cast<void*>(aligned), len);
   return reinterpret_cast<void*>(aligned);
 }
 
@@ -339,11 +447,11 @@ HugePageCPUAllocator* g_installed = nullptr;  // never freed: DataPtrs may outli
 
 }  // namespace
 
-at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype) {
+at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype, bool fault_in) {
   int64_t numel = 1;
   for (int64_t d : shape) numel *= d;
   const size_t bytes = static_cast<size_t>(numel) * c10::elementSize(dtype);
-  void* p = huge_alloc(bytes);
+  void* p = huge_alloc(bytes, fault_in);
   try {
     return at::from_blob(p, shape, [bytes](void* q) { huge_free(q, bytes); },
                          at::TensorOptions().dtype(dtype).device(at::kCPU));

@@ -22,6 +22,16 @@ constexpr size_t kHugeThreshold = size_t(512) << 10;
 // A buffer of `bytes` bytes, 64-byte aligned (2 MiB aligned when large). Never returns
 // null: throws std::bad_alloc. Contents are unspecified (the caller overwrites them).
 void* huge_alloc(size_t bytes);
+// fault_in false: a fresh mapping is not faulted in first (the caller does it, as copy_into_fresh).
+void* huge_alloc(size_t bytes, bool fault_in);
+// Copies `bytes` bytes into `dst` (memory from huge_alloc(…, false)), faulting in and copying
+// each 4 MiB piece on the same thread, on up to four threads.
+void copy_into_fresh(void* dst, const void* src, size_t bytes);
+// Faults in the whole pages of [p, p + bytes) the way huge_alloc faults in a fresh mapping
+// (memory about to be written; harmless on resident pages). From 8 MiB; SMOOTHCE_PREFAULT=0: nothing.
+void fault_in(void* p, size_t bytes);
+// Starts the parked helper threads these use (once per process; InitFused calls it at load).
+void start_core_helpers();
 // Frees what huge_alloc returned; `bytes` must be the size it was asked for.
 void huge_free(void* p, size_t bytes) noexcept;
 // Advises the whole 2 MiB pages inside [p, p + bytes) for transparent huge pages (a
@@ -43,7 +53,7 @@ bool external_allowed(size_t bytes);
 int64_t external_bytes_outstanding();
 
 // An ATen tensor whose storage comes from huge_alloc (contiguous, CPU).
-at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype);
+at::Tensor empty_huge(at::IntArrayRef shape, at::ScalarType dtype, bool fault_in = true);
 
 // Installs (true) or removes (false) a CPU allocator for ATen that serves allocations of
 // at least kHugeThreshold bytes with huge_alloc (2 MiB-aligned, MADV_HUGEPAGE, freed blocks

@@ -145,8 +145,9 @@ HostInput read_tensor(Napi::Env env, const Napi::Value& value, const char* name,
     // caller may transfer, detach, mutate or drop it while the work is in flight.
     const size_t bytes = length * c10::elementSize(info->storage);
     // Huge-page backed when large: a fresh 128 MB copy then faults in ~12 ms, not ~0.4 s.
-    out.owned = empty_huge({static_cast<int64_t>(bytes)}, at::kByte);
-    parallel_copy(out.owned.data_ptr(), data, bytes);
+    // Not faulted in first: each piece is faulted in and copied by one thread, on every core.
+    out.owned = empty_huge({static_cast<int64_t>(bytes)}, at::kByte, /*fault_in=*/false);
+    copy_into_fresh(out.owned.data_ptr(), data, bytes);
     out.raw.data = out.owned.data_ptr();
   } else {
     out.pin = Napi::Persistent(data_v.As<Napi::Object>());

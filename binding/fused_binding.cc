@@ -83,6 +83,40 @@ struct FusedCall {
   std::vector<int64_t> loss_shape;
   size_t numel = 0, positions = 0;
   CrossEntropyResult aten;  // the ATen path's result
+  // An async call's large gradient: huge_alloc'ed memory, faulted in by the worker before the
+  // kernel writes it and made an ArrayBuffer only when the result is handed over (creating it,
+  // and reporting its bytes to V8, on the JS thread at the start made V8 start marking there).
+  // Freed here if the call ends without handing it over.
+  void* own_grad = nullptr;
+  size_t own_grad_bytes = 0;
+  FusedCall() = default;
+  FusedCall(const FusedCall&) = delete;
+  FusedCall& operator=(const FusedCall&) = delete;
+  FusedCall(FusedCall&& o) noexcept { *this = std::move(o); }
+  FusedCall& operator=(FusedCall&& o) noexcept {
+    args = std::move(o.args);
+    holders = std::move(o.holders);
+    use_fused = o.use_fused;
+    isa = o.isa;
+    threads = o.threads;
+    grad_into_pin = std::move(o.grad_into_pin);
+    grad_into = o.grad_into;
+    grad_into_bytes = o.grad_into_bytes;
+    grad_buf = std::move(o.grad_buf);
+    loss_buf = std::move(o.loss_buf);
+    out = o.out;
+    loss_shape = std::move(o.loss_shape);
+    numel = o.numel;
+    positions = o.positions;
+    aten = std::move(o.aten);
+    own_grad = o.own_grad;
+    own_grad_bytes = o.own_grad_bytes;
+    o.own_grad = nullptr;
+    return *this;
+  }
+  ~FusedCall() {
+    if (own_grad != nullptr) huge_free(own_grad, own_grad_bytes);
+  }
 };
 
 RawTensor keep(FusedCall& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
@@ -123,7 +157,7 @@ void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& c
 }
 
 // Allocates what the chosen path writes into (on the JS thread).
-void prepare_outputs(Napi::Env env, FusedCall& call) {
+void prepare_outputs(Napi::Env env, FusedCall& call, bool async) {
   const CrossEntropyArgs& a = call.args;
   size_t numel = 1;
   for (int64_t d : a.input.shape) numel *= static_cast<size_t>(d);
@@ -142,9 +176,16 @@ void prepare_outputs(Napi::Env env, FusedCall& call) {
     if (call.grad_into) {
       call.out.grad = call.grad_into;
     } else {
-      Napi::ArrayBuffer ab = new_output_buffer(env, numel * esize);
-      call.out.grad = ab.Data();
-      call.grad_buf = Napi::Persistent(ab);
+      const size_t bytes = numel * esize;
+      if (async && bytes >= kHugeThreshold && external_allowed(bytes)) {
+        run_or_throw(env, [&] { call.own_grad = huge_alloc(bytes, /*fault_in=*/false); });
+        call.own_grad_bytes = bytes;
+        call.out.grad = call.own_grad;
+      } else {
+        Napi::ArrayBuffer ab = new_output_buffer(env, bytes);
+        call.out.grad = ab.Data();
+        call.grad_buf = Napi::Persistent(ab);
+      }
     }
   }
   if (a.reduction == at::Reduction::None) {
@@ -157,6 +198,7 @@ void prepare_outputs(Napi::Env env, FusedCall& call) {
 // The work itself: no N-API (runs on the libuv pool for async calls).
 void execute(FusedCall& call) {
   use_num_threads(call.threads);
+  if (call.own_grad != nullptr) fault_in(call.own_grad, call.own_grad_bytes);
   if (call.use_fused) {
     fused_cross_entropy(call.args, call.out, call.isa);
     return;
@@ -179,7 +221,11 @@ Napi::Value result_to_js(Napi::Env env, FusedCall& call) {
     } else {
       out.Set("loss", Napi::Number::New(env, call.out.scalar_loss));
     }
-    if (!call.grad_buf.IsEmpty()) {
+    if (call.own_grad != nullptr) {
+      void* p = call.own_grad;
+      call.own_grad = nullptr;  // wrap_huge_buffer owns it now (and frees it if it fails)
+      out.Set("grad", make_tensor(env, wrap_huge_buffer(env, p, call.own_grad_bytes), call.numel, call.args.input.shape, dt));
+    } else if (!call.grad_buf.IsEmpty()) {
       out.Set("grad", make_tensor(env, call.grad_buf.Value(), call.numel, call.args.input.shape, dt));
     }
     out.Set("path", Napi::String::New(env, "fused"));
@@ -199,7 +245,7 @@ Napi::Value CrossEntropyFused(const Napi::CallbackInfo& info) {
   FusedCall call;
   read_args(env, info[0], async, call);
   run_or_throw(env, [&] { call.threads = at::get_num_threads(); });
-  prepare_outputs(env, call);
+  prepare_outputs(env, call, async);
   if (async) {
     auto shared = std::make_shared<FusedCall>(std::move(call));
     return queue_task<bool>(
@@ -482,6 +528,7 @@ void InitFused(Napi::Env env, Napi::Object exports) {
   // ATen's large allocations go through the huge-page cache (allocator.h); opt out with
   // SMOOTHCE_ATEN_ALLOCATOR=default.
   install_default_aten_allocator();
+  start_core_helpers();
   exports.Set("crossEntropyFused", Napi::Function::New(env, CrossEntropyFused, "crossEntropyFused"));
   exports.Set("crossEntropyFusedFast", Napi::Function::New(env, CrossEntropyFusedFast, "crossEntropyFusedFast"));
   exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));

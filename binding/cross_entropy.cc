@@ -400,6 +400,17 @@ at::Tensor cross_entropy_forward(const at::Tensor& input, const at::Tensor& targ
                ? smoothing_forward<double>(input, target, weight, reduction, ignore_index, eps)
                : smoothing_forward<float>(input, target, weight, reduction, ignore_index, eps);
   }
+  // Class-index targets without smoothing: at::cross_entropy_loss is, in 1.13 and 2.x alike,
+  // nll_loss_nd(log_softmax(x, class_dim, x.dtype), ...); called directly, the composite op's
+  // own dispatch and checks are saved (a 32x10 forward, LibTorch 2.6: 14.3-14.7 µs a call
+  // against 14.7-17.1 before; 1.13: 9.1-10.1 against 9.9-10.1).
+  if (shortcuts_enabled() && input.device().is_cpu() && !(eps > 0) && input.dim() >= 1 &&
+      input.sizes() != target.sizes()) {
+    g_shortcut_forward.fetch_add(1, std::memory_order_relaxed);
+    const int64_t class_dim = input.dim() == 1 ? 0 : 1;
+    return at::nll_loss_nd(at::log_softmax(input, class_dim, input.scalar_type()), target, weight, reduction,
+                           ignore_index);
+  }
   g_reference.fetch_add(1, std::memory_order_relaxed);
   return at::cross_entropy_loss(input, target, weight, reduction, ignore_index, eps);
 }

@@ -10,7 +10,9 @@
  *   - never-yielding loop: the median of 20 back-to-back calls that never yield, right after the first 3;
  *   - PyTorch: /usr/bin/python3, the plain F.cross_entropy(x, t, label_smoothing=0.1) (.item() for the forward; for
  *     forward+gradient a leaf that requires grad, .backward()), glibc's default malloc and the tuned one;
- *   - the first crossEntropyAsync of a 64 MiB input in a fresh process: the longest event-loop gap (1 ms ticker).
+ *   - the first crossEntropyAsync of a 64 MiB input in a fresh process: the longest event-loop gap (1 ms ticker);
+ *   - peak RSS of a 1024×32000 forward+gradient call above the RSS before it (VmHWM, reset through
+ *     /proc/self/clear_refs), first call of a fresh process: fused, fused with gradInto, aten.
  *
  *   node bench/goals.js [--rounds 2] [--json]
  *
@@ -92,6 +94,22 @@ setTimeout(async () => {
 }, 50);
 `;
 
+const RSS_CASE = `
+const fs = require('node:fs');
+const sc = require(${JSON.stringify(root)});
+const [impl, into] = [process.argv[1], process.argv[2] === 'into'];
+sc.setNumThreads(1);
+const N = 1024, C = 32000;
+const x = new Float32Array(N * C); for (let i = 0; i < x.length; i++) x[i] = Math.sin(i * 0.37) * 3;
+const t = new BigInt64Array(N); for (let i = 0; i < N; i++) t[i] = BigInt((i * 7919) % C);
+const g = into ? new Float32Array(N * C).fill(0) : undefined;
+const kb = (k) => Number(fs.readFileSync('/proc/self/status', 'utf8').split(String.fromCharCode(10)).find((l) => l.startsWith(k + ':')).replace(/[^0-9]/g, ''));
+fs.writeFileSync('/proc/self/clear_refs', '5');
+const before = kb('VmRSS');
+sc.crossEntropy(sc.tensor(x, [N, C]), sc.tensor(t, [N]), { impl, labelSmoothing: 0.1, grad: true, ...(g ? { gradInto: g } : {}) });
+process.stdout.write(JSON.stringify({ peakMiB: (kb('VmHWM') - before) / 1024 }));
+`;
+
 function run(cmd, args, env = {}) {
   return JSON.parse(execFileSync(cmd, args, { env: { ...process.env, ...env }, encoding: 'utf8', maxBuffer: 1 << 24 }));
 }
@@ -124,6 +142,11 @@ for (const impl of ['aten', 'fused']) {
   out.asyncFirst[impl] = [];
   for (let r = 0; r < Math.max(ROUNDS, 3); r++) out.asyncFirst[impl].push(run(process.execPath, ['-e', ASYNC_CASE, impl]).worstGap);
 }
+out.peakRssMiB = {};
+for (const [label, impl, into] of [['fused', 'fused', ''], ['fused, gradInto', 'fused', 'into'], ['aten', 'aten', '']]) {
+  out.peakRssMiB[label] = [];
+  for (let r = 0; r < ROUNDS; r++) out.peakRssMiB[label].push(run(process.execPath, ['-e', RSS_CASE, impl, into]).peakMiB);
+}
 if (argv.includes('--json')) {
   console.log(JSON.stringify(out, null, 2));
 } else {
@@ -136,4 +159,5 @@ if (argv.includes('--json')) {
   }
   const g = (a) => a.map((v) => v.toFixed(1)).join(', ');
   console.log(`\nFirst crossEntropyAsync of a 64 MiB input, longest event-loop gap: aten ${g(out.asyncFirst.aten)} ms; fused ${g(out.asyncFirst.fused)} ms`);
+  console.log(`Peak RSS of a first 1024×32000 forward+gradient call above the RSS before it: ${Object.entries(out.peakRssMiB).map(([k, v]) => `${k} ${g(v)} MiB`).join('; ')}`);
 }

@@ -116,13 +116,19 @@ describe('ATen path shortcuts', () => {
   });
 
   it('report the same errors as the reference path', () => {
-    const x = tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]);
+    // A small input (the whole-tensor shortcuts) and one large enough for row blocks, whose
+    // out-of-range target sends it the whole-tensor way, where ATen raises its own error.
+    const big = new Float32Array(300 * 1000).map((_, i) => Math.sin(i));
+    for (const [x, target] of [
+      [tensor(new Float32Array([1, 2, 3, 4, 5, 6]), [2, 3]), tensor([0, 7], [2], 'int64')],
+      [tensor(big, [300, 1000]), tensor(Array.from({ length: 300 }, (_, i) => (i === 150 ? 1000 : i)), [300], 'int64')],
+    ] as const)
     for (const grad of [false, true]) {
       // Target out of range: the check happens natively (validation is bypassed by a
       // mutation after the fact is impossible from the public API, so use a raw native call).
       const args = {
         input: x,
-        target: tensor([0, 7], [2], 'int64'),
+        target,
         weight: null,
         reduction: 1 as const,
         ignoreIndex: -100n,

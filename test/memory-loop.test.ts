@@ -192,3 +192,24 @@ describe('early release of collected results', () => {
     expect(out.released).toBeGreaterThan(0); // the dropped ones were recycled early
   });
 });
+
+// Where ArrayBuffer.prototype.transfer could move an external buffer's memory into another
+// buffer (not Node 20), a collected buffer would not mean unreachable memory: the package
+// switches early release off when it loads (lib/native.ts, checkEarlyRelease).
+describe('early release and ArrayBuffer.prototype.transfer', () => {
+  const probe = (transfer: string): boolean => {
+    const script = `
+      Object.defineProperty(ArrayBuffer.prototype, 'transfer', { configurable: true, value: ${transfer} });
+      const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))});
+      process.stdout.write(String(native().earlyRelease().enabled));`;
+    const r = spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(r.status, r.stderr).toBe(0);
+    return r.stdout === 'true';
+  };
+  it('stays on where transfer refuses the addon\'s buffers', () => {
+    expect(probe(`function () { throw new TypeError('not detachable'); }`)).toBe(true);
+  });
+  it('is switched off where transfer would move them', () => {
+    expect(probe(`function () { return new ArrayBuffer(0); }`)).toBe(false);
+  });
+});

@@ -21,13 +21,10 @@
  */
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
+const { parseArgs } = require('node:util');
 
-const argv = process.argv.slice(2);
-const opt = (name, dflt) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && i + 1 < argv.length ? argv[i + 1] : dflt;
-};
-const ROUNDS = Number(opt('--rounds', 2));
+const { values: flags } = parseArgs({ options: { rounds: { type: 'string', default: '2' }, json: { type: 'boolean', default: false } } });
+const ROUNDS = Number(flags.rounds);
 const PYTHON = process.env.SMOOTHCE_BENCH_PYTHON || '/usr/bin/python3';
 const root = path.join(__dirname, '..');
 const TUNED = { MALLOC_MMAP_THRESHOLD_: '33554432', MALLOC_MMAP_MAX_: '0', MALLOC_TRIM_THRESHOLD_: '68719476736' };
@@ -147,7 +144,7 @@ for (const [label, impl, into] of [['fused', 'fused', ''], ['fused, gradInto', '
   out.peakRssMiB[label] = [];
   for (let r = 0; r < ROUNDS; r++) out.peakRssMiB[label].push(run(process.execPath, ['-e', RSS_CASE, impl, into]).peakMiB);
 }
-if (argv.includes('--json')) {
+if (flags.json) {
   console.log(JSON.stringify(out, null, 2));
 } else {
   console.log(`# issue 21's goals, ${out.date}, ${ROUNDS} processes per case (medians)\n`);

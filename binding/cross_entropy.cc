@@ -133,7 +133,7 @@ bool shortcuts_enabled() {
 //        being +0 after masked_fill_; the cascade sum then groups differently).
 // The backward is the same: g / kept on kept positions, +0 on ignored ones.
 // How autograd scales the upstream gradient by the scalars (1 − ε) and ε / C: see
-// explicit_backward's `scaled`.
+// Upstream below.
 constexpr bool kScalarMulBackwardInDtype =
 #if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
     true;
@@ -443,6 +443,74 @@ bool explicit_backward_eligible(const at::Tensor& x, const at::Tensor& y, const 
   return true;
 }
 
+// The upstream gradient of the loss (checked as the autograd path checks it: its shape must
+// be the loss's), and d loss / d nll from it. How autograd scales the upstream gradient by the
+// scalars (1 − ε) and ε / C:
+// 1.x: MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
+// against a 0-d gradient (mean, sum, 1-D none) grad · s is formed in double and rounded
+// once; against a gradient with dimensions (none) type promotion keeps the input dtype.
+// 2.x: the scalar stays a Scalar (mul.Scalar's backward), so grad · s is always formed in
+// the input dtype, with s rounded to it first (23 of 3,000 aten-fast calls differ otherwise).
+template <class T>
+struct Upstream {
+  at::Tensor grad;   // d loss / d loss, contiguous, in T
+  at::Tensor g_nll;  // d loss / d nll: grad · (1 − ε) when smoothing, else grad
+  bool zero_dim = false;
+  T scaled(T v, double s) const {
+    return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
+  }
+};
+
+template <class T>
+Upstream<T> upstream_of(const CrossEntropyArgs& args, at::IntArrayRef loss_shape, const at::TensorOptions& opts,
+                        bool smooth, double eps) {
+  Upstream<T> u;
+  if (args.grad_output.present) {
+    u.grad = view_raw(args.grad_output).to(opts);
+    TORCH_CHECK_VALUE(u.grad.sizes() == loss_shape, "gradOutput has shape ", u.grad.sizes(), " but the loss has shape ",
+                      loss_shape);
+    u.grad = u.grad.contiguous();
+  } else {
+    u.grad = at::full(loss_shape, args.grad_output_scalar, opts);
+  }
+  u.zero_dim = u.grad.dim() == 0 && !kScalarMulBackwardInDtype;
+  u.g_nll = u.grad;
+  if (smooth) {
+    const T* g = u.grad.template data_ptr<T>();
+    u.g_nll = at::empty_like(u.grad);
+    T* gn = u.g_nll.template data_ptr<T>();
+    for (int64_t i = 0, n = u.grad.numel(); i < n; ++i) gn[i] = u.scaled(g[i], 1.0 - eps);
+  }
+  return u;
+}
+
+// d loss / d (the smoothing term's row sum of log-probabilities), per position: the backward of
+// the element-wise steps after the sum (mean: g·ε/C / kept on kept positions; sum: g·ε/C; none:
+// g_p·ε/C; masked_fill_'s backward: +0 on ignored positions; then neg's: the negation).
+template <class T>
+std::vector<T> smoothing_grad(const Upstream<T>& up, const int64_t* t, int64_t positions, int64_t ignore_index,
+                              int64_t reduction, int64_t valid, double eps, int64_t C) {
+  const T* g = up.grad.template data_ptr<T>();
+  const bool per_position = reduction == at::Reduction::None;
+  const double eps_c = eps / static_cast<double>(C);
+  const T g_ret_scalar = per_position ? T(0) : up.scaled(g[0], eps_c);
+  std::vector<T> h(static_cast<size_t>(positions));
+  for (int64_t p = 0; p < positions; ++p) {
+    T v;
+    if (t[p] == ignore_index) {
+      v = T(0);
+    } else if (per_position) {
+      v = up.scaled(g[p], eps_c);
+    } else if (reduction == at::Reduction::Mean) {
+      v = g_ret_scalar / static_cast<T>(valid);
+    } else {
+      v = g_ret_scalar;
+    }
+    h[static_cast<size_t>(p)] = -v;  // ignored positions: −0
+  }
+  return h;
+}
+
 // explicit_backward in row blocks (see RowBlocks): every per-row value below is what
 // explicit_backward forms, in the same order and rounding; nll_loss_backward's target
 // entries come from its own kernel run on the (N, K) gathered tensor, before the blocks.
@@ -457,26 +525,8 @@ CrossEntropyResult blocked_backward(const CrossEntropyArgs& args, const at::Tens
   const int64_t K = rb.gathered.size(1);
 
   const std::vector<int64_t> loss_shape = per_position ? std::vector<int64_t>{N} : std::vector<int64_t>{};
-  at::Tensor upstream;
-  if (args.grad_output.present) {
-    upstream = view_raw(args.grad_output).to(x.options());
-    TORCH_CHECK_VALUE(upstream.sizes() == at::IntArrayRef(loss_shape), "gradOutput has shape ", upstream.sizes(),
-                      " but the loss has shape ", at::IntArrayRef(loss_shape));
-    upstream = upstream.contiguous();
-  } else {
-    upstream = at::full(loss_shape, args.grad_output_scalar, x.options());
-  }
-  const T* g = upstream.data_ptr<T>();
-  const bool zero_dim = upstream.dim() == 0 && !kScalarMulBackwardInDtype;
-  const auto scaled = [zero_dim](T v, double s) -> T {
-    return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
-  };
-  at::Tensor g_nll = upstream;
-  if (smooth) {
-    g_nll = at::empty_like(upstream);
-    T* gn = g_nll.data_ptr<T>();
-    for (int64_t i = 0, n = upstream.numel(); i < n; ++i) gn[i] = scaled(g[i], 1.0 - eps);
-  }
+  const Upstream<T> up = upstream_of<T>(args, loss_shape, x.options(), smooth, eps);
+  const at::Tensor& g_nll = up.g_nll;
   // nll_loss_forward's total weight without class weights: the kept rows, in T.
   const at::Tensor total_weight = at::scalar_tensor(static_cast<T>(rb.valid), x.options());
   const at::Tensor G1 =
@@ -486,25 +536,7 @@ CrossEntropyResult blocked_backward(const CrossEntropyArgs& args, const at::Tens
   for (int64_t i = 0; i < N; ++i) g_target[static_cast<size_t>(i)] = g1[i * K + K - 1];
 
   std::vector<T> h;
-  if (smooth) {
-    h.resize(static_cast<size_t>(N));
-    const int64_t* t = y.data_ptr<int64_t>();
-    const double eps_c = eps / static_cast<double>(C);
-    const T g_ret_scalar = per_position ? T(0) : scaled(g[0], eps_c);
-    for (int64_t p = 0; p < N; ++p) {
-      T v;
-      if (t[p] == ignore_index) {
-        v = T(0);
-      } else if (per_position) {
-        v = scaled(g[p], eps_c);
-      } else if (reduction == at::Reduction::Mean) {
-        v = g_ret_scalar / static_cast<T>(rb.valid);
-      } else {
-        v = g_ret_scalar;
-      }
-      h[static_cast<size_t>(p)] = -v;
-    }
-  }
+  if (smooth) h = smoothing_grad<T>(up, y.data_ptr<int64_t>(), N, ignore_index, reduction, rb.valid, eps, C);
   CrossEntropyResult result;
   result.grad = at::empty({N, C}, x.options());
   row_blocks_run<T>(x, y, ignore_index, rb, g_target.data(), smooth ? h.data() : nullptr, result.grad);
@@ -537,54 +569,17 @@ CrossEntropyResult explicit_backward(const CrossEntropyArgs& args, const at::Ten
   const at::Tensor loss =
       smooth ? smoothing_loss<T>(x, logp, nll, y, w, reduction, ignore_index, eps, &valid) : nll;
 
-  // The upstream gradient, checked as the autograd path checks it.
-  at::Tensor upstream;
-  if (args.grad_output.present) {
-    upstream = view_raw(args.grad_output).to(loss.options());
-    TORCH_CHECK_VALUE(upstream.sizes() == loss.sizes(), "gradOutput has shape ", upstream.sizes(),
-                      " but the loss has shape ", loss.sizes());
-    upstream = upstream.contiguous();
-  } else {
-    upstream = at::full_like(loss, args.grad_output_scalar);
-  }
-  const T* g = upstream.data_ptr<T>();
-  const bool per_position = reduction == at::Reduction::None;
-
-  // d loss / d nll, then nll_loss's own backward kernel (zeros but the target entries).
-  // 1.x: MulBackward saved the scalar as a double 0-d tensor, no longer a "wrapped number":
-  // against a 0-d gradient (mean, sum, 1-D none) grad · s is formed in double and rounded
-  // once; against a gradient with dimensions (none) type promotion keeps the input dtype.
-  // 2.x: the scalar stays a Scalar (mul.Scalar's backward), so grad · s is always formed in
-  // the input dtype, with s rounded to it first (23 of 3,000 aten-fast calls differ otherwise).
-  const bool zero_dim = upstream.dim() == 0 && !kScalarMulBackwardInDtype;
-  const auto scaled = [zero_dim](T v, double s) -> T {
-    return zero_dim ? static_cast<T>(static_cast<double>(v) * s) : static_cast<T>(v * static_cast<T>(s));
-  };
-  at::Tensor g_nll = upstream;
-  if (smooth) {
-    g_nll = at::empty_like(upstream);
-    T* gn = g_nll.data_ptr<T>();
-    for (int64_t i = 0, n = upstream.numel(); i < n; ++i) gn[i] = scaled(g[i], 1.0 - eps);
-  }
+  // The upstream gradient and d loss / d nll (upstream_of).
+  const Upstream<T> up = upstream_of<T>(args, loss.sizes(), loss.options(), smooth, eps);
+  const at::Tensor& g_nll = up.g_nll;
   at::Tensor G = at::nll_loss_backward(g_nll, logp, y, w, reduction, ignore_index, total_weight).contiguous();
 
   if (smooth) {
     T* Gd = G.data_ptr<T>();
     const T* wd = w.defined() ? w.data_ptr<T>() : nullptr;
-    const double eps_c = eps / static_cast<double>(C);
-    const T g_ret_scalar = per_position ? T(0) : scaled(g[0], eps_c);
+    const std::vector<T> hs = smoothing_grad<T>(up, t, positions, ignore_index, reduction, valid, eps, C);
     for (int64_t p = 0; p < positions; ++p) {
-      T v;  // d loss / d smooth_p after masked_fill_'s backward
-      if (t[p] == ignore_index) {
-        v = T(0);
-      } else if (per_position) {
-        v = scaled(g[p], eps_c);
-      } else if (reduction == at::Reduction::Mean) {
-        v = g_ret_scalar / static_cast<T>(valid);
-      } else {
-        v = g_ret_scalar;
-      }
-      const T h = -v;  // neg's backward (ignored positions: −0)
+      const T h = hs[static_cast<size_t>(p)];
       T* row = Gd + p * C;  // 1-D input: one row; 2-D: contiguous rows
       if (wd) {
         for (int64_t c = 0; c < C; ++c) {

@@ -360,32 +360,9 @@ function checkEarlyRelease(binding: NativeBinding): NativeBinding {
  */
 export function preloadNative(): void {
   if (process.env.SMOOTHCE_LAZY_LOAD === '1') return;
-  let binding: NativeBinding;
   try {
-    binding = native();
+    native();
   } catch {
-    return; // reported by the first call that needs the binding
-  }
-  // One tiny forward+gradient call: ATen's kernels (their code pages, about 4 MB of RSS, and
-  // their lazy initialisation) are faulted in now rather than inside the caller's first call
-  // (a first 1024×32000 aten forward+gradient: 129.1 MiB above the RSS before it, 125.3 MiB
-  // after this; bench/goals.js, /tmp/rss.js-style VmHWM readings).
-  try {
-    binding.crossEntropy(
-      {
-        input: { data: new Float32Array([0.5, -1, 2, 0, 1, -0.5]), shape: [2, 3], dtype: 'float32' },
-        target: { data: new BigInt64Array([0n, 2n]), shape: [2], dtype: 'int64' },
-        weight: null,
-        reduction: 1,
-        ignoreIndex: -100n,
-        labelSmoothing: 0.1,
-        grad: true,
-        gradOutput: 1,
-        device: 'cpu',
-      },
-      false,
-    );
-  } catch {
-    // a warm-up only
+    // reported by the first call that needs the binding
   }
 }

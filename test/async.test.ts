@@ -145,15 +145,16 @@ describe('crossEntropyAsync', () => {
     expectSameBits(await p, expected);
   });
 
-  it('snapshots a large input whole on 2 threads (pieces of 1 MiB and a tail), for both implementations', async () => {
-    // 1500 × 1001 float32 = 6,006,000 bytes: past the 4 MiB from which the copy is split over
-    // the threads, and not a whole number of its 1 MiB pieces.
+  it('snapshots a large input whole (pieces of 4 MiB and a tail, faulted in and copied on the helper threads), for both implementations', async () => {
+    // 2100 × 1001 float32 = 8,408,400 bytes: past the 8 MiB from which the copy goes in pieces
+    // (binding/allocator.cc, copy_into_fresh), and not a whole number of its 4 MiB pieces; the
+    // fused gradient of that size is faulted in on the worker and handed over at completion.
     const before = getNumThreads();
     setNumThreads(2);
     try {
       for (const impl of ['fused', 'aten'] as const) {
-        const x = logits([1500, 1001], 41);
-        const t = classes(1500, 1001, 42);
+        const x = logits([2100, 1001], 41);
+        const t = classes(2100, 1001, 42);
         const o: CrossEntropyOptions = { labelSmoothing: 0.1, grad: true, impl };
         const expected = crossEntropy(cloneTensor(x), cloneTensor(t), o);
         const p = crossEntropyAsync(x, t, o);

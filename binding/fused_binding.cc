@@ -30,6 +30,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace smoothce {
@@ -68,6 +69,38 @@ Napi::Object make_tensor(Napi::Env env, Napi::ArrayBuffer ab, size_t numel, cons
   return obj;
 }
 
+// huge_alloc'ed memory owned until handed to JavaScript (to_js); freed if it never is.
+class HugeBlock {
+ public:
+  HugeBlock() = default;
+  HugeBlock(HugeBlock&& o) noexcept : p_(std::exchange(o.p_, nullptr)), bytes_(o.bytes_) {}
+  HugeBlock& operator=(HugeBlock&& o) noexcept {
+    if (this != &o) {
+      free();
+      p_ = std::exchange(o.p_, nullptr);
+      bytes_ = o.bytes_;
+    }
+    return *this;
+  }
+  ~HugeBlock() { free(); }
+  void allocate(size_t n, bool fault_in) {
+    free();
+    p_ = huge_alloc(n, fault_in);
+    bytes_ = n;
+  }
+  void* get() const { return p_; }
+  size_t bytes() const { return bytes_; }
+  // An external ArrayBuffer over the block (wrap_huge_buffer owns it then, and frees it if that fails).
+  Napi::ArrayBuffer to_js(Napi::Env env) { return wrap_huge_buffer(env, std::exchange(p_, nullptr), bytes_); }
+
+ private:
+  void free() {
+    if (p_ != nullptr) huge_free(std::exchange(p_, nullptr), bytes_);
+  }
+  void* p_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 struct FusedCall {
   CrossEntropyArgs args;
   std::vector<HostInput> holders;
@@ -86,37 +119,7 @@ struct FusedCall {
   // An async call's large gradient: huge_alloc'ed memory, faulted in by the worker before the
   // kernel writes it and made an ArrayBuffer only when the result is handed over (creating it,
   // and reporting its bytes to V8, on the JS thread at the start made V8 start marking there).
-  // Freed here if the call ends without handing it over.
-  void* own_grad = nullptr;
-  size_t own_grad_bytes = 0;
-  FusedCall() = default;
-  FusedCall(const FusedCall&) = delete;
-  FusedCall& operator=(const FusedCall&) = delete;
-  FusedCall(FusedCall&& o) noexcept { *this = std::move(o); }
-  FusedCall& operator=(FusedCall&& o) noexcept {
-    args = std::move(o.args);
-    holders = std::move(o.holders);
-    use_fused = o.use_fused;
-    isa = o.isa;
-    threads = o.threads;
-    grad_into_pin = std::move(o.grad_into_pin);
-    grad_into = o.grad_into;
-    grad_into_bytes = o.grad_into_bytes;
-    grad_buf = std::move(o.grad_buf);
-    loss_buf = std::move(o.loss_buf);
-    out = o.out;
-    loss_shape = std::move(o.loss_shape);
-    numel = o.numel;
-    positions = o.positions;
-    aten = std::move(o.aten);
-    own_grad = o.own_grad;
-    own_grad_bytes = o.own_grad_bytes;
-    o.own_grad = nullptr;
-    return *this;
-  }
-  ~FusedCall() {
-    if (own_grad != nullptr) huge_free(own_grad, own_grad_bytes);
-  }
+  HugeBlock own_grad;
 };
 
 RawTensor keep(FusedCall& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
@@ -178,9 +181,8 @@ void prepare_outputs(Napi::Env env, FusedCall& call, bool async) {
     } else {
       const size_t bytes = numel * esize;
       if (async && bytes >= kHugeThreshold && external_allowed(bytes)) {
-        run_or_throw(env, [&] { call.own_grad = huge_alloc(bytes, /*fault_in=*/false); });
-        call.own_grad_bytes = bytes;
-        call.out.grad = call.own_grad;
+        run_or_throw(env, [&] { call.own_grad.allocate(bytes, /*fault_in=*/false); });
+        call.out.grad = call.own_grad.get();
       } else {
         Napi::ArrayBuffer ab = new_output_buffer(env, bytes);
         call.out.grad = ab.Data();
@@ -198,7 +200,7 @@ void prepare_outputs(Napi::Env env, FusedCall& call, bool async) {
 // The work itself: no N-API (runs on the libuv pool for async calls).
 void execute(FusedCall& call) {
   use_num_threads(call.threads);
-  if (call.own_grad != nullptr) fault_in(call.own_grad, call.own_grad_bytes);
+  if (call.own_grad.get() != nullptr) fault_in(call.own_grad.get(), call.own_grad.bytes());
   if (call.use_fused) {
     fused_cross_entropy(call.args, call.out, call.isa);
     return;
@@ -221,10 +223,8 @@ Napi::Value result_to_js(Napi::Env env, FusedCall& call) {
     } else {
       out.Set("loss", Napi::Number::New(env, call.out.scalar_loss));
     }
-    if (call.own_grad != nullptr) {
-      void* p = call.own_grad;
-      call.own_grad = nullptr;  // wrap_huge_buffer owns it now (and frees it if it fails)
-      out.Set("grad", make_tensor(env, wrap_huge_buffer(env, p, call.own_grad_bytes), call.numel, call.args.input.shape, dt));
+    if (call.own_grad.get() != nullptr) {
+      out.Set("grad", make_tensor(env, call.own_grad.to_js(env), call.numel, call.args.input.shape, dt));
     } else if (!call.grad_buf.IsEmpty()) {
       out.Set("grad", make_tensor(env, call.grad_buf.Value(), call.numel, call.args.input.shape, dt));
     }
@@ -365,7 +365,7 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   // marking, whose concurrent work slowed a two-thread kernel running meanwhile: 256x128256
   // fwd+grad 23 ms against 15-18 ms into an older buffer), or as a V8-owned buffer past
   // the external-buffer cap.
-  void* own_grad = nullptr;
+  HugeBlock own_grad;  // freed on every exit until it is handed over
   size_t own_bytes = 0;
   Napi::ArrayBuffer v8_grad;
   double* loss_out = nullptr;  // set exactly when the gradient is allocated here
@@ -379,8 +379,8 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
                            "crossEntropyFusedFast: a Float64Array for the loss is needed when gradInto is null");
     loss_out = static_cast<double*>(ld);
     if (own_bytes >= kHugeThreshold && external_allowed(own_bytes)) {
-      run_or_throw(env, [&] { own_grad = huge_alloc(own_bytes); });
-      out.grad = own_grad;
+      run_or_throw(env, [&] { own_grad.allocate(own_bytes, /*fault_in=*/true); });
+      out.grad = own_grad.get();
     } else {
       v8_grad = owned_buffer(env, own_bytes);
       out.grad = v8_grad.Data();
@@ -392,14 +392,6 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
     run_or_throw(env, [&] { check_grad_into(a, data, length * esize); });
     out.grad = data;
   }
-  // From here on own_grad must be freed on every exit until it is wrapped.
-  struct OwnGuard {
-    void*& p;
-    size_t n;
-    ~OwnGuard() {
-      if (p != nullptr) huge_free(p, n);
-    }
-  } guard{own_grad, own_bytes};
   if (a.reduction == at::Reduction::None) {
     at::ScalarType lt;
     SMOOTHCE_THROW_TYPE_IF(env, !typed_view(info[14], env, &type, &data, &length) || !float_storage(type, &lt) || lt != dt ||
@@ -417,9 +409,7 @@ Napi::Value CrossEntropyFusedFast(const Napi::CallbackInfo& info) {
   // The gradient was allocated here: the loss goes into info[15][0], the buffer back.
   loss_out[0] = loss;
   if (!v8_grad.IsEmpty()) return v8_grad;
-  void* p = own_grad;
-  own_grad = nullptr;  // wrap_huge_buffer owns it now (and frees it if it fails)
-  return wrap_huge_buffer(env, p, own_bytes);
+  return own_grad.to_js(env);
 }
 
 // hugeBuffer(bytes): an ArrayBuffer for a large output (2 MiB-aligned, MADV_HUGEPAGE,

@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { calibration, tensor, type Tensor } from '../lib/index';
 import { rng } from './helpers/rng';
+import { softmaxRows } from './helpers/softmax';
 
 type Conv = 'guo' | 'torchmetrics' | 'netcal';
 
@@ -44,14 +45,7 @@ function makeCase(seed: number): Case {
     return { scores: logits, labels, options: { from: 'logits', convention, bins, temperature }, logits };
   }
   // Probabilities: a softmax in float64, rounded to the dtype.
-  const p = new Float64Array(n * k);
-  for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) m = Math.max(m, z[i * k + j]);
-    let s = 0;
-    for (let j = 0; j < k; j++) s += p[i * k + j] = Math.exp(z[i * k + j] - m);
-    for (let j = 0; j < k; j++) p[i * k + j] /= s;
-  }
+  const p = softmaxRows(z, n, k);
   return { scores: tensor(f64 ? p : Float32Array.from(p), [n, k]), labels, options: { convention, bins }, logits };
 }
 

@@ -15,6 +15,7 @@ import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Batcher, calibration, crossEntropy, crossEntropyAsync, LossAccumulator, tensor, type Tensor } from '../lib/index';
 import { checkTensor } from '../lib/tensor';
+import { softmaxRows } from './helpers/softmax';
 
 // The ONNX bytes are written by hand (examples/onnx/onnx-model.js): no onnx package needed.
 const { classMeans, linearClassifierOnnx } = require('../examples/onnx/onnx-model.js') as {
@@ -104,15 +105,7 @@ describe('onnxruntime-node: a real InferenceSession', () => {
 function probsOf(t: ort.Tensor): Tensor {
   const x = t.data as Float32Array;
   const [n, k] = t.dims as number[];
-  const p = new Float64Array(x.length);
-  for (let i = 0; i < n; i++) {
-    let m = -Infinity;
-    for (let c = 0; c < k; c++) m = Math.max(m, x[i * k + c]);
-    let s = 0;
-    for (let c = 0; c < k; c++) s += p[i * k + c] = Math.exp(x[i * k + c] - m);
-    for (let c = 0; c < k; c++) p[i * k + c] /= s;
-  }
-  return tensor(p, [n, k]);
+  return tensor(softmaxRows(x, n, k), [n, k]);
 }
 
 describe('examples/onnx/digits-linear.onnx', () => {

@@ -14,6 +14,8 @@
 #
 #   SMOOTHCE_TRIXIE=/path     where the chroot lives (default /var/cache/smoothce-trixie, about 3.5 GB)
 #   SMOOTHCE_TORCH2_JOBS=N    vitest workers inside the chroot (default: vitest's own default)
+#   SMOOTHCE_TRIXIE_MIRROR=URL  the Debian mirror for debootstrap (default: the one apt uses here, found by
+#                             scripts/apt-mirror.sh, else http://deb.debian.org/debian)
 #
 # Idempotent: every step checks what is already there. Mounts it makes are undone on exit; a lock keeps two
 # runs from sharing one chroot at once.
@@ -100,12 +102,17 @@ if [ -f "$READY" ]; then
 else
   if [ ! -x "$R/usr/bin/apt-get" ]; then
     if ! command -v debootstrap >/dev/null; then
-      while fuser /var/lib/dpkg/lock-frontend >/dev/null 2>&1; do sleep 3; done
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+      ok "apt-get install debootstrap"
+      # A machine that has never run apt-get update has no package lists: update once, then retry.
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null 2>&1 || {
+        apt-get update -qq -o DPkg::Lock::Timeout=600 &&
+          DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 debootstrap >/dev/null
+      } || die "could not install debootstrap with apt-get"
     fi
-    MIRROR=${SMOOTHCE_TRIXIE_MIRROR:-$(grep -hE '^(URIs:|deb )' /etc/apt/sources.list.d/* /etc/apt/sources.list 2>/dev/null |
-      grep -oE 'https?://[^ ]+' | grep -v security | head -1)}
-    MIRROR=${MIRROR:-http://deb.debian.org/debian}
+    # scripts/apt-mirror.sh reads deb822 and one-line sources, whichever exist, and never fails.
+    # shellcheck source=scripts/apt-mirror.sh
+    . "$SRC/scripts/apt-mirror.sh"
+    MIRROR=${SMOOTHCE_TRIXIE_MIRROR:-$(apt_mirror /etc/apt)}
     ok "debootstrap --variant=minbase trixie from $MIRROR (about 4 min)"
     debootstrap --variant=minbase trixie "$R" "$MIRROR" >"$R.debootstrap.log" 2>&1 ||
       { tail -30 "$R.debootstrap.log"; die "debootstrap failed (log: $R.debootstrap.log)"; }

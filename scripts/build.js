@@ -17,7 +17,8 @@ const os = require('node:os');
 const path = require('node:path');
 
 const ROOT = path.join(__dirname, '..');
-const CPU_SECONDS_PER_FILE = 40; // one binding/*.cc against LibTorch's headers, measured ~25-50 s
+// What the last successful build here took (written after it; nothing is guessed before a first build).
+const LAST_BUILD = 'smoothce-last-build.json';
 
 /** sha256 of CMakeLists.txt and every file in binding/: what a prebuild was compiled from. */
 function sourceHash(root = ROOT) {
@@ -100,12 +101,14 @@ function build(opts = {}) {
   const logFile = path.join(buildDir, 'smoothce-build.log');
   const logStream = fs.openSync(logFile, 'w');
 
-  const files = fs.readdirSync(path.join(root, 'binding')).filter((f) => f.endsWith('.cc')).length;
+  const files = countSources(path.join(root, 'binding'));
   const cores = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
-  const estimate = Math.ceil((files * CPU_SECONDS_PER_FILE) / Math.min(cores, files));
+  // Only a measured time is quoted: the last complete build in this build/ (a fresh one has none).
+  const last = fresh ? null : readLastBuild(buildDir);
   say(
     `smoothce: compiling the native addon (${files} C++ files against LibTorch, ${cores} core${cores === 1 ? '' : 's'}): ` +
-      (fresh ? `a first build takes about ${elapsed(estimate * 1000)} on idle cores` : 'incremental: only what changed is recompiled') +
+      (fresh ? 'a first build compiles every file' : 'incremental: only what changed is recompiled') +
+      (last ? `; the last complete build here took ${elapsed(last.seconds * 1000)}` : '') +
       `. Log: ${logFile}`,
   );
 
@@ -121,8 +124,7 @@ function build(opts = {}) {
     const beat = setInterval(() => {
       if (Date.now() - lastLine >= 14_000) {
         const ms = Date.now() - started;
-        const expect = !fresh ? '' : ms <= estimate * 1000 ? `, about ${elapsed(estimate * 1000)} expected` : `, past the ~${elapsed(estimate * 1000)} estimate: the machine is busy or slower`;
-        say(`smoothce: still compiling, ${elapsed(ms)} elapsed${progress ? `, ${progress} steps done` : ''}${expect}`);
+        say(`smoothce: still compiling, ${elapsed(ms)} elapsed${progress ? `, ${progress} steps done` : ''}`);
         lastLine = Date.now();
       }
     }, 15_000);
@@ -130,6 +132,10 @@ function build(opts = {}) {
       clearInterval(beat);
       fs.closeSync(logStream);
       const seconds = (Date.now() - started) / 1000;
+      if (status === 0 && fresh) {
+        // A build from nothing is the one worth quoting next time (on this machine, these cores).
+        fs.writeFileSync(path.join(buildDir, LAST_BUILD), `${JSON.stringify({ seconds: Math.round(seconds), files, cores, at: new Date().toISOString() })}\n`);
+      }
       if (status === 0) say(`smoothce: built build/Release/smoothce.node in ${elapsed(seconds * 1000)}`);
       else say(`smoothce: the native build failed (exit ${status}); the full log is ${logFile}`);
       resolve({ status, logFile, seconds });
@@ -163,6 +169,26 @@ function build(opts = {}) {
     };
     next(0);
   });
+}
+
+/** C++ files under binding/ (its layer folders included). */
+function countSources(dir) {
+  let n = 0;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    if (e.isDirectory()) n += countSources(path.join(dir, e.name));
+    else if (e.name.endsWith('.cc')) n++;
+  }
+  return n;
+}
+
+/** { seconds, files, cores } of the last build from nothing in buildDir, or null. */
+function readLastBuild(buildDir) {
+  try {
+    const j = JSON.parse(fs.readFileSync(path.join(buildDir, LAST_BUILD), 'utf8'));
+    return typeof j.seconds === 'number' ? j : null;
+  } catch {
+    return null;
+  }
 }
 
 /** The addon's own description of itself, from a child process (a crash there stays there). */

@@ -1,7 +1,7 @@
 /**
  * scripts/install.js, the npm install hook, in a copy of the package: a prebuild that loads is
  * used as is; one that does not load leads to a source build, which says which LibTorch it
- * uses and an estimate before compiling; a build that cannot run (no cmake on PATH here, so
+ * uses before compiling; a build that cannot run (no cmake on PATH here, so
  * nothing is compiled) leaves the package installed with a warning naming `npx smoothce
  * doctor` and `npx smoothce build`, and the install still exits 0.
  */

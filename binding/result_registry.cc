@@ -5,22 +5,46 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
-#include <unordered_set>
+#include <memory>
+#include <thread>
 #include <vector>
 
 namespace smoothce {
 namespace {
 
+// Who may touch what. The weak reference (napi_ref) belongs to the JavaScript thread that made
+// the result and is only ever used there: by release_dead() during a call, or by the env's
+// cleanup hook when the environment goes away, which deletes every weak reference still held
+// (before the engine tears its handles down). A buffer's finalizer never touches it: Deno runs
+// external ArrayBuffer finalizers on a V8 background thread (its backing-store deleter), and
+// every runtime may run them during teardown, where deleting a reference from there crashed
+// Deno 2.9 ("Check failed: node->IsInUse()", "attempt to use Handle in an Isolate that is not
+// its host"). The finalizer only frees the memory, once (the `done` flag decides between it and
+// release_dead), and tells V8 about the freed bytes only when it runs on the owning thread
+// before teardown; otherwise the owner does at its next call (pending_external).
+struct Registry;
+
 struct Tracked {
   std::function<void()> release;
-  napi_ref weak = nullptr;
+  std::shared_ptr<Registry> owner;
+  napi_ref weak = nullptr;  // owner thread only
   int64_t bytes = 0;
-  bool done = false;
+  std::atomic<bool> done{false};
 };
 
-// One set per JavaScript thread: each Node environment (main thread, each worker) runs on
-// its own thread, and its napi_refs belong to it.
-thread_local std::unordered_set<Tracked*>* t_live = nullptr;
+// One per JavaScript thread (each Node environment, main thread or worker, runs on its own
+// thread, and its napi_refs belong to it). Shared with the results' finalizers, which may
+// outlive the thread's use of it.
+struct Registry {
+  std::thread::id thread = std::this_thread::get_id();
+  std::vector<std::shared_ptr<Tracked>> live;  // owner thread only
+  std::atomic<int64_t> pending_external{0};    // bytes freed off-thread, not yet reported to V8
+  std::atomic<bool> torn_down{false};
+  napi_env env = nullptr;  // set with the cleanup hook
+  bool hooked = false;
+};
+
+thread_local std::shared_ptr<Registry> t_reg;
 
 std::atomic<bool> g_early{[] {
   const char* e = std::getenv("SMOOTHCE_EARLY_RELEASE");
@@ -33,69 +57,134 @@ std::atomic<bool> g_force{[] {
   return !(e != nullptr && e[0] == '0');
 }()};
 
-// Releases t's memory once and forgets it; t itself is deleted by the finalizer.
-void finish(napi_env env, Tracked* t) {
-  if (t->done) return;
-  t->done = true;
-  if (t->weak != nullptr) {
-    napi_delete_reference(env, t->weak);
-    t->weak = nullptr;
-    if (t_live != nullptr) t_live->erase(t);
+bool on_owner_thread(const Registry& r) {
+  return std::this_thread::get_id() == r.thread && !r.torn_down.load(std::memory_order_acquire);
+}
+
+// Frees t's memory, exactly once whichever of the finalizer and release_dead() comes first.
+// `report` says whether this thread may tell V8 (the owner's, before teardown).
+void release_once(napi_env env, Tracked& t, bool report) {
+  if (t.done.exchange(true, std::memory_order_acq_rel)) return;
+  if (report) {
+    int64_t ignored = 0;
+    napi_adjust_external_memory(env, -t.bytes, &ignored);
+  } else if (t.owner) {
+    t.owner->pending_external.fetch_add(t.bytes, std::memory_order_relaxed);
   }
-  int64_t ignored = 0;
-  napi_adjust_external_memory(env, -t->bytes, &ignored);
-  external_bytes_add(-t->bytes);
-  std::function<void()> release = std::move(t->release);
-  t->release = nullptr;
+  external_bytes_add(-t.bytes);
+  std::function<void()> release = std::move(t.release);
+  t.release = nullptr;
   if (release) release();
+}
+
+// Reports to V8 the bytes that finalizers on other threads freed (owner thread only).
+void report_pending(napi_env env, Registry& r) {
+  const int64_t freed = r.pending_external.exchange(0, std::memory_order_relaxed);
+  if (freed != 0) {
+    int64_t ignored = 0;
+    napi_adjust_external_memory(env, -freed, &ignored);
+  }
+}
+
+// The environment is going away: delete every weak reference while the engine still has its
+// handles, and forget the results (their finalizers, if they still run, only free memory).
+void on_env_teardown(void* arg) {
+  auto* holder = static_cast<std::shared_ptr<Registry>*>(arg);
+  std::shared_ptr<Registry> reg = std::move(*holder);
+  delete holder;
+  reg->torn_down.store(true, std::memory_order_release);
+  for (const std::shared_ptr<Tracked>& t : reg->live) {
+    if (t->weak != nullptr) napi_delete_reference(reg->env, t->weak);
+    t->weak = nullptr;
+  }
+  reg->live.clear();
+  if (t_reg == reg) t_reg.reset();
+}
+
+// Registers the teardown hook once per environment; early release (weak references) is used
+// only where it is registered.
+bool hooked(napi_env env) {
+  Registry& r = *t_reg;
+  if (r.hooked) return !r.torn_down.load(std::memory_order_acquire);
+  auto* arg = new std::shared_ptr<Registry>(t_reg);
+  if (napi_add_env_cleanup_hook(env, on_env_teardown, arg) != napi_ok) {
+    delete arg;
+    return false;
+  }
+  r.env = env;
+  r.hooked = true;
+  return true;
 }
 
 }  // namespace
 
 Napi::ArrayBuffer external_result(Napi::Env env, void* data, size_t bytes, std::function<void()> release) {
-  auto* t = new Tracked{std::move(release), nullptr, static_cast<int64_t>(bytes), false};
+  if (!t_reg) t_reg = std::make_shared<Registry>();
+  auto t = std::make_shared<Tracked>();
+  t->release = std::move(release);
+  t->owner = t_reg;
+  t->bytes = static_cast<int64_t>(bytes);
+  // The finalizer's own share of t, freed by the finalizer (or never, if the engine never runs it).
+  auto* hint = new std::shared_ptr<Tracked>(t);
   Napi::ArrayBuffer ab;
   try {
     ab = Napi::ArrayBuffer::New(
         env, data, bytes,
-        [](Napi::Env e, void*, Tracked* tr) {
-          finish(e, tr);
-          delete tr;
+        [](Napi::Env e, void*, std::shared_ptr<Tracked>* share) {
+          std::shared_ptr<Tracked> tr = std::move(*share);
+          delete share;
+          release_once(e, *tr, tr->owner && on_owner_thread(*tr->owner));
         },
-        t);
+        hint);
   } catch (...) {
-    if (t->release) t->release();
-    delete t;
+    delete hint;
+    release_once(env, *t, false);
     throw;
   }
   external_bytes_add(t->bytes);
   Napi::MemoryManagement::AdjustExternalMemory(env, t->bytes);
-  if (bytes >= kHugeThreshold && g_early.load(std::memory_order_relaxed) &&
-      napi_create_reference(env, ab, 0, &t->weak) == napi_ok) {
-    if (t_live == nullptr) t_live = new std::unordered_set<Tracked*>();
-    t_live->insert(t);
+  if (bytes >= kHugeThreshold && g_early.load(std::memory_order_relaxed) && hooked(env)) {
+    if (napi_create_reference(env, ab, 0, &t->weak) == napi_ok) t_reg->live.push_back(std::move(t));
   }
   return ab;
 }
 
 namespace {
 
-// Releases the tracked results whose buffers are gone; returns how many.
+// Releases the tracked results whose buffers are gone, and forgets those whose finalizer has
+// already freed them; returns how many were released here.
 size_t release_dead(napi_env env) {
-  std::vector<Tracked*> dead;
+  Registry& r = *t_reg;
+  report_pending(env, r);
+  size_t released = 0;
   // Reading a reference makes a local handle to a live buffer; in a scope of their own,
   // those handles end here (left in the caller's scope, they would keep every live buffer
   // from a collection asked for later in the same call).
   napi_handle_scope scope = nullptr;
   const bool scoped = napi_open_handle_scope(env, &scope) == napi_ok;
-  for (Tracked* t : *t_live) {
-    napi_value v = nullptr;
-    if (napi_get_reference_value(env, t->weak, &v) == napi_ok && v == nullptr) dead.push_back(t);
+  std::vector<std::shared_ptr<Tracked>> keep;
+  keep.reserve(r.live.size());
+  for (std::shared_ptr<Tracked>& t : r.live) {
+    bool gone = t->done.load(std::memory_order_acquire);
+    if (!gone) {
+      napi_value v = nullptr;
+      if (napi_get_reference_value(env, t->weak, &v) == napi_ok && v == nullptr) {
+        release_once(env, *t, true);
+        ++released;
+        gone = true;
+      }
+    }
+    if (gone) {
+      napi_delete_reference(env, t->weak);
+      t->weak = nullptr;
+    } else {
+      keep.push_back(std::move(t));
+    }
   }
   if (scoped) napi_close_handle_scope(env, scope);
-  for (Tracked* t : dead) finish(env, t);
-  g_early_count.fetch_add(dead.size(), std::memory_order_relaxed);
-  return dead.size();
+  r.live.swap(keep);
+  g_early_count.fetch_add(released, std::memory_order_relaxed);
+  return released;
 }
 
 // V8's own collections during a loop that never yields did not clear these weak references
@@ -122,13 +211,13 @@ double now_ms() {
 }  // namespace
 
 void release_collected(Napi::Env env) {
-  if (t_live == nullptr || t_live->empty()) return;
+  if (!t_reg || t_reg->live.empty()) return;
   release_dead(env);
 }
 
 void reclaim(Napi::Env env) {
-  if (t_live == nullptr || t_live->empty() || release_dead(env) > 0) return;
-  if (t_live->size() < 2 || !g_force.load(std::memory_order_relaxed) || !g_early.load(std::memory_order_relaxed)) return;
+  if (!t_reg || t_reg->live.empty() || release_dead(env) > 0) return;
+  if (t_reg->live.size() < 2 || !g_force.load(std::memory_order_relaxed) || !g_early.load(std::memory_order_relaxed)) return;
   if (t_backoff > 0) {
     --t_backoff;
     return;
@@ -153,7 +242,12 @@ void reclaim(Napi::Env env) {
 
 void set_early_release(bool on) { g_early.store(on); }
 bool early_release_enabled() { return g_early.load(); }
-size_t tracked_results() { return t_live == nullptr ? 0 : t_live->size(); }
+size_t tracked_results() {
+  if (!t_reg) return 0;
+  size_t n = 0;
+  for (const std::shared_ptr<Tracked>& t : t_reg->live) n += t->done.load(std::memory_order_relaxed) ? 0 : 1;
+  return n;
+}
 size_t early_releases() { return g_early_count.load(); }
 size_t forced_collections() { return g_forced.load(); }
 

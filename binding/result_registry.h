@@ -9,7 +9,9 @@
 // once the GC has collected the buffer (the reference reads empty), no JavaScript can reach the
 // memory any more, and release_collected() frees it at the start of the next call, into the
 // huge-page cache, where that call's own output finds it. The finalizer, when it runs later,
-// then does nothing. Off with SMOOTHCE_EARLY_RELEASE=0, or set_early_release(false) (which
+// then does nothing. The weak references are used only on the JavaScript thread that made them
+// and are deleted by an env cleanup hook before the environment goes away; a finalizer (which
+// Deno runs on a V8 background thread) only frees memory. Off with SMOOTHCE_EARLY_RELEASE=0, or set_early_release(false) (which
 // lib/native.ts calls where ArrayBuffer.prototype.transfer could move an external buffer's
 // memory to a new buffer: then a collected buffer would not mean unreachable memory).
 #pragma once

@@ -51,6 +51,8 @@ export const ERROR_CODES = {
   DEMO: 'ERR_SMOOTHCE_DEMO',
   /** Error: the native addon was built against one LibTorch and this process loaded another. */
   TORCH_MISMATCH: 'ERR_SMOOTHCE_TORCH_MISMATCH',
+  /** Error: no LibTorch (libc10) on this machine for the addon to load; the message says how to get one. */
+  NO_LIBTORCH: 'ERR_SMOOTHCE_NO_LIBTORCH',
   /** Error: an optional peer dependency a feature needs is not installed (PNG: @resvg/resvg-js; smoothce/tfjs: @tensorflow/tfjs-core; Prometheus: prom-client). */
   MISSING_DEPENDENCY: 'ERR_SMOOTHCE_MISSING_DEPENDENCY',
   /** JsonLimitError: an untrusted JSON file is larger than its byte limit. */

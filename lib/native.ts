@@ -1,12 +1,14 @@
 /**
  * Loads the native addon and describes its interface.
  *
- * Order: SMOOTHCE_NATIVE (a path to a .node file, for debugging or custom builds), then
- * node-gyp-build's resolution from the package root: build/Release/smoothce.node (a
- * local build), then prebuilds/<platform>-<arch>/smoothce.node (shipped in the tarball).
- * A failure lists what was tried and what to do about it, with the original error as
- * `cause`.
+ * Order: SMOOTHCE_NATIVE (a path to a .node file, for debugging or custom builds), then a local
+ * build (build/Release/smoothce.node: `npx smoothce build` or a source install), then the prebuild
+ * whose LibTorch matches the libc10 this machine's dynamic loader would find (scripts/prebuilds.js:
+ * one prebuild per LibTorch release, prebuilds/<platform>-<arch>/smoothce.libtorch<M>_<m>.napi.glibc.node),
+ * all without compiling anything. A failure says what was tried and the one command to run, with
+ * the original error as `cause`; no LibTorch at all is ERR_SMOOTHCE_NO_LIBTORCH.
  */
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { DType, TensorData } from './tensor';
 import { codeNativeError, ERROR_CODES, withCode } from './errors';
@@ -182,28 +184,44 @@ export const packageRoot = path.resolve(__dirname, '..');
 const DOCTOR = '`npx smoothce doctor`';
 const BUILD = '`npx smoothce build`';
 
+/**
+ * How to let the install script build next time, for each package manager that blocks install
+ * scripts by default (npm 12, pnpm 10, Bun): with the script allowed, a later install compiles
+ * the addon where no prebuild fits.
+ */
+export const ALLOW_INSTALL_SCRIPT = [
+  'npm: `npm approve-scripts smoothce` (writes "allowScripts": { "smoothce": true } into package.json)',
+  'pnpm: `pnpm approve-builds` (writes smoothce under "onlyBuiltDependencies" / allowBuilds in pnpm-workspace.yaml or package.json "pnpm")',
+  'Bun: add "trustedDependencies": ["smoothce"] to package.json',
+];
+
 function hints(message: string): string[] {
   const out: string[] = [];
-  if (/libtorch|libc10|libgomp|cannot open shared object/i.test(message)) {
+  if (/GLIBC_\d|GLIBCXX_\d|CXXABI_\d/.test(message)) {
+    out.push(
+      `The prebuild needs a newer C library or C++ runtime than this system has (the version it names above). Build the addon here: ${BUILD}.`,
+    );
+  } else if (/libtorch|libc10|libgomp|cannot open shared object/i.test(message)) {
     out.push(
       `LibTorch was not found at run time: the addon was built against a LibTorch that is not here. Run ${DOCTOR} ` +
         `in your project to see which LibTorch it finds, then ${BUILD} to rebuild the addon against it (set LIBTORCH, ` +
         'Torch_DIR or SMOOTHCE_PYTHON to choose one; Debian/Ubuntu: `apt-get install libtorch-dev`).',
     );
   }
-  if (/CXXABI_|GLIBCXX_|undefined symbol/i.test(message)) {
+  if (/undefined symbol/i.test(message)) {
     out.push(
       'The addon was built against a different LibTorch or C++ runtime than the one found now (ABI mismatch). ' +
         `Rebuild it against the LibTorch you have: ${BUILD} (set LIBTORCH, Torch_DIR or SMOOTHCE_PYTHON to choose it; ${DOCTOR} lists them).`,
     );
   }
-  if (/No native build was found|Cannot find module/i.test(message)) {
+  if (/No native build was found|Cannot find module|no prebuild/i.test(message)) {
     out.push(
-      `No compiled addon for ${process.platform}-${process.arch}. Build it from source: ${BUILD} (needs cmake, a C++17 ` +
+      `No compiled addon for ${process.platform}-${process.arch} fits here. Build it from source: ${BUILD} (needs cmake, a C++17 ` +
         `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
   if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  out.push(`To let the install script build it the next time you install (package managers block install scripts by default now): ${ALLOW_INSTALL_SCRIPT.join('; ')}.`);
   out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
 }
@@ -250,35 +268,108 @@ export function checkTorchVersion(built: string, loadedFile: string | null, addo
   );
 }
 
-/** The .node file node-gyp-build would load (null when none). */
-function addonPath(): string | null {
-  const override = process.env.SMOOTHCE_NATIVE;
-  if (override) return path.resolve(override);
+interface PrebuildChoice {
+  chosen: { file: string; name: string; torchVersion: string | null } | null;
+  reason: string;
+  candidates: { file: string; name: string; torchVersion: string | null; libc10: string; found: string | null; glibc: string | null }[];
+  libtorch: { found: string[]; looked: string[] };
+}
+
+/** scripts/prebuilds.js (shipped in the package); null where it is absent. */
+function prebuildsScript(): { choose(root: string): PrebuildChoice } | null {
   try {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot);
+    return require(path.join(packageRoot, 'scripts', 'prebuilds.js')) as { choose(root: string): PrebuildChoice };
   } catch {
     return null;
   }
 }
 
-function load(): NativeBinding {
+const localBuild = (): string => path.join(packageRoot, 'build', 'Release', 'smoothce.node');
+
+function exists(file: string): boolean {
+  try {
+    return fs.statSync(file).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The .node file to load and why: SMOOTHCE_NATIVE, the local build, or the prebuild that fits
+ * (null file, with the reason, when none does).
+ */
+export function resolveAddon(): { file: string | null; kind: 'override' | 'local build' | 'prebuild' | 'none'; reason: string; choice: PrebuildChoice | null } {
   const override = process.env.SMOOTHCE_NATIVE;
+  if (override) return { file: path.resolve(override), kind: 'override', reason: 'SMOOTHCE_NATIVE names it', choice: null };
+  if (exists(localBuild())) return { file: localBuild(), kind: 'local build', reason: 'a local build is preferred to the prebuilds', choice: null };
+  const script = prebuildsScript();
+  if (!script) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const file = (require('node-gyp-build') as { resolve(dir: string): string }).resolve(packageRoot);
+      return { file, kind: 'prebuild', reason: "node-gyp-build's choice", choice: null };
+    } catch (err) {
+      return { file: null, kind: 'none', reason: err instanceof Error ? err.message : String(err), choice: null };
+    }
+  }
+  const choice = script.choose(packageRoot);
+  return { file: choice.chosen?.file ?? null, kind: choice.chosen ? 'prebuild' : 'none', reason: choice.reason, choice };
+}
+
+/** The .node file the loader would load (null when none). */
+function addonPath(): string | null {
+  return resolveAddon().file;
+}
+
+/** Which lib*.so a dlopen error says it could not find, if that is a LibTorch library. */
+function missingTorchLibrary(message: string): string | null {
+  const m = /(lib(?:c10|torch|torch_cpu|torch_cuda|c10_cuda)\.so[\d.]*): cannot open shared object file/.exec(message);
+  return m ? m[1] : null;
+}
+
+/**
+ * The error for a machine without LibTorch: names the library looked for and how to get one.
+ * Exported for tests.
+ */
+export function noLibtorchError(library: string, looked: string[], cause?: unknown): Error {
+  const error = new Error(
+    `smoothce: LibTorch is not installed here: the native addon needs ${library} (LibTorch's core library), and ` +
+      `the dynamic loader finds none${looked.length ? ` (looked in ${looked.join(', ')})` : ''}.\n\n` +
+      'Get LibTorch, either way:\n' +
+      '- Debian or Ubuntu: `sudo apt-get install libtorch-dev` (Debian 12 has LibTorch 1.13 and Debian 13 has 2.6: ' +
+      'smoothce ships a prebuilt addon for both, so nothing is compiled).\n' +
+      `- PyTorch from pip (\`pip install torch\`), then \`npx smoothce build\` in your project to compile the addon against it ` +
+      '(needs cmake and a C++17 compiler; set SMOOTHCE_PYTHON=/path/to/python if that Python is not the python3 on PATH).\n' +
+      `Then ${DOCTOR} checks what it finds.`,
+    cause === undefined ? undefined : { cause },
+  );
+  return withCode(error, ERROR_CODES.NO_LIBTORCH);
+}
+
+function load(): NativeBinding {
+  const where = resolveAddon();
   let binding: NativeBinding;
   try {
-    if (override) binding = require(path.resolve(override)) as NativeBinding;
-    else {
-      // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const nodeGypBuild = require('node-gyp-build') as (dir: string) => NativeBinding;
-      binding = nodeGypBuild(packageRoot);
+    if (!where.file) {
+      const c = where.choice;
+      if (c && c.candidates.length > 0 && c.libtorch.found.length === 0) {
+        throw noLibtorchError(c.candidates.map((x) => x.libc10).join(' or '), c.libtorch.looked);
+      }
+      throw new Error(`no prebuild fits here: ${where.reason}`);
     }
+    binding = require(where.file) as NativeBinding;
   } catch (err) {
+    if ((err as { code?: string }).code === ERROR_CODES.NO_LIBTORCH) throw err;
     const message = err instanceof Error ? err.message : String(err);
-    const where = override
-      ? `SMOOTHCE_NATIVE=${override}`
-      : `${path.join(packageRoot, 'build/Release')} or ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)}`;
+    const missing = missingTorchLibrary(message);
+    // Nothing of LibTorch anywhere: the one message that says how to get it.
+    if (missing && /libc10/.test(missing) && where.choice?.libtorch.found.length === 0) {
+      throw noLibtorchError(missing, where.choice.libtorch.looked, err);
+    }
+    const tried = where.file ? `${where.kind} ${where.file}` : `${path.join(packageRoot, 'build/Release')} and ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)}`;
     const error = new Error(
-      `smoothce: could not load the native addon (looked in ${where}).\n${message}\n\nPossible solutions:\n` +
+      `smoothce: could not load the native addon (${tried}).\n${message}\n\nPossible solutions:\n` +
         hints(message)
           .map((h) => `- ${h}`)
           .join('\n'),

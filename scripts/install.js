@@ -17,16 +17,14 @@ async function main() {
   const { build, probeAddon } = require('./build');
   const libtorch = require('./libtorch');
   if (!process.env.SMOOTHCE_BUILD_FROM_SOURCE) {
-    let file = null;
-    try {
-      file = require('node-gyp-build').resolve(root);
-    } catch {
-      console.log(`smoothce: no prebuilt addon for ${process.platform}-${process.arch}; building from source`);
-    }
+    // The prebuild whose LibTorch matches the one found here (scripts/prebuilds.js).
+    const { chosen, reason } = require('./prebuilds').choose(root);
+    const file = chosen ? chosen.file : null;
+    if (!file) console.log(`smoothce: no prebuilt addon fits here (${reason}); building from source`);
     if (file) {
       const probe = probeAddon(file);
       if (probe.ok) {
-        console.log(`smoothce: using the prebuilt native addon (${path.relative(root, file)}, LibTorch ${probe.torch})`);
+        console.log(`smoothce: using the prebuilt native addon (${path.relative(root, file)}, LibTorch ${probe.torch}): ${reason}`);
         return 0;
       }
       console.log(`smoothce: the prebuilt addon does not load here (${probe.error}); building from source`);

@@ -13,6 +13,7 @@ import { cleanEnv, describeRun, repoRoot, run } from './helpers/contract-util';
 
 const platformDir = `${process.platform}-${process.arch}`;
 let pkg: string;
+let prebuildName: string;
 
 beforeAll(() => {
   pkg = fs.mkdtempSync(path.join(os.tmpdir(), 'smoothce-install-'));
@@ -20,6 +21,9 @@ beforeAll(() => {
   for (const d of ['scripts', 'binding']) fs.cpSync(path.join(repoRoot, d), path.join(pkg, d), { recursive: true });
   fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(pkg, 'node_modules'));
   fs.mkdirSync(path.join(pkg, 'prebuilds', platformDir), { recursive: true });
+  const version = run(process.execPath, ['-p', `require(${JSON.stringify(path.join(repoRoot, 'build', 'Release', 'smoothce.node'))}).torchVersion()`]).stdout.trim();
+  const [major, minor] = version.split('.');
+  prebuildName = `smoothce.libtorch${major}_${minor}.napi.glibc.node`;
 });
 afterAll(() => {
   fs.rmSync(pkg, { recursive: true, force: true });
@@ -41,19 +45,18 @@ function install(extra: Record<string, string> = {}) {
 
 describe('scripts/install.js', () => {
   it('uses a prebuild that loads, without compiling', () => {
-    const real = [path.join(repoRoot, 'build', 'Release', 'smoothce.node'), path.join(repoRoot, 'prebuilds', platformDir, 'smoothce.node')].find((f) =>
-      fs.existsSync(f),
-    );
-    expect(real, 'no built addon in this checkout').toBeDefined();
-    fs.copyFileSync(real!, path.join(pkg, 'prebuilds', platformDir, 'smoothce.node'));
+    const real = path.join(repoRoot, 'build', 'Release', 'smoothce.node');
+    expect(fs.existsSync(real), 'no built addon in this checkout').toBe(true);
+    // Named as scripts/prebuild.js names it (no metadata file: the tag alone says its LibTorch).
+    fs.copyFileSync(real, path.join(pkg, 'prebuilds', platformDir, prebuildName));
     const r = install();
     expect(r.status, describeRun(r)).toBe(0);
-    expect(r.stdout).toMatch(/smoothce: using the prebuilt native addon \(prebuilds\/[\w-]+\/smoothce\.node, LibTorch \d+\.\d+\.\d+\)/);
+    expect(r.stdout).toMatch(/smoothce: using the prebuilt native addon \(prebuilds\/[\w-]+\/smoothce\.libtorch\d+_\d+\.napi\.glibc\.node, LibTorch \d+\.\d+\.\d+\): it was built against LibTorch/);
     expect(fs.existsSync(path.join(pkg, 'build'))).toBe(false);
   });
 
   it('a prebuild that does not load leads to a source build; without cmake it warns and exits 0', () => {
-    fs.writeFileSync(path.join(pkg, 'prebuilds', platformDir, 'smoothce.node'), 'not an ELF file\n');
+    fs.writeFileSync(path.join(pkg, 'prebuilds', platformDir, prebuildName), 'not an ELF file\n');
     const r = install();
     const out = `${r.stdout}\n${r.stderr}`;
     expect(r.status, describeRun(r)).toBe(0);

@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { packageRoot } from '../native';
+import { packageRoot, resolveAddon } from '../native';
 
 interface Candidate {
   source: string;
@@ -47,7 +47,9 @@ export interface DoctorReport {
   platform: string;
   tools: Record<string, string | null>;
   libtorch: Candidate[];
-  addon: AddonProbe & { kind: 'override' | 'local build' | 'prebuild' | 'none'; prebuild?: Record<string, unknown> | null };
+  addon: AddonProbe & { kind: 'override' | 'local build' | 'prebuild' | 'none'; reason: string; prebuild?: Record<string, unknown> | null };
+  /** Every prebuild for this platform: its LibTorch, the libc10 it links and whether it is here, the glibc it needs. */
+  prebuilds: { name: string; torchVersion: string | null; libc10: string; found: string | null; glibc: string | null; glibcOk: boolean | null; chosen: boolean }[];
   oracle: { python: string | null; version: string | null; note: string };
   problems: { problem: string; fix: string }[];
 }
@@ -69,8 +71,9 @@ const path = require('path');
 const lt = require(process.argv[1]);
 const out = {};
 try {
-  const file = process.env.SMOOTHCE_NATIVE ? path.resolve(process.env.SMOOTHCE_NATIVE) : require(process.argv[2]).resolve(process.argv[3]);
+  const file = process.argv[2];
   out.file = file;
+  if (!file) throw new Error('no addon fits here: ' + process.argv[3]);
   const b = require(file);
   out.torch = b.torchVersion();
   out.cuda = b.cudaBuilt();
@@ -84,9 +87,8 @@ try {
 console.log(JSON.stringify(out));
 `;
 
-function probeAddon(): AddonProbe {
-  const gyp = require.resolve('node-gyp-build', { paths: [packageRoot] });
-  const r = spawnSync(process.execPath, ['-e', PROBE, path.join(packageRoot, 'scripts', 'libtorch.js'), gyp, packageRoot], {
+function probeAddon(file: string | null, reason: string): AddonProbe {
+  const r = spawnSync(process.execPath, ['-e', PROBE, path.join(packageRoot, 'scripts', 'libtorch.js'), file ?? '', reason], {
     encoding: 'utf8',
     timeout: 120_000,
   });
@@ -128,24 +130,43 @@ export function doctor(): DoctorReport {
   }
 
   const platformDir = `${process.platform}-${process.arch}`;
-  const prebuildFile = path.join(packageRoot, 'prebuilds', platformDir, 'smoothce.node');
-  const localFile = path.join(packageRoot, 'build', 'Release', 'smoothce.node');
+  const where = resolveAddon();
+  const probe = probeAddon(where.file, where.reason);
+  const kind = where.kind;
+  const glibc = runtimeGlibc();
+  const prebuilds = (where.choice?.candidates ?? []).map((c) => ({
+    name: c.name,
+    torchVersion: c.torchVersion,
+    libc10: c.libc10,
+    found: c.found,
+    glibc: c.glibc,
+    glibcOk: c.glibc && glibc ? compareVersions(glibc, c.glibc) >= 0 : null,
+    chosen: c.file === where.choice?.chosen?.file,
+  }));
   let prebuild: Record<string, unknown> | null = null;
-  try {
-    prebuild = JSON.parse(fs.readFileSync(path.join(packageRoot, 'prebuilds', platformDir, 'smoothce.json'), 'utf8')) as Record<string, unknown>;
-  } catch {
-    prebuild = null;
+  if (kind === 'prebuild' && where.file) {
+    try {
+      prebuild = JSON.parse(fs.readFileSync(where.file.replace(/\.node$/, '.json'), 'utf8')) as Record<string, unknown>;
+    } catch {
+      prebuild = null;
+    }
   }
-  const probe = probeAddon();
-  const kind: DoctorReport['addon']['kind'] = process.env.SMOOTHCE_NATIVE
-    ? 'override'
-    : probe.file === localFile || (!probe.file && fs.existsSync(localFile))
-      ? 'local build'
-      : probe.file === prebuildFile || (!probe.file && fs.existsSync(prebuildFile))
-        ? 'prebuild'
-        : 'none';
-  const addon = { ...probe, kind, prebuild: kind === 'prebuild' ? prebuild : null };
-  if (!probe.ok) {
+  const addon = { ...probe, kind, reason: where.reason, prebuild };
+  for (const p of prebuilds) {
+    if (p.chosen && p.glibcOk === false) {
+      problems.push({
+        problem: `the prebuild ${p.name} needs glibc >= ${p.glibc}; this system has ${glibc}`,
+        fix: '`npx smoothce build` (compiles the addon against this system)',
+      });
+    }
+  }
+  if (kind === 'none' && where.choice && where.choice.candidates.length > 0 && where.choice.libtorch.found.length === 0) {
+    problems.push({
+      problem: `no LibTorch on this machine: the prebuilds need ${prebuilds.map((p) => p.libc10).join(' or ')}, and none is on the library path`,
+      fix: 'Debian/Ubuntu: `sudo apt-get install libtorch-dev`; or PyTorch from pip (`pip install torch`), then `npx smoothce build`',
+    });
+  }
+  if (!probe.ok && !(kind === 'none' && problems.some((p) => p.problem.startsWith('no LibTorch')))) {
     const fixTools: string[] = [];
     if (!tools.cmake) fixTools.push('cmake');
     if (!tools['c++']) fixTools.push('g++');
@@ -155,7 +176,7 @@ export function doctor(): DoctorReport {
       noTorch ? 'install LibTorch (Debian/Ubuntu: `apt-get install libtorch-dev`; or unzip LibTorch from pytorch.org and `export LIBTORCH=/path/to/libtorch`; or `export SMOOTHCE_PYTHON=/path/to/python` with torch installed)' : null,
       kind === 'override' ? '`unset SMOOTHCE_NATIVE` (it names a file that does not load) or `npx smoothce build`' : '`npx smoothce build`',
     ].filter(Boolean);
-    const what = kind === 'none' ? `there is no compiled addon for ${platformDir}` : `the ${kind} ${probe.file ?? ''} does not load: ${probe.error}`;
+    const what = kind === 'none' ? `no compiled addon for ${platformDir} fits here (${where.reason})` : `the ${kind} ${probe.file ?? ''} does not load: ${probe.error}`;
     problems.push({ problem: what, fix: steps.join(', then ') });
   } else if (probe.loadedVersion && probe.torch) {
     const same = req<{ sameVersion(a: string, b: string): boolean }>('scripts/libtorch.js').sameVersion(probe.torch, probe.loadedVersion);
@@ -169,13 +190,27 @@ export function doctor(): DoctorReport {
   return {
     smoothce: { version: pkg.version, root: packageRoot },
     node,
-    platform: `${process.platform}-${process.arch}${process.report?.getReport ? ` (glibc ${(process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ?? '?'})` : ''}`,
+    platform: `${process.platform}-${process.arch}${glibc ? ` (glibc ${glibc})` : ''}`,
     tools,
     libtorch: candidates,
     addon,
+    prebuilds,
     oracle: findOracle(lt),
     problems,
   };
+}
+
+/** The C library's version (Node's process report), or null. */
+function runtimeGlibc(): string | null {
+  const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  return report?.header?.glibcVersionRuntime ?? null;
+}
+
+function compareVersions(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.max(x.length, y.length); i++) if ((x[i] ?? 0) !== (y[i] ?? 0)) return (x[i] ?? 0) - (y[i] ?? 0);
+  return 0;
 }
 
 function mark(ok: boolean): string {
@@ -205,12 +240,24 @@ export function formatReport(r: DoctorReport): string {
     lines.push(d);
   });
   if (!r.libtorch.some((c) => c.selected)) lines.push('  (none found)');
+  if (r.prebuilds.length > 0) {
+    lines.push('Prebuilds (one per LibTorch; the one whose LibTorch is found here is used)');
+    for (const p of r.prebuilds) {
+      const glibc = p.glibc ? `needs glibc >= ${p.glibc}${p.glibcOk === null ? '' : p.glibcOk ? ' (ok)' : ' (PROBLEM: older here)'}` : 'glibc need unknown';
+      lines.push(`  ${p.name}: LibTorch ${p.torchVersion ?? '?'}, links ${p.libc10}: ${p.found ? `found at ${p.found}` : 'not found'}; ${glibc}${p.chosen ? '  <- chosen' : ''}`);
+    }
+  }
   const a = r.addon;
   lines.push(`Addon     ${a.kind}${a.file ? ` ${a.file}` : ''}: ${a.ok ? 'loads' : `does not load (${a.error})`}`);
+  lines.push(`          ${a.kind === 'none' ? 'none fits' : 'chosen'}: ${a.reason}`);
   if (a.ok) {
     lines.push(`          built against LibTorch ${a.torch}${a.cuda ? ' with CUDA' : ' (CPU)'}; loads LibTorch ${a.loadedVersion ?? '?'} from ${a.loaded ?? '?'}`);
   }
-  if (a.prebuild) lines.push(`          prebuild metadata: LibTorch ${String(a.prebuild.torchVersion)}, sources ${String(a.prebuild.sourceHash).slice(0, 12)}`);
+  if (a.prebuild) {
+    lines.push(
+      `          prebuild metadata: LibTorch ${String(a.prebuild.torchVersion)}, built on ${String(a.prebuild.builtOn ?? '?')}, needs glibc >= ${String(a.prebuild.glibc ?? '?')}, sources ${String(a.prebuild.sourceHash).slice(0, 12)}`,
+    );
+  }
   lines.push(`Oracle    ${r.oracle.python ? `${r.oracle.python}, torch ${r.oracle.version}` : 'none'} (${r.oracle.note})`);
   if (r.problems.length === 0) lines.push('\nNo problems found.');
   else {

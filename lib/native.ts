@@ -190,9 +190,9 @@ const BUILD = '`npx smoothce build`';
  * the addon where no prebuild fits.
  */
 export const ALLOW_INSTALL_SCRIPT = [
-  'npm: `npm approve-scripts smoothce` (writes "allowScripts": { "smoothce": true } into package.json)',
-  'pnpm: `pnpm approve-builds` (writes smoothce under "onlyBuiltDependencies" / allowBuilds in pnpm-workspace.yaml or package.json "pnpm")',
-  'Bun: add "trustedDependencies": ["smoothce"] to package.json',
+  'npm: `npm approve-scripts smoothce` (or "allowScripts": { "smoothce": true } in package.json)',
+  'pnpm: `pnpm approve-builds` (or "pnpm": { "onlyBuiltDependencies": ["smoothce"] } in package.json; newer pnpm: allowBuilds: { smoothce: true } in pnpm-workspace.yaml)',
+  'Bun: "trustedDependencies": ["smoothce"] in package.json',
 ];
 
 function hints(message: string): string[] {
@@ -367,7 +367,7 @@ function load(): NativeBinding {
     if (missing && /libc10/.test(missing) && where.choice?.libtorch.found.length === 0) {
       throw noLibtorchError(missing, where.choice.libtorch.looked, err);
     }
-    const tried = where.file ? `${where.kind} ${where.file}` : `${path.join(packageRoot, 'build/Release')} and ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)}`;
+    const tried = where.kind === 'override' ? `SMOOTHCE_NATIVE=${process.env.SMOOTHCE_NATIVE}` : where.file ? `${where.kind} ${where.file}` : `${path.join(packageRoot, 'build/Release')} and ${path.join(packageRoot, 'prebuilds', `${process.platform}-${process.arch}`)}`;
     const error = new Error(
       `smoothce: could not load the native addon (${tried}).\n${message}\n\nPossible solutions:\n` +
         hints(message)

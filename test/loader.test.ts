@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanEnv, describeRun, repoRoot, run } from './helpers/contract-util';
+import { cleanEnv, describeRun, ensureDist, repoRoot, run } from './helpers/contract-util';
 
 const register = path.join(repoRoot, 'test', 'helpers', 'contract-ts-register.cjs');
 const lib = path.join(repoRoot, 'lib', 'index.ts');
@@ -155,5 +155,111 @@ describe('loading the addon', () => {
     // SMOOTHCE_LAZY_LOAD=1 defers it to the first call, which then also pays for LibTorch.
     const lazy = firstCall({ SMOOTHCE_LAZY_LOAD: '1' });
     expect(lazy.peakMB).toBeGreaterThan(eager.peakMB + 50);
+  });
+});
+
+// A copy of the package (dist/, scripts/, package.json, no build/) with prebuilds made here, to
+// see which one the loader picks and what it says when none fits or no LibTorch is there at all.
+describe('choosing a prebuild by the LibTorch found', () => {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { elfNeeds } = require('../scripts/prebuild.js') as { elfNeeds(file: string): { needed: string[]; runpath: string[]; glibc: string | null } };
+  const real = path.join(repoRoot, 'build', 'Release', 'smoothce.node');
+  let pkg: string;
+  let hostVersion: string;
+
+  const PROGRAM = `
+try {
+  const s = require('smoothce');
+  console.log(JSON.stringify({ ok: true, torch: s.torchVersion() }));
+} catch (e) {
+  console.log(JSON.stringify({ ok: false, code: e.code, message: e.message }));
+}`;
+
+  function prebuild(tag: string, content: Buffer | string, meta: Record<string, unknown> | null): void {
+    const dir = path.join(pkg, 'node_modules', 'smoothce', 'prebuilds', `${process.platform}-${process.arch}`);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(path.join(dir, `smoothce.${tag}.napi.glibc.node`), content);
+    if (meta) fs.writeFileSync(path.join(dir, `smoothce.${tag}.napi.glibc.json`), JSON.stringify(meta));
+  }
+
+  function clearPrebuilds(): void {
+    fs.rmSync(path.join(pkg, 'node_modules', 'smoothce', 'prebuilds'), { recursive: true, force: true });
+  }
+
+  function load(wrap: string[] = []): { ok: boolean; torch?: string; code?: string; message?: string } {
+    const [cmd, ...pre] = wrap.length ? wrap : [process.execPath];
+    const r = run(cmd, [...pre, ...(wrap.length ? [process.execPath] : []), '-e', PROGRAM], { cwd: pkg, env: cleanEnv(), timeout: 60_000 });
+    expect(r.status, describeRun(r)).toBe(0);
+    return JSON.parse(r.stdout.trim().split('\n').pop()!);
+  }
+
+  beforeAll(() => {
+    expect(fs.existsSync(real), `no built addon at ${real}`).toBe(true);
+    hostVersion = run(process.execPath, ['-p', `require(${JSON.stringify(real)}).torchVersion()`]).stdout.trim();
+    pkg = path.join(dir, 'consumer');
+    const installed = path.join(pkg, 'node_modules', 'smoothce');
+    fs.mkdirSync(installed, { recursive: true });
+    ensureDist();
+    fs.cpSync(path.join(repoRoot, 'dist'), path.join(installed, 'dist'), { recursive: true });
+    fs.cpSync(path.join(repoRoot, 'scripts'), path.join(installed, 'scripts'), { recursive: true });
+    fs.copyFileSync(path.join(repoRoot, 'package.json'), path.join(installed, 'package.json'));
+    fs.symlinkSync(path.join(repoRoot, 'node_modules'), path.join(installed, 'node_modules'));
+  });
+
+  it("loads the prebuild whose LibTorch matches the libc10 found, where node-gyp-build's order would not", () => {
+    clearPrebuilds();
+    const [major, minor] = hostVersion.split('.');
+    const elf = elfNeeds(real);
+    // Another LibTorch's prebuild, named so that it sorts first, and not loadable here.
+    prebuild('libtorch0_9', 'not an ELF file\n', { torchVersion: '0.9.0', needed: ['libc10.so.0.9'], runpath: [] });
+    prebuild(`libtorch${major}_${minor}`, fs.readFileSync(real), { torchVersion: hostVersion, needed: elf.needed, runpath: elf.runpath, glibc: elf.glibc });
+    // node-gyp-build ignores the LibTorch tag: it would take the first one.
+    const gyp = run(process.execPath, ['-p', "const d = require('path').dirname(require.resolve('smoothce/package.json')); require(require.resolve('node-gyp-build', { paths: [d] })).resolve(d)"], {
+      cwd: pkg,
+      env: cleanEnv(),
+    });
+    expect(path.basename(gyp.stdout.trim())).toBe('smoothce.libtorch0_9.napi.glibc.node');
+    expect(load()).toEqual({ ok: true, torch: hostVersion });
+  });
+
+  it('where no prebuild matches the LibTorch found: ERR_SMOOTHCE_LOAD with the one command and the allow-scripts lines', () => {
+    clearPrebuilds();
+    prebuild('libtorch0_9', 'not an ELF file\n', { torchVersion: '0.9.0', needed: ['libc10.so.0.9'], runpath: [] });
+    const r = load();
+    expect(r.ok).toBe(false);
+    expect(r.code).toBe('ERR_SMOOTHCE_LOAD');
+    expect(r.message).toMatch(/no prebuild fits here: the LibTorch found \(\S*libc10\.so[\d.]*, [\d.]+\) is not one the prebuilds were built for \(0\.9\.0\)/);
+    expect(r.message).toContain('`npx smoothce build`');
+    expect(r.message).toContain('`npm approve-scripts smoothce` (or "allowScripts": { "smoothce": true } in package.json)');
+    expect(r.message).toContain('"pnpm": { "onlyBuiltDependencies": ["smoothce"] }');
+    expect(r.message).toContain('allowBuilds: { smoothce: true }');
+    expect(r.message).toContain('"trustedDependencies": ["smoothce"]');
+  });
+
+  // The system's libc10 files hidden in a mount namespace of the child's own (/dev/null bound over
+  // them): the machine has no LibTorch as far as that process can see. Needs root and unshare.
+  const canHide = process.getuid?.() === 0 && run('unshare', ['-m', '--propagation', 'private', 'true']).status === 0;
+  it.skipIf(!canHide)('with no LibTorch on the machine: ERR_SMOOTHCE_NO_LIBTORCH names the library and how to get one', () => {
+    clearPrebuilds();
+    const [major, minor] = hostVersion.split('.');
+    const elf = elfNeeds(real);
+    prebuild(`libtorch${major}_${minor}`, fs.readFileSync(real), { torchVersion: hostVersion, needed: elf.needed, runpath: elf.runpath, glibc: elf.glibc });
+    const libc10 = elf.needed.find((n) => n.startsWith('libc10.so'))!;
+    const hide = 'for f in /usr/lib/*-linux-gnu/libc10.so* /usr/lib/libc10.so* /usr/local/lib/libc10.so*; do [ -e "$f" ] && mount --bind /dev/null "$f"; done; exec "$@"';
+    const r = load(['unshare', '-m', '--propagation', 'private', 'sh', '-c', hide, 'sh']);
+    expect(r.ok).toBe(false);
+    expect(r.code).toBe('ERR_SMOOTHCE_NO_LIBTORCH');
+    expect(r.message).toContain(`the native addon needs ${libc10} (LibTorch's core library), and the dynamic loader finds none`);
+    expect(r.message).toContain('`sudo apt-get install libtorch-dev`');
+    expect(r.message).toMatch(/PyTorch from pip \(`pip install torch`\), then `npx smoothce build`/);
+    // doctor says the same, as its one problem.
+    const doctor = run(
+      'unshare',
+      ['-m', '--propagation', 'private', 'sh', '-c', hide, 'sh', process.execPath, path.join(pkg, 'node_modules', 'smoothce', 'dist', 'cli.js'), 'doctor'],
+      { cwd: pkg, env: cleanEnv(), timeout: 120_000 },
+    );
+    expect(doctor.status, describeRun(doctor)).toBe(1);
+    expect(doctor.stdout).toContain(`no LibTorch on this machine: the prebuilds need ${libc10}, and none is on the library path`);
+    expect(doctor.stdout).toMatch(/fix: Debian\/Ubuntu: `sudo apt-get install libtorch-dev`; or PyTorch from pip/);
   });
 });

@@ -20,10 +20,19 @@ const ROOT = path.join(__dirname, '..');
 // What the last successful build here took (written after it; nothing is guessed before a first build).
 const LAST_BUILD = 'smoothce-last-build.json';
 
-/** sha256 of CMakeLists.txt and every file in binding/: what a prebuild was compiled from. */
+/** Every file under binding/ (its folders included), as sorted '/'-separated paths relative to root. */
+function bindingFiles(root = ROOT) {
+  return fs
+    .readdirSync(path.join(root, 'binding'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(root, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** sha256 of CMakeLists.txt and every file under binding/: what a prebuild was compiled from. */
 function sourceHash(root = ROOT) {
   const h = crypto.createHash('sha256');
-  const files = ['CMakeLists.txt', ...fs.readdirSync(path.join(root, 'binding')).sort().map((f) => `binding/${f}`)];
+  const files = ['CMakeLists.txt', ...bindingFiles(root)];
   for (const rel of files) {
     h.update(rel);
     h.update('\0');
@@ -101,7 +110,7 @@ function build(opts = {}) {
   const logFile = path.join(buildDir, 'smoothce-build.log');
   const logStream = fs.openSync(logFile, 'w');
 
-  const files = countSources(path.join(root, 'binding'));
+  const files = bindingFiles(root).filter((f) => f.endsWith('.cc')).length;
   const cores = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   // Only a measured time is quoted: the last complete build in this build/ (a fresh one has none).
   const last = fresh ? null : readLastBuild(buildDir);
@@ -171,16 +180,6 @@ function build(opts = {}) {
   });
 }
 
-/** C++ files under binding/ (its layer folders included). */
-function countSources(dir) {
-  let n = 0;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) n += countSources(path.join(dir, e.name));
-    else if (e.name.endsWith('.cc')) n++;
-  }
-  return n;
-}
-
 /** { seconds, files, cores } of the last build from nothing in buildDir, or null. */
 function readLastBuild(buildDir) {
   try {
@@ -206,7 +205,7 @@ function probeAddon(file) {
   return { ok: false, error: msg ?? String(r.stderr).trim().split('\n')[0] };
 }
 
-module.exports = { build, sourceHash, probeAddon, elapsed };
+module.exports = { build, sourceHash, bindingFiles, probeAddon, elapsed };
 
 if (require.main === module) {
   build({ quiet: process.argv.includes('--quiet') }).then((r) => {

@@ -1,10 +1,13 @@
 /**
- * The packaging path, end to end: `npm run prebuild` fills prebuilds/<platform>-<arch>/,
- * `npm pack` ships it with dist/, binding/ and CMakeLists.txt (and not build/), and
- * installing the tarball into an empty project (dependencies from the npm registry) loads
- * the prebuild without compiling, then computes a loss through require and import. The
- * prebuild in the tarball must be fresh: its smoothce.json records the hash of the binding/
- * and CMakeLists.txt it was built from, compared here with the ones the tarball ships. The
+ * The packaging path, end to end: `npm run prebuild` fills prebuilds/<platform>-<arch>/ with
+ * this machine's LibTorch's prebuild (smoothce.libtorch<M>_<m>.napi.glibc.node and its .json),
+ * `npm pack` ships it (and the LibTorch 2.6 one where `npm run prebuild:all` made it) with
+ * dist/, binding/ and CMakeLists.txt (and not build/), and installing the tarball into an empty
+ * project with install scripts off (`--ignore-scripts`, as npm 12 and pnpm 10 do by default;
+ * dependencies from the npm registry) loads the fitting prebuild without compiling, then computes
+ * a loss through require and import. Every prebuild in the tarball must be fresh: its .json
+ * records the hash of the binding/ and CMakeLists.txt it was built from, compared here with the
+ * ones the tarball ships. The
  * unpacked tarball also passes publint and attw, and type-checks in CJS, ESM and strict
  * TypeScript consumers (node10, node16, nodenext, bundler resolution).
  * Slow (one real `npm install`, about a minute): kept to one install.
@@ -20,7 +23,8 @@ import { cleanEnv, describeRun, ensureDist, repoRoot, run, runLocked } from './h
 const { sourceHash } = require('../scripts/build.js') as { sourceHash(root: string): string };
 
 const platformDir = `${process.platform}-${process.arch}`;
-const prebuilt = path.join(repoRoot, 'prebuilds', platformDir, 'smoothce.node');
+/** This machine's prebuild (its name carries the LibTorch it is for), known after the prebuild step. */
+let prebuilt = '';
 const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
   name: string;
   version: string;
@@ -40,7 +44,7 @@ afterAll(() => {
 });
 
 describe('prebuild, pack, install', () => {
-  it('npm run prebuild fills prebuilds/<platform>-<arch>/smoothce.node', () => {
+  it('npm run prebuild fills prebuilds/<platform>-<arch>/ with this LibTorch\'s prebuild and its metadata', () => {
     // Native builds share one lock (see README, "Building"): the prebuild compiles incrementally.
     const r = run('flock', ['/tmp/smoothce-build.lock', 'npm', 'run', 'prebuild'], {
       cwd: repoRoot,
@@ -48,19 +52,30 @@ describe('prebuild, pack, install', () => {
       timeout: 600_000,
     });
     expect(r.status, describeRun(r)).toBe(0);
-    expect(r.stdout).toContain(`prebuild: prebuilds/${platformDir}/smoothce.node`);
+    const m = /prebuild: (prebuilds\/[\w-]+\/smoothce\.libtorch(\d+)_(\d+)\.napi\.glibc\.node) \(\d+ bytes, LibTorch (\d+\.\d+\.\d+), needs glibc >= (\d+\.\d+)/.exec(r.stdout);
+    expect(m, describeRun(r)).not.toBeNull();
+    expect(m![1].startsWith(`prebuilds/${platformDir}/`)).toBe(true);
+    prebuilt = path.join(repoRoot, m![1]);
     expect(fs.statSync(prebuilt).size).toBeGreaterThan(10_000);
-    // It is a working addon on its own.
+    // It is a working addon on its own, for the LibTorch its name says.
     const load = run(process.execPath, ['-e', `console.log(require(${JSON.stringify(prebuilt)}).torchVersion())`], {
       env: cleanEnv(),
       timeout: 60_000,
     });
     expect(load.status, describeRun(load)).toBe(0);
-    expect(load.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
-    // Its metadata names the sources it was built from and the LibTorch it was built against.
-    const meta = JSON.parse(fs.readFileSync(path.join(path.dirname(prebuilt), 'smoothce.json'), 'utf8')) as Record<string, unknown>;
+    expect(load.stdout.trim()).toBe(m![4]);
+    expect(load.stdout.trim().startsWith(`${m![2]}.${m![3]}.`)).toBe(true);
+    // Its metadata: the sources, the LibTorch, what it links (its libc10 among them) and the glibc it needs.
+    const meta = JSON.parse(fs.readFileSync(prebuilt.replace(/\.node$/, '.json'), 'utf8')) as Record<string, unknown>;
     expect(meta.sourceHash).toBe(sourceHash(repoRoot));
     expect(meta.torchVersion).toBe(load.stdout.trim());
+    expect(meta.glibc).toBe(m![5]);
+    expect((meta.needed as string[]).some((n) => /^libc10\.so/.test(n))).toBe(true);
+    // The glibc recorded is the newest GLIBC_ version the binary needs (readelf's own listing).
+    const needs = run('readelf', ['-V', '-W', prebuilt]).stdout;
+    const versions = [...needs.matchAll(/Name: GLIBC_(\d+\.\d+)/g)].map((x) => x[1].split('.').map(Number));
+    versions.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    expect(versions.pop()!.join('.')).toBe(meta.glibc);
   }, 600_000);
 
   it('the source hash changes with any binding/ file or CMakeLists.txt (so a stale prebuild is caught)', () => {
@@ -85,7 +100,8 @@ describe('prebuild, pack, install', () => {
     // prepack compiles the TypeScript and the prebuild, so that a bare `npm pack` never ships a
     // stale dist/ or a missing or stale binary.
     expect(pkg.scripts.prepack).toMatch(/npm run build:ts/);
-    expect(pkg.scripts.prepack).toMatch(/node scripts\/prebuild\.js/);
+    expect(pkg.scripts.prepack).toMatch(/node scripts\/prebuild\.js --all-if-ready/);
+    expect(pkg.scripts['prebuild:all']).toBe('node scripts/prebuild.js --all');
     // Here dist/ is built (if stale) under the dist/ lock and packed with --ignore-scripts,
     // so that no other test file reads dist/ while prepack's tsc rewrites it.
     ensureDist();
@@ -105,7 +121,7 @@ describe('prebuild, pack, install', () => {
       .map((e) => e.replace(/^package\//, ''));
     for (const needed of [
       'package.json',
-      `prebuilds/${platformDir}/smoothce.node`,
+      path.relative(repoRoot, prebuilt),
       'dist/index.js',
       'dist/index.mjs',
       'dist/index.d.ts',
@@ -121,7 +137,8 @@ describe('prebuild, pack, install', () => {
       'dist/index.d.mts',
       'dist/cli/doctor.js',
       'dist/cli/build.js',
-      `prebuilds/${platformDir}/smoothce.json`,
+      path.relative(repoRoot, prebuilt).replace(/\.node$/, '.json'),
+      'scripts/prebuilds.js',
       'fonts/DejaVuSans-subset.ttf',
       'fonts/LICENSE',
       'python/smoothce_parity.py',
@@ -140,14 +157,20 @@ describe('prebuild, pack, install', () => {
     const x = run('tar', ['-xzf', tarball, '-C', unpacked]);
     expect(x.status, describeRun(x)).toBe(0);
     unpacked = path.join(unpacked, 'package');
-    const meta = JSON.parse(fs.readFileSync(path.join(unpacked, 'prebuilds', platformDir, 'smoothce.json'), 'utf8')) as { sourceHash: string };
-    expect(meta.sourceHash, 'the prebuild in the tarball is stale: run `npm run prebuild` (prepack does)').toBe(sourceHash(unpacked));
+    // Every prebuild in it (this machine's, and the other LibTorch's where prebuild:all made it).
+    const shipped = entries.filter((e) => e.startsWith(`prebuilds/${platformDir}/`) && e.endsWith('.node'));
+    expect(shipped.every((e) => /\/smoothce\.libtorch\d+_\d+\.napi\.glibc\.node$/.test(e)), shipped.join(', ')).toBe(true);
+    for (const e of shipped) {
+      const meta = JSON.parse(fs.readFileSync(path.join(unpacked, e.replace(/\.node$/, '.json')), 'utf8')) as { sourceHash: string; glibc: string };
+      expect(meta.sourceHash, `${e} in the tarball is stale: run \`npm run prebuild\` (prepack does)`).toBe(sourceHash(unpacked));
+      expect(meta.glibc).toMatch(/^2\.\d+$/);
+    }
     // Source maps carry their sources (lib/ is not shipped).
     const map = JSON.parse(fs.readFileSync(path.join(unpacked, 'dist', 'index.js.map'), 'utf8')) as { sourcesContent?: string[] };
     expect(map.sourcesContent?.[0]).toContain('export');
     // No plotting or build stack for users who never plot or compile.
-    const shipped = JSON.parse(fs.readFileSync(path.join(unpacked, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
-    for (const name of ['d3', 'linkedom', '@resvg/resvg-js', 'cmake-js']) expect(Object.keys(shipped.dependencies)).not.toContain(name);
+    const manifest = JSON.parse(fs.readFileSync(path.join(unpacked, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
+    for (const name of ['d3', 'linkedom', '@resvg/resvg-js', 'cmake-js']) expect(Object.keys(manifest.dependencies)).not.toContain(name);
   }, 300_000);
 
   it('publint --strict and attw (are the types wrong) find nothing in the tarball', () => {
@@ -209,7 +232,7 @@ describe('prebuild, pack, install', () => {
     }
   }, 300_000);
 
-  it('installs into an empty project, loads the prebuild without compiling, computes via require and import', () => {
+  it('installs into an empty project with install scripts off, loads the prebuild without compiling, computes via require and import', () => {
     expect(tarball, 'the pack step did not produce a tarball').toBeDefined();
     const project = path.join(work, 'consumer');
     fs.mkdirSync(project);
@@ -217,17 +240,17 @@ describe('prebuild, pack, install', () => {
       path.join(project, 'package.json'),
       JSON.stringify({ name: 'smoothce-consumer', version: '1.0.0', private: true }, null, 2),
     );
-    const install = run('npm', ['install', tarball, '--no-audit', '--no-fund', '--foreground-scripts', '--loglevel', 'warn'], {
+    // No install script runs (npm 12 and pnpm 10 block dependencies' scripts by default).
+    const install = run('npm', ['install', tarball, '--ignore-scripts', '--no-audit', '--no-fund', '--loglevel', 'warn'], {
       cwd: project,
       env: cleanEnv(),
       timeout: 480_000,
     });
     const log = `${install.stdout}\n${install.stderr}`;
     expect(install.status, describeRun(install)).toBe(0);
-    expect(log).toContain('smoothce: using the prebuilt native addon');
-    expect(log).not.toMatch(/building from source/);
+    expect(log).not.toMatch(/smoothce: |building from source/);
     const installed = path.join(project, 'node_modules', 'smoothce');
-    expect(fs.existsSync(path.join(installed, 'prebuilds', platformDir, 'smoothce.node'))).toBe(true);
+    expect(fs.existsSync(path.join(installed, path.relative(repoRoot, prebuilt)))).toBe(true);
     expect(fs.existsSync(path.join(installed, 'build')), 'the install compiled the addon (build/ exists)').toBe(false);
 
     const x = [0.25, -1.5, 2, 0.5, 1, -0.75, 3, 0, 0.1];
@@ -265,13 +288,15 @@ describe('prebuild, pack, install', () => {
     const npx = (args: string[]) => run('npx', ['--no-install', 'smoothce', ...args], { cwd: project, env: cleanEnv(), timeout: 180_000 });
     const healthy = npx(['doctor']);
     expect(healthy.status, describeRun(healthy)).toBe(0);
-    expect(healthy.stdout).toMatch(/Addon\s+prebuild .*smoothce\.node: loads/);
+    expect(healthy.stdout).toMatch(/Addon\s+prebuild .*smoothce\.libtorch\d+_\d+\.napi\.glibc\.node: loads/);
+    expect(healthy.stdout).toMatch(/chosen: it was built against LibTorch [\d.]+, and \S*libc10\S* \(LibTorch [\d.]+\) is what it loads here/);
+    expect(healthy.stdout).toMatch(/needs glibc >= 2\.\d+ \(ok\)  <- chosen/);
     expect(healthy.stdout).toContain('No problems found.');
-    const shipped = path.join(installed, 'prebuilds', platformDir, 'smoothce.node');
+    const shipped = path.join(installed, path.relative(repoRoot, prebuilt));
     fs.writeFileSync(shipped, 'not a shared library\n');
     const broken = npx(['doctor']);
     expect(broken.status, describeRun(broken)).toBe(1);
-    expect(broken.stdout).toMatch(/the prebuild .*smoothce\.node does not load: .*(too short|invalid ELF)/);
+    expect(broken.stdout).toMatch(/the prebuild .*smoothce\.libtorch\d+_\d+\.napi\.glibc\.node does not load: .*(too short|invalid ELF)/);
     expect(broken.stdout).toMatch(/fix: .*`npx smoothce build`/);
     const call = run(process.execPath, ['-e', "try { require('smoothce').torchVersion() } catch (e) { console.log(e.code + '\\n' + e.message) }"], {
       cwd: project,
@@ -281,6 +306,30 @@ describe('prebuild, pack, install', () => {
     expect(call.stdout).toContain('ERR_SMOOTHCE_LOAD');
     expect(call.stdout).toContain('`npx smoothce build`');
     expect(call.stdout).toContain('`npx smoothce doctor`');
+    expect(call.stdout).toContain('`npm approve-scripts smoothce`');
+    expect(call.stdout).toContain('"trustedDependencies": ["smoothce"]');
     expect(call.stdout).not.toMatch(/setup\.sh`? installs|npm run build:native` \(needs/);
+  }, 600_000);
+
+  it('pnpm 10 (dependency build scripts blocked by default) installs it and it computes without compiling', () => {
+    expect(tarball, 'the pack step did not produce a tarball').toBeDefined();
+    const project = path.join(work, 'pnpm-consumer');
+    fs.mkdirSync(project);
+    fs.writeFileSync(path.join(project, 'package.json'), JSON.stringify({ name: 'smoothce-pnpm-consumer', version: '1.0.0', private: true }));
+    // pnpm itself through npx (the registry, as for the dependencies).
+    const add = run('npx', ['--yes', 'pnpm@10', 'add', tarball, '--reporter=append-only'], { cwd: project, env: cleanEnv(), timeout: 480_000 });
+    expect(add.status, describeRun(add)).toBe(0);
+    // pnpm says it skipped smoothce's install script (it ran nothing, compiled nothing).
+    expect(`${add.stdout}${add.stderr}`).toMatch(/Ignored build scripts: .*smoothce|approve-builds/);
+    const installed = fs.realpathSync(path.join(project, 'node_modules', 'smoothce'));
+    expect(fs.existsSync(path.join(installed, 'build'))).toBe(false);
+    const r = run(process.execPath, ['-e', "const s = require('smoothce'); console.log(s.crossEntropy(s.tensor(new Float64Array([1, 2, 3, 4]), [2, 2]), s.tensor(new BigInt64Array([0n, 1n]), [2])).loss)"], {
+      cwd: project,
+      env: cleanEnv(),
+      timeout: 60_000,
+    });
+    expect(r.status, describeRun(r)).toBe(0);
+    // The same number as this process computes.
+    expect(Number(r.stdout.trim())).toBe(crossEntropy(tensor(new Float64Array([1, 2, 3, 4]), [2, 2]), tensor(new BigInt64Array([0n, 1n]), [2])).loss);
   }, 600_000);
 });

@@ -32,7 +32,6 @@ const root = path.resolve(__dirname, '..');
 const work = path.join(root, '.docs-test');
 const TIMEOUT_MS = 60_000;
 
-
 const where = (b: Block): string => `${b.file}:${b.line} (block #${b.index}, \`\`\`${b.lang || '(none)'}, under "${b.heading}")`;
 
 function docFiles(): string[] {

@@ -10,16 +10,16 @@
 // sync and async paths share everything but where the work runs.
 #include <napi.h>
 
-#include "memory/allocator.h"
 #include "aten/cross_entropy.h"
-#include "napi/cross_entropy_binding.h"
-#include "napi/async_task.h"
-#include "errors.h"
 #include "aten/format.h"
+#include "errors.h"
 #include "kernels/fused.h"
+#include "memory/allocator.h"
+#include "memory/result_registry.h"
+#include "napi/args.h"
+#include "napi/async_task.h"
 #include "napi/modules.h"
 #include "napi/prop_names.h"
-#include "memory/result_registry.h"
 #include "napi/tensor_view.h"
 
 #include <ATen/Parallel.h>
@@ -122,18 +122,15 @@ struct FusedCall {
   HugeBlock own_grad;
 };
 
-RawTensor keep(FusedCall& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
-
-// Reads input and target (host tensors only: device handles never come here), the rest
-// through crossEntropy's read_shared_args, plus impl / gradInto / isa.
+// Reads input and target (host tensors only: device handles never come here), the loss
+// options (napi/args.h, as crossEntropy does), plus impl / gradInto / isa.
 void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& call) {
-  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropyFused");
-  Napi::Object o = value.As<Napi::Object>();
+  ArgReader r(env, value, async, "crossEntropyFused", call.holders);
+  const Napi::Object& o = r.object();
   CrossEntropyArgs& a = call.args;
-  call.holders.reserve(4);
-  a.input = keep(call, read_tensor(env, o.Get(prop(env, Prop::Input)), "input", Role::Input, async));
-  a.target = keep(call, read_tensor(env, o.Get(prop(env, Prop::Target)), "target", Role::Target, async));
-  read_shared_args(env, o, async, a, call.holders);
+  a.input = r.tensor(Prop::Input, "input", Role::Input);
+  a.target = r.tensor(Prop::Target, "target", Role::Target);
+  read_loss_options(r, a);
 
   Napi::Value impl = o.Get("impl");
   const std::string impl_s = impl.IsString() ? impl.As<Napi::String>().Utf8Value() : "fused";
@@ -156,7 +153,7 @@ void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& c
   }
   call.use_fused = impl_s == "fused" && fused_unsupported_reason(a).empty();
   // Getters run by the Gets above may have detached or resized a buffer read earlier.
-  for (const HostInput& h : call.holders) revalidate(env, h);
+  r.revalidate_all();
 }
 
 // Allocates what the chosen path writes into (on the JS thread).

@@ -3,7 +3,8 @@
  * `#include "..."` lines: every include is a path relative to binding/ that exists; no include
  * circle; aten/ and kernels/ never reach N-API (napi.h, napi/, errors.h, the result registry),
  * directly or through a header; only addon.cc and errors.h sit at binding/'s top level; and
- * nothing outside testing/ includes testing/ (the hooks stay out of the shipped addon).
+ * nothing outside testing/ includes testing/ but addon.cc, under SMOOTHCE_TESTING (the hooks stay
+ * out of the shipped addon; test/addon-exports.test.ts checks the built addons' exports).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -50,7 +51,7 @@ describe('binding/ layers', () => {
     const top = sources().filter((f) => !f.includes('/'));
     expect(top).toEqual(['addon.cc', 'errors.h']);
     const folders = new Set(sources().map((f) => f.split('/')[0]).filter((f) => !f.includes('.')));
-    for (const layer of ['aten', 'kernels', 'memory', 'napi']) expect(folders).toContain(layer);
+    for (const layer of ['aten', 'kernels', 'memory', 'napi', 'testing']) expect(folders).toContain(layer);
   });
 
   it('every quoted include is a path relative to binding/ that exists', () => {
@@ -80,8 +81,11 @@ describe('binding/ layers', () => {
     expect(graph.get('napi/tensor_view.h')?.napi).toBe(true);
   });
 
-  it('only testing/ includes testing/ (the hooks are built into the test addon alone)', () => {
-    const bad = [...graph].filter(([f, { local }]) => !f.startsWith('testing/') && local.some((i) => i.startsWith('testing/')));
+  it('only testing/ and addon.cc (under #ifdef SMOOTHCE_TESTING) include testing/ (the hooks are in the test addon alone)', () => {
+    const bad = [...graph].filter(([f, { local }]) => !f.startsWith('testing/') && f !== 'addon.cc' && local.some((i) => i.startsWith('testing/')));
     expect(bad.map(([f]) => f)).toEqual([]);
+    const addon = fs.readFileSync(path.join(root, 'addon.cc'), 'utf8');
+    expect(addon).toMatch(/#ifdef SMOOTHCE_TESTING\s+#include "testing\/testing\.h"\s+#endif/);
+    expect(addon).toMatch(/#ifdef SMOOTHCE_TESTING\s+(\/\/[^\n]*\s+)*InitTesting\(env, exports\);\s+#endif/);
   });
 });

@@ -1,5 +1,6 @@
-// N-API entry points of the fused kernel (impl: 'fused', gradInto) and of the benchmark
-// helpers (memory-bandwidth floor, huge-page ATen allocator switch).
+// N-API entry points of the fused kernel (impl: 'fused', gradInto), its instruction set, the
+// huge-page ATen allocator switch and the early release of results. (The benchmark floors,
+// memoryFloor and computeFloor, are in binding/testing/, built into the test addon only.)
 //
 // crossEntropyFused(args, async) takes the same argument object as crossEntropy plus
 //   impl: 'fused' | 'aten', gradInto: Float32Array | Float64Array | null
@@ -11,7 +12,6 @@
 #include <napi.h>
 
 #include "aten/cross_entropy.h"
-#include "aten/format.h"
 #include "errors.h"
 #include "kernels/fused.h"
 #include "memory/allocator.h"
@@ -435,45 +435,6 @@ Napi::Value FusedIsaName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), fused_isa_name(parse_fused_isa(name)));
 }
 
-// memoryFloor(data, out?): one read pass over data (returns its sum), or with `out` (same
-// type and length) one read+write pass out[i] = data[i] / 2. For benchmarks.
-Napi::Value MemoryFloor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsTypedArray(), "Expected a Float32Array or Float64Array");
-  Napi::TypedArray in = info[0].As<Napi::TypedArray>();
-  const napi_typedarray_type type = in.TypedArrayType();
-  SMOOTHCE_THROW_TYPE_IF(env, type != napi_float32_array && type != napi_float64_array,
-                         "Expected a Float32Array or Float64Array");
-  const at::ScalarType dt = type == napi_float64_array ? at::kDouble : at::kFloat;
-  const void* src = static_cast<uint8_t*>(in.ArrayBuffer().Data()) + in.ByteOffset();
-  const int64_t n = static_cast<int64_t>(in.ElementLength());
-  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-    SMOOTHCE_THROW_TYPE_IF(env, !info[1].IsTypedArray(), "Expected a typed array for out");
-    Napi::TypedArray out = info[1].As<Napi::TypedArray>();
-    SMOOTHCE_THROW_RANGE_IF(env, out.TypedArrayType() != type || out.ElementLength() != in.ElementLength(),
-                            "out must have the type and length of data");
-    void* dst = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
-    run_or_throw(env, [&] { floor_read_write_pass(src, dst, n, dt); });
-    return env.Undefined();
-  }
-  double s = 0;
-  run_or_throw(env, [&] { s = floor_read_pass(src, n, dt); });
-  return Napi::Number::New(env, s);
-}
-
-// computeFloor(units): register-only multiply-add work over the kernel's threads (returns
-// a sum). For benchmarks: how much a second thread gives when memory plays no part.
-Napi::Value ComputeFloor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "computeFloor: units must be a number");
-  const double units = info[0].As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, !(units >= 1 && units <= 1e7) || std::floor(units) != units,
-                          "computeFloor: units must be an integer from 1 to 1e7, got " + js_number(units));
-  double s = 0;
-  run_or_throw(env, [&] { s = floor_compute_pass(static_cast<int64_t>(units)); });
-  return Napi::Number::New(env, s);
-}
-
 // hugePageAllocator(enable?: boolean): installs/removes the huge-page CPU allocator for
 // ATen's own allocations; returns whether it is installed (after the call).
 Napi::Value HugePageAllocator(const Napi::CallbackInfo& info) {
@@ -520,8 +481,6 @@ void InitFused(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropyFusedFast", Napi::Function::New(env, CrossEntropyFusedFast, "crossEntropyFusedFast"));
   exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));
   exports.Set("fusedIsa", Napi::Function::New(env, FusedIsaName, "fusedIsa"));
-  exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
-  exports.Set("computeFloor", Napi::Function::New(env, ComputeFloor, "computeFloor"));
   exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));
   exports.Set("earlyRelease", Napi::Function::New(env, EarlyRelease, "earlyRelease"));
   exports.Set("reclaim", Napi::Function::New(env, Reclaim, "reclaim"));

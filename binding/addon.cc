@@ -6,6 +6,8 @@
 #include "errors.h"
 #include "napi/cross_entropy_binding.h"
 #include "napi/modules.h"
+
+#include <string>
 #ifdef SMOOTHCE_TESTING
 #include "testing/testing.h"
 #endif
@@ -14,7 +16,9 @@ namespace smoothce {
 namespace {
 
 Napi::Value TorchVersion(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), torch_version());
+  std::string v;
+  run_or_throw(info.Env(), [&] { v = torch_version(); });
+  return Napi::String::New(info.Env(), v);
 }
 
 Napi::Value CudaBuilt(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), cuda_built()); }

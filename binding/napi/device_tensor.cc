@@ -170,7 +170,9 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
   Napi::Value Device(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const at::Tensor& t = tensor(env, "this");
-    return Napi::String::New(env, t.device().str());
+    std::string device;
+    run_or_throw(env, [&] { device = t.device().str(); });
+    return Napi::String::New(env, device);
   }
 
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !tensor_.defined()); }

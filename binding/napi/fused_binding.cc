@@ -432,7 +432,9 @@ Napi::Value HugeBuffer(const Napi::CallbackInfo& info) {
 // fusedIsa(isa?: string): the instruction set the kernel runs with ('avx2' or 'baseline').
 Napi::Value FusedIsaName(const Napi::CallbackInfo& info) {
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  return Napi::String::New(info.Env(), fused_isa_name(parse_fused_isa(name)));
+  const char* isa = nullptr;
+  run_or_throw(info.Env(), [&] { isa = fused_isa_name(parse_fused_isa(name)); });
+  return Napi::String::New(info.Env(), isa);
 }
 
 // hugePageAllocator(enable?: boolean): installs/removes the huge-page CPU allocator for

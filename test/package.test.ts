@@ -105,7 +105,7 @@ describe('prebuild, pack, install', () => {
       'dist/index.js',
       'dist/index.mjs',
       'dist/index.d.ts',
-      'dist/native.js',
+      'dist/core/native.js',
       'binding/cross_entropy.cc',
       'binding/cross_entropy.h',
       'binding/addon.cc',

@@ -10,13 +10,13 @@
  *   { "dtype": "float32", "shape": [4096, 1000], "npy": "cases.data/big.input.npy" }.
  * Validation is strict: any problem names the file, the case and the field.
  */
-import { ERROR_CODES } from '../errors';
+import { ERROR_CODES } from '../core/errors';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../tensor';
-import type { Reduction } from '../options';
+import { DTYPES, isDType, numel, type DType, type Tensor, type TensorData } from '../core/tensor';
+import type { Reduction } from '../core/options';
 import { formatNpy, npyDTypeFor, NpyError, readNpy } from './npy';
-import { editDistance } from '../options';
+import { editDistance } from '../core/options';
 import { checkJsonDepth, JsonLimitError, readJsonText, type JsonLimits } from './untrusted-json';
 import { caseFileValidator, caseValidator, schemaProblem, tensorValidator } from './case-validate';
 import type { ValidateFunction } from 'ajv';

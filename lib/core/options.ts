@@ -10,7 +10,8 @@ import { checkTensor, DTYPES, numel, type DType, type Tensor } from './tensor';
 import { nativeTensorArg, resolveDevice, tensorArg } from './device';
 
 export type Reduction = 'mean' | 'sum' | 'none';
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+import type { Device } from './types';
+export type { Device } from './types';
 
 export interface CrossEntropyOptions {
   /** ε in [0, 1]; default 0. */

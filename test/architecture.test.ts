@@ -19,8 +19,6 @@ const MAX_TOP_LEVEL_FILES = 4;
 const LONG_FILE_ALLOW_LIST: ReadonlySet<string> = new Set([
   // Being split into calibration/monitor/ (windows, state/JSON, segments) by issue 31's calibration work.
   'lib/calibration/monitor.ts',
-  // Split by concern in the next commit of the lib/ move.
-  'lib/parity/cases.ts',
 ]);
 
 /** Import circles allowed for now, each as its sorted member list. Empty it, do not grow it. */

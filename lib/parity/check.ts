@@ -78,7 +78,7 @@ export interface ParityOptions extends ToleranceOptions {
 }
 
 /**
- * Inputs smoothce refuses on purpose although PyTorch takes them (README, "Where
+ * Inputs smoothce refuses on purpose although PyTorch takes them (docs/api.md, "Where
  * smoothce differs from PyTorch"): the reason, or undefined.
  */
 export function knownRejection(c: ParityCase): string | undefined {

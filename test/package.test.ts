@@ -41,7 +41,7 @@ afterAll(() => {
 
 describe('prebuild, pack, install', () => {
   it('npm run prebuild fills prebuilds/<platform>-<arch>/smoothce.node', () => {
-    // Native builds share one lock (see README, "Building"): the prebuild compiles incrementally.
+    // Native builds share one lock (see docs/install.md, "Building"): the prebuild compiles incrementally.
     const r = run('flock', ['/tmp/smoothce-build.lock', 'npm', 'run', 'prebuild'], {
       cwd: repoRoot,
       env: cleanEnv(),

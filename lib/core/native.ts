@@ -203,7 +203,7 @@ function hints(message: string): string[] {
         `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
-  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See docs/install.md, Troubleshooting.`);
   out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
 }

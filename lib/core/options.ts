@@ -1,7 +1,7 @@
 /**
  * Validation of crossEntropy's arguments, entirely in TypeScript, before native code
  * runs. Produces the argument object the native binding takes. Stricter than PyTorch
- * where PyTorch is silent (see README, "Where smoothce differs from PyTorch").
+ * where PyTorch is silent (see docs/api.md, "Where smoothce differs from PyTorch").
  */
 import * as os from 'node:os';
 import { article, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from './errors';

@@ -8,7 +8,7 @@ import { hooks } from './helpers/testing-addon';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const before = native().getNumThreads();
 afterAll(() => native().setNumThreads(before));

@@ -9,7 +9,7 @@
  * Vitest runs each test file in its own process (pool 'forks'), so this stays within the file.
  */
 import * as path from 'node:path';
-import { native, type NativeBinding, type TestingHooks } from '../../lib/native';
+import { native, type NativeBinding, type TestingHooks } from '../../lib/core/native';
 
 export const TESTING_ADDON = path.resolve(__dirname, '..', '..', 'build', 'Testing', 'smoothce_testing.node');
 export const PRODUCTION_ADDON = path.resolve(__dirname, '..', '..', 'build', 'Release', 'smoothce.node');

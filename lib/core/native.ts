@@ -17,7 +17,7 @@ export interface NativeTensor {
   dtype: DType;
 }
 
-/** A device-resident tensor (binding/device_tensor.cc). */
+/** A device-resident tensor (binding/napi/device_tensor.cc). */
 export interface NativeDeviceTensor {
   readonly shape: number[];
   readonly dtype: string;
@@ -28,9 +28,9 @@ export interface NativeDeviceTensor {
 }
 
 export interface NativeArgs {
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   input: NativeTensor;
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   target: NativeTensor;
   weight: NativeTensor | null;
   reduction: 0 | 1 | 2;
@@ -62,7 +62,7 @@ export interface NativeResult {
   grad?: NativeTensor;
 }
 
-/** Arguments of calibrationStats (binding/calibration_binding.cc). */
+/** Arguments of calibrationStats (binding/napi/calibration_binding.cc). */
 export interface NativeCalibrationArgs {
   scores: NativeTensor;
   labels: NativeTensor;
@@ -133,7 +133,7 @@ export interface NativeBinding extends Partial<TestingHooks> {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  /** binding/fused_binding.cc */
+  /** binding/napi/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
   /**
@@ -169,13 +169,13 @@ export interface NativeBinding extends Partial<TestingHooks> {
    */
   hugePageAllocator(enable?: boolean): boolean;
   /**
-   * Early release of large results the GC has collected (binding/result_registry.h): switches it, and
+   * Early release of large results the GC has collected (binding/memory/result_registry.h): switches it, and
    * reports what is tracked and what was released early since load.
    */
   earlyRelease(on?: boolean): { enabled: boolean; tracked: number; released: number; forcedCollections: number; externalBytes: number };
-  /** Frees collected large results now, asking V8 for a full collection when that may pay (binding/result_registry.h). */
+  /** Frees collected large results now, asking V8 for a full collection when that may pay (binding/memory/result_registry.h). */
   reclaim(): void;
-  /** binding/device_tensor.cc */
+  /** binding/napi/device_tensor.cc */
   DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;
   checkDevice(device: string): string;
   liveDeviceTensors(): number;
@@ -187,7 +187,7 @@ export interface NativeBinding extends Partial<TestingHooks> {
   calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }, async: true): Promise<NativeTemperatureResult>;
 }
 
-export const packageRoot = path.resolve(__dirname, '..');
+export const packageRoot = path.resolve(__dirname, '..', '..');
 
 const DOCTOR = '`npx smoothce doctor`';
 const BUILD = '`npx smoothce build`';
@@ -213,7 +213,7 @@ function hints(message: string): string[] {
         `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
-  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See docs/install.md, Troubleshooting.`);
   out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
 }
@@ -342,7 +342,7 @@ export function native(): NativeBinding {
 }
 
 /**
- * The early release of collected results (binding/result_registry.h) relies on a collected
+ * The early release of collected results (binding/memory/result_registry.h) relies on a collected
  * ArrayBuffer meaning that no JavaScript can reach its memory. Node 20 copies the addon's external
  * buffers when asked to transfer them; where ArrayBuffer.prototype.transfer could move one's memory
  * into a new buffer, the early release is switched off.

@@ -325,6 +325,9 @@ export function checkState(value: unknown): MonitorState {
   const { format, version } = value as { format?: unknown; version?: unknown };
   if (format !== 'smoothce.calibration.monitor') throw badState('state.format', "'smoothce.calibration.monitor'", format);
   if (version !== 1 && version !== 2) throw badState('state.version', '1 or 2', version);
+  // A number that is not finite is a wrong value (the schema would call it a wrong type).
+  const now = (value as { now?: unknown }).now;
+  if (typeof now === 'number' && !Number.isFinite(now)) throw badState('state.now', 'a time in ms, or null', now);
   checkSchema(value);
   return value;
 }

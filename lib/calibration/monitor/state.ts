@@ -50,6 +50,8 @@ const accumulator = {
   required: ['format', 'version', 'options', 'stats'],
   additionalProperties: false,
   properties: {
+    // SmoothECE grids (calibration/smooth-ece.ts, where the build has them): Accumulator.fromJSON checks them.
+    smooth: {},
     format: { const: 'smoothce.calibration.accumulator' },
     version: { const: 1 },
     options: {
@@ -63,7 +65,7 @@ const accumulator = {
       'x-expected': 'the statistics of at least one row',
       required: ['n', 'classes', 'correct', 'nllSum', 'brierSum', 'nllClamped', 'top', 'classwise'],
       additionalProperties: false,
-      properties: { n: count, classes: count, correct: count, nllSum: finite, brierSum: finite, nllClamped: count, top: table, classwise: table },
+      properties: { n: count, classes: count, correct: count, nllSum: finite, brierSum: finite, nllClamped: count, top: table, classwise: table, topLabel: table },
     },
   },
 };
@@ -246,6 +248,15 @@ function checkAccumulator(a: AccumulatorState, path: string, ctx: StateContext, 
   const nb = ctx.accOptions.bins! + (ctx.accOptions.convention === 'torchmetrics' ? 1 : 0);
   checkTable(s.top, `${path}.stats.top`, nb, edges.top, 1, s.n);
   checkTable(s.classwise!, `${path}.stats.classwise`, nb * k, edges.classwise, k, s.n);
+  // The top-label table (where the build has it): bins by predicted class.
+  const topLabel = (s as Stats & { topLabel?: BinTable }).topLabel;
+  if (topLabel) checkTable(topLabel, `${path}.stats.topLabel`, nb * k, topLabel.edges, 1, s.n);
+  // What the Accumulator checks itself (the SmoothECE grids, where the build has them).
+  try {
+    Accumulator.fromJSON(a);
+  } catch (err) {
+    throw asStateError(err);
+  }
   if (sum(s.top.accSum) > s.correct) throw badState(`${path}.stats.top.accSum`, `hits that add up to at most correct = ${s.correct}`, sum(s.top.accSum));
   if (sum(s.classwise!.accSum) > s.n) throw badState(`${path}.stats.classwise.accSum`, `hits that add up to at most n = ${s.n}`, sum(s.classwise!.accSum));
   return s.n;

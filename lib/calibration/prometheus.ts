@@ -15,8 +15,18 @@
  */
 import { codedError, ERROR_CODES, rangeError, typeError } from '../errors';
 import { readOptions } from '../options';
+import type { CalibrationReport } from './metrics';
 import type { TemperatureFit } from './temperature';
-import type { Monitor } from './monitor/index';
+
+/** What is read of a calibration.Monitor (structurally, so that this module and ./monitor/ do not import each other). */
+export interface MonitorSource {
+  readonly windows: readonly { name: string; keepRows?: boolean }[];
+  readonly segments: readonly string[];
+  readonly version: number;
+  readonly counts: Record<'observed' | 'labelled' | 'expired' | 'dropped' | 'unmatched' | 'overflow' | 'pending', number>;
+  snapshot(window: string, segment?: string): CalibrationReport | null;
+  fitTemperatureAsync(window: string, segment?: string): Promise<TemperatureFit | null>;
+}
 
 /** The parts of prom-client used here (any 14.x/15.x). */
 interface PromClient {
@@ -55,7 +65,7 @@ const GAUGES = [
 ] as const;
 
 interface Entry {
-  monitor: Monitor;
+  monitor: MonitorSource;
   model: string;
   /** By segment and window ('' + window for the whole monitor). */
   temperature: Map<string, { version: number; fit: TemperatureFit | null }>;
@@ -151,7 +161,7 @@ const exporters = new WeakMap<object, Map<string, Exporter>>();
  * Returns a function that unregisters it (the metrics are removed from the registry with
  * the last monitor).
  */
-export function registerMonitorMetrics(monitor: Monitor, options?: MetricsOptions): () => void {
+export function registerMonitorMetrics(monitor: MonitorSource, options?: MetricsOptions): () => void {
   const o = readOptions(options, ['model', 'register', 'prefix', 'client'], 'Monitor.registerMetrics');
   const model = o.model ?? 'default';
   if (typeof model !== 'string') throw typeError('model', 'a string', model);

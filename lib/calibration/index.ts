@@ -5,7 +5,7 @@
  * the input's device; this module validates and finishes the arithmetic over bins.
  * Definitions and the library each convention matches: docs/calibration.md.
  */
-import type { TensorInput } from '../device';
+import type { TensorInput } from '../core/device';
 import { Accumulator } from './accumulator';
 import { computeStats, computeStatsAsync } from './compute';
 import { binError, buildReport, type CalibrationReport } from './metrics';

@@ -13,8 +13,8 @@
  * and the gauge smoothce_calibration_predictions_pending.
  * A window that holds no row has no series (rather than a NaN). Names: docs/serving.md.
  */
-import { codedError, ERROR_CODES, rangeError, typeError } from '../errors';
-import { readOptions } from '../options';
+import { codedError, ERROR_CODES, rangeError, typeError } from '../core/errors';
+import { readOptions } from '../core/options';
 import type { CalibrationReport } from './metrics';
 import type { TemperatureFit } from './temperature';
 

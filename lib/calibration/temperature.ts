@@ -1,12 +1,12 @@
 /**
- * Temperature scaling (Guo et al. 2017, §4.2): fitTemperature and its async form. Its own
- * module so that the Monitor (./monitor/) can import it without going through the folder's
- * index (which re-exports the Monitor).
+ * Temperature scaling: fitTemperature() and fitTemperatureAsync(). The search runs in ATen
+ * (binding/calibration.cc); the ECE before and after comes from the same native passes
+ * report() uses.
  */
-import type { TensorInput } from '../device';
-import type { Tensor } from '../tensor';
-import { native } from '../native';
-import { readOptions } from '../options';
+import type { TensorInput } from '../core/device';
+import type { Tensor } from '../core/tensor';
+import { native } from '../core/native';
+import { readOptions } from '../core/options';
 import { computeStats, computeStatsAsync, withCallSite } from './compute';
 import { binError } from './metrics';
 import { checkInputs, resolveCommon, type ReportOptions } from './options';
@@ -59,7 +59,6 @@ export function fitTemperature(logits: TensorInput, labels: TensorInput, options
     atBound: fit.atBound,
   };
 }
-
 
 /** A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself). */
 function shared(t: Tensor): Tensor {

@@ -4,9 +4,9 @@
  * `fitCalibrator` function below; until that module is in this build, 'temperature' is
  * fitted here with fitTemperature and every other method is refused with a coded RangeError.
  */
-import { rangeError, typeError } from '../../errors';
-import { checkTensor, tensor, type Tensor } from '../../tensor';
-import type { TensorInput } from '../../device';
+import { rangeError, typeError } from '../../core/errors';
+import { checkTensor, tensor, type Tensor } from '../../core/tensor';
+import type { TensorInput } from '../../core/device';
 import type { ScoreKind } from '../options';
 import { fitTemperature } from '../temperature';
 

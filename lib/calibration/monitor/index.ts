@@ -12,11 +12,11 @@
  * rest are counted (expired, dropped), never lost silently. Definitions: docs/serving.md,
  * docs/monitoring.md.
  */
-import { inconsistent, rangeError, typeError } from '../../errors';
-import { readOptions } from '../../options';
-import { replaceState } from '../../state';
-import { checkTensor } from '../../tensor';
-import type { TensorInput } from '../../device';
+import { inconsistent, rangeError, typeError } from '../../core/errors';
+import { readOptions } from '../../core/options';
+import { replaceState } from '../../core/state';
+import { checkTensor } from '../../core/tensor';
+import type { TensorInput } from '../../core/device';
 import type { CalibrationReport } from '../metrics';
 import { registerMonitorMetrics, type MetricsOptions } from '../prometheus';
 import { COMMON_OPTION_NAMES, resolveCommon, type CommonOptions, type Resolved } from '../options';

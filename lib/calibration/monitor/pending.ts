@@ -1,5 +1,5 @@
 /** The Monitor's unlabelled predictions: their ids, and how they are held. */
-import { rangeError, typeError } from '../../errors';
+import { rangeError, typeError } from '../../core/errors';
 import type { Row } from './windows';
 
 export interface Pending {

@@ -4,7 +4,7 @@
  * At most maxSegments segments are made; the rows of further segments go to the overflow
  * segment, so that none is lost silently.
  */
-import { rangeError, typeError } from '../../errors';
+import { rangeError, typeError } from '../../core/errors';
 import { WindowSet, type Shared, type Window } from './windows';
 import type { SegmentCounts } from './types';
 

@@ -8,8 +8,8 @@
  * a state that loads is one that snapshot(), merge() and the Prometheus export can use.
  */
 import Ajv, { type ValidateFunction } from 'ajv';
-import { describe, ERROR_CODES, rangeErrorMessage, typeErrorMessage, withCode } from '../../errors';
-import { tensor } from '../../tensor';
+import { describe, ERROR_CODES, rangeErrorMessage, typeErrorMessage, withCode } from '../../core/errors';
+import { tensor } from '../../core/tensor';
 import { schemaProblem } from '../../parity/case-validate';
 import { Accumulator, type AccumulatorState } from '../accumulator';
 import type { BinTable, Stats } from '../metrics';

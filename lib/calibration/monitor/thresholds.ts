@@ -1,6 +1,6 @@
 /** The Monitor's thresholds: onThreshold()'s spec, checked, and the crossing test. */
-import { rangeError, typeError } from '../../errors';
-import { readOptions } from '../../options';
+import { rangeError, typeError } from '../../core/errors';
+import { readOptions } from '../../core/options';
 import type { CalibrationReport } from '../metrics';
 import { checkSegment } from './segments';
 import { METRICS, type Metric, type ThresholdEvent, type ThresholdSpec } from './types';

@@ -7,9 +7,9 @@
  *   - a time window { seconds: T, step: s } holds the labelled rows whose prediction was
  *     observed in the last T / s steps of s seconds, the current (partial) step included.
  */
-import { rangeError, typeError } from '../../errors';
-import { readOptions } from '../../options';
-import { tensor, type Tensor } from '../../tensor';
+import { rangeError, typeError } from '../../core/errors';
+import { readOptions } from '../../core/options';
+import { tensor, type Tensor } from '../../core/tensor';
 import { Accumulator } from '../accumulator';
 import type { CalibrationReport } from '../metrics';
 import type { CommonOptions } from '../options';

@@ -86,36 +86,52 @@ export function readTolerance(value: unknown): number {
 
 /**
  * The logits a scaling method works on: the scores themselves (from: 'logits') or
- * log(max(p, 2^-52)) (from: 'probs'). A new array.
+ * log(max(p, 2^-52)) (from: 'probs'). A new array, filled in slices.
  */
-export function logitsOf(rows: Rows): Float64Array {
-  if (rows.from === 'logits') return rows.values.slice();
+export function* logitsOf(rows: Rows): Work<Float64Array> {
   const z = new Float64Array(rows.values.length);
-  for (let i = 0; i < z.length; i++) z[i] = Math.log(Math.max(rows.values[i], LOG_CLAMP));
+  const chunk = rowsPerYield(20 * rows.k);
+  for (let i = 0; i < rows.n; i++) {
+    if (i > 0 && i % chunk === 0) yield;
+    rowLogits(rows, i, z, i * rows.k);
+  }
   return z;
 }
 
-/** Softmax of each row of z (length n·k), in float64, into out (may be z itself). */
-export function softmaxInto(z: Float64Array, n: number, k: number, out: Float64Array): void {
-  for (let r = 0; r < n; r++) {
-    const o = r * k;
-    let m = -Infinity;
-    for (let j = 0; j < k; j++) if (z[o + j] > m) m = z[o + j];
-    let s = 0;
-    for (let j = 0; j < k; j++) {
-      const e = Math.exp(z[o + j] - m);
-      out[o + j] = e;
-      s += e;
-    }
-    for (let j = 0; j < k; j++) out[o + j] /= s;
-  }
+/** Row i's logits (see logitsOf) into out at offset o. */
+export function rowLogits(rows: Rows, i: number, out: Float64Array, o: number): void {
+  const { k, values } = rows;
+  if (rows.from === 'logits') for (let j = 0; j < k; j++) out[o + j] = values[i * k + j];
+  else for (let j = 0; j < k; j++) out[o + j] = Math.log(Math.max(values[i * k + j], LOG_CLAMP));
 }
 
-/** The probabilities a binning method works on: the scores themselves (from: 'probs') or softmax(logits). A new array. */
-export function probabilitiesOf(rows: Rows): Float64Array {
-  if (rows.from === 'probs') return rows.values.slice();
+/** Row i's probabilities (the scores for from: 'probs', else their float64 softmax) into out at offset o. */
+export function rowProbabilities(rows: Rows, i: number, out: Float64Array, o: number): void {
+  const { k, values } = rows;
+  const r = i * k;
+  if (rows.from === 'probs') {
+    for (let j = 0; j < k; j++) out[o + j] = values[r + j];
+    return;
+  }
+  let m = -Infinity;
+  for (let j = 0; j < k; j++) if (values[r + j] > m) m = values[r + j];
+  let s = 0;
+  for (let j = 0; j < k; j++) {
+    const e = Math.exp(values[r + j] - m);
+    out[o + j] = e;
+    s += e;
+  }
+  for (let j = 0; j < k; j++) out[o + j] /= s;
+}
+
+/** The probabilities a binning method works on (rowProbabilities of every row). A new array, filled in slices. */
+export function* probabilitiesOf(rows: Rows): Work<Float64Array> {
   const p = new Float64Array(rows.values.length);
-  softmaxInto(rows.values, rows.n, rows.k, p);
+  const chunk = rowsPerYield(20 * rows.k);
+  for (let i = 0; i < rows.n; i++) {
+    if (i > 0 && i % chunk === 0) yield;
+    rowProbabilities(rows, i, p, i * rows.k);
+  }
   return p;
 }
 

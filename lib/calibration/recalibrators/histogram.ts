@@ -82,7 +82,7 @@ export const histogram: MethodSpec<HistogramParams> = {
   settings: (raw) => ({ bins: readBins(raw.bins) }),
   *fit(data, s) {
     const maps: HistogramMap[] = [];
-    for (const c of oneVsRest(probabilitiesOf(data), data.labels, data.k)) {
+    for (const c of oneVsRest(yield* probabilitiesOf(data), data.labels, data.k)) {
       maps.push(fitHistogram(c.x, c.y, s.bins));
       yield;
     }

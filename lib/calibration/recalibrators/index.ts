@@ -117,7 +117,7 @@ function plan(scores: unknown, labels: unknown, options: unknown, fn: string, sn
 
 function* finish(p: FitPlan, fitted: Fitted<unknown>): Work<Calibrator> {
   const { data, spec } = p;
-  const nllBefore = meanNll(probabilitiesOf(data), data.labels, data.k);
+  const nllBefore = meanNll(yield* probabilitiesOf(data), data.labels, data.k);
   const nllAfter = fitted.nllAfter ?? meanNll(yield* spec.apply(fitted.params, data), data.labels, data.k);
   const kept: Settings = {};
   for (const key of spec.keep) kept[key] = p.settings[key];

@@ -14,7 +14,7 @@
  */
 import { rangeError } from '../../errors';
 import { exactKeys, list, numbers, record } from './json';
-import { probabilitiesOf, rowsPerYield, type Rows, type Work } from './data';
+import { probabilitiesOf, rowProbabilities, rowsPerYield, type Rows, type Work } from './data';
 import type { MethodSpec } from './types';
 
 export interface IsotonicMap {
@@ -32,26 +32,25 @@ const TIE_RESOLUTION = 1e-15;
 
 /** Fits the map of x (scores) to y (0/1 targets) as scikit-learn's IsotonicRegression does. */
 export function fitIsotonic(x: Float64Array, y: Float64Array): IsotonicMap {
-  const n = x.length;
-  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => x[a] - x[b] || y[a] - y[b] || a - b);
+  const sorted = sortByXThenY(x, y);
   // Pool equal x (sklearn's _make_unique: a run of x within 1e-15 of its first value is one
   // point at that first x, y the weighted mean, weight the count).
   const ux: number[] = [];
   const uy: number[] = [];
   const uw: number[] = [];
-  let cx = x[order[0]];
+  let cx = sorted.x[0];
   let cy = 0;
   let cw = 0;
-  for (const i of order) {
-    if (x[i] - cx >= TIE_RESOLUTION) {
+  for (let i = 0; i < sorted.x.length; i++) {
+    if (sorted.x[i] - cx >= TIE_RESOLUTION) {
       ux.push(cx);
       uy.push(cy / cw);
       uw.push(cw);
-      cx = x[i];
+      cx = sorted.x[i];
       cy = 0;
       cw = 0;
     }
-    cy += y[i];
+    cy += sorted.y[i];
     cw += 1;
   }
   ux.push(cx);
@@ -69,6 +68,34 @@ export function fitIsotonic(x: Float64Array, y: Float64Array): IsotonicMap {
     }
   }
   return { x: Float64Array.from(keptX, (t) => t + 0), y: Float64Array.from(keptY, (t) => t + 0) };
+}
+
+/**
+ * (x, y) pairs with 0/1 targets sorted by x, then y (numpy.lexsort((y, x))), with the
+ * engine's typed-array sort: the x of each target sorted apart, then merged.
+ */
+function sortByXThenY(x: Float64Array, y: Float64Array): { x: Float64Array; y: Float64Array } {
+  const n = x.length;
+  let ones = 0;
+  for (let i = 0; i < n; i++) if (y[i] === 1) ones++;
+  const x0 = new Float64Array(n - ones);
+  const x1 = new Float64Array(ones);
+  for (let i = 0, a = 0, b = 0; i < n; i++) {
+    if (y[i] === 1) x1[b++] = x[i];
+    else x0[a++] = x[i];
+  }
+  x0.sort();
+  x1.sort();
+  const sx = new Float64Array(n);
+  const sy = new Float64Array(n);
+  for (let i = 0, a = 0, b = 0; i < n; i++) {
+    if (b >= x1.length || (a < x0.length && x0[a] <= x1[b])) sx[i] = x0[a++];
+    else {
+      sx[i] = x1[b++];
+      sy[i] = 1;
+    }
+  }
+  return { x: sx, y: sy };
 }
 
 /**
@@ -133,12 +160,13 @@ export function predictIsotonic(m: IsotonicMap, t: number): number {
 /** One-vs-rest maps applied to probability rows and renormalised (K = 2: the one map on class 1). */
 export function* applyOneVsRest<M>(maps: M[], rows: Rows, predict: (m: M, t: number) => number): Work<Float64Array> {
   const { n, k } = rows;
-  const p = probabilitiesOf(rows);
+  const p = new Float64Array(n * k);
   const out = new Float64Array(n * k);
   const chunk = rowsPerYield(20 * k);
   for (let i = 0; i < n; i++) {
     if (i > 0 && i % chunk === 0) yield;
     const o = i * k;
+    rowProbabilities(rows, i, p, o);
     if (k === 2) {
       const q = predict(maps[0], p[o + 1]);
       out[o] = 1 - q;
@@ -174,7 +202,7 @@ export const isotonic: MethodSpec<IsotonicParams> = {
   keep: [],
   settings: () => ({}),
   *fit(data) {
-    const cols = oneVsRest(probabilitiesOf(data), data.labels, data.k);
+    const cols = oneVsRest(yield* probabilitiesOf(data), data.labels, data.k);
     const maps: IsotonicMap[] = [];
     for (const c of cols) {
       maps.push(fitIsotonic(c.x, c.y));

@@ -6,7 +6,7 @@
  * gradient and exact Hessian are computed here in float64 for the solvers.
  */
 import { rangeError, typeError } from '../../errors';
-import { logitsOf, meanNll, rowsPerYield, type Labeled, type Rows, type Work } from './data';
+import { logitsOf, meanNll, rowLogits, rowsPerYield, type Labeled, type Rows, type Work } from './data';
 import { lbfgs, newton, type Objective, type SolveResult } from './solvers';
 import type { Fitted, Settings } from './types';
 
@@ -21,7 +21,7 @@ export interface Layout {
 /** Gradient tolerance of the scaling fits: the largest |∂f/∂θ| at most 1e-10 × max(1, its value at the start). */
 export const DEFAULT_GRADIENT_TOLERANCE = 1e-10;
 /** Newton is used while one Hessian costs at most this many multiply-adds (N·P²/2) and P <= 512; L-BFGS beyond. */
-const NEWTON_BUDGET = 1e9;
+const NEWTON_BUDGET = 1e8;
 
 /** Writes u = θ-map of row z (length k) into u. */
 function logitsInto(theta: Float64Array, layout: Layout, z: Float64Array, o: number, u: Float64Array): void {
@@ -100,14 +100,15 @@ export function objective(layout: Layout, z: Float64Array, labels: Int32Array, p
 /** Calibrated probabilities softmax(θ-map(z)) of rows. */
 export function* applyScaling(theta: Float64Array, layout: Layout, rows: Rows): Work<Float64Array> {
   const { k } = layout;
-  const z = logitsOf(rows);
+  const z = new Float64Array(k);
   const out = new Float64Array(rows.n * k);
   const u = new Float64Array(k);
-  const chunk = rowsPerYield(2 * theta.length);
+  const chunk = rowsPerYield(2 * theta.length + 20 * k);
   for (let i = 0; i < rows.n; i++) {
     if (i > 0 && i % chunk === 0) yield;
     const o = i * k;
-    logitsInto(theta, layout, z, o, u);
+    rowLogits(rows, i, z, 0);
+    logitsInto(theta, layout, z, 0, u);
     let m = -Infinity;
     for (let j = 0; j < k; j++) if (u[j] > m) m = u[j];
     let s = 0;
@@ -142,7 +143,7 @@ export function scalingSettings(raw: Record<string, unknown>): Settings {
 
 /** Fits θ from `start` by Newton (small problems) or L-BFGS. Solver settings are not stored with the calibrator. */
 export function* fitScaling(layout: Layout, data: Labeled, start: Float64Array, penalty: Float64Array | null, s: Settings): Work<Fitted<Float64Array>> {
-  const z = logitsOf(data);
+  const z = yield* logitsOf(data);
   const P = start.length;
   const useNewton = s.solver === SOLVER_CODES.newton || (s.solver === 0 && P <= 512 && (data.n * P * P) / 2 <= NEWTON_BUDGET);
   const obj = objective(layout, z, data.labels, penalty);

@@ -5,7 +5,7 @@
  */
 import { native } from '../../native';
 import { finite, exactKeys, stored } from './json';
-import { logitsOf, rowsPerYield, type Labeled, type Rows, type Work } from './data';
+import { logitsOf, rowLogits, runSync, rowsPerYield, type Labeled, type Rows, type Work } from './data';
 import { rangeError } from '../../errors';
 import type { Fitted, MethodSpec } from './types';
 
@@ -15,7 +15,7 @@ export interface TemperatureParams {
 
 /** The logits the native fit reads: the caller's (validated) tensor for logits, else log-probabilities. */
 function fitInput(data: Labeled) {
-  const logits = data.from === 'logits' ? data.source : { data: logitsOf(data), shape: [data.n, data.k], dtype: 'float64' as const };
+  const logits = data.from === 'logits' ? data.source : { data: runSync(logitsOf(data)), shape: [data.n, data.k], dtype: 'float64' as const };
   return { logits, labels: { data: data.labels, shape: [data.n], dtype: 'int32' as const }, device: 'cpu' };
 }
 
@@ -36,12 +36,13 @@ export const temperature: MethodSpec<TemperatureParams> = {
   },
   *apply({ temperature: t }, rows: Rows): Work<Float64Array> {
     const { n, k } = rows;
-    const z = logitsOf(rows);
+    const z = new Float64Array(n * k);
     const out = new Float64Array(n * k);
-    const chunk = rowsPerYield(2 * k);
+    const chunk = rowsPerYield(20 * k);
     for (let i = 0; i < n; i++) {
       if (i > 0 && i % chunk === 0) yield;
       const o = i * k;
+      rowLogits(rows, i, z, o);
       let m = -Infinity;
       for (let j = 0; j < k; j++) m = Math.max(m, z[o + j] / t);
       let s = 0;

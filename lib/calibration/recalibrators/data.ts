@@ -89,13 +89,18 @@ export function readTolerance(value: unknown): number {
  * log(max(p, 2^-52)) (from: 'probs'). A new array, filled in slices.
  */
 export function* logitsOf(rows: Rows): Work<Float64Array> {
-  const z = new Float64Array(rows.values.length);
+  return yield* eachRow(rows, rowLogits);
+}
+
+/** A new N·K array, each row filled by fill, in slices. */
+function* eachRow(rows: Rows, fill: (rows: Rows, i: number, out: Float64Array, o: number) => void): Work<Float64Array> {
+  const out = new Float64Array(rows.values.length);
   const chunk = rowsPerYield(20 * rows.k);
   for (let i = 0; i < rows.n; i++) {
     if (i > 0 && i % chunk === 0) yield;
-    rowLogits(rows, i, z, i * rows.k);
+    fill(rows, i, out, i * rows.k);
   }
-  return z;
+  return out;
 }
 
 /** Row i's logits (see logitsOf) into out at offset o. */
@@ -126,13 +131,7 @@ export function rowProbabilities(rows: Rows, i: number, out: Float64Array, o: nu
 
 /** The probabilities a binning method works on (rowProbabilities of every row). A new array, filled in slices. */
 export function* probabilitiesOf(rows: Rows): Work<Float64Array> {
-  const p = new Float64Array(rows.values.length);
-  const chunk = rowsPerYield(20 * rows.k);
-  for (let i = 0; i < rows.n; i++) {
-    if (i > 0 && i % chunk === 0) yield;
-    rowProbabilities(rows, i, p, i * rows.k);
-  }
-  return p;
+  return yield* eachRow(rows, rowProbabilities);
 }
 
 /** Mean NLL −(1/N) Σ log max(p_y, 2^-52) of probability rows (the clamp keeps it finite, as calibration.report does). */

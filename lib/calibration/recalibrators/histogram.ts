@@ -12,9 +12,8 @@
  */
 import { DEFAULT_BINS, MAX_BINS } from '../options';
 import { rangeError, typeError } from '../../errors';
-import { exactKeys, list, numbers, record } from './json';
-import { probabilitiesOf } from './data';
-import { applyOneVsRest, mapCount, oneVsRest } from './isotonic';
+import { list, numbers } from './json';
+import { applyOneVsRest, fitOneVsRest, readMaps } from './isotonic';
 import type { MethodSpec } from './types';
 
 export interface HistogramMap {
@@ -80,32 +79,17 @@ export const histogram: MethodSpec<HistogramParams> = {
   options: ['bins'],
   keep: ['bins'],
   settings: (raw) => ({ bins: readBins(raw.bins) }),
-  *fit(data, s) {
-    const maps: HistogramMap[] = [];
-    for (const c of oneVsRest(yield* probabilitiesOf(data), data.labels, data.k)) {
-      maps.push(fitHistogram(c.x, c.y, s.bins));
-      yield;
-    }
-    return { params: { maps }, iterations: 0, converged: true, gradientNorm: null };
-  },
+  fit: (data, s) => fitOneVsRest(data, (x, y) => fitHistogram(x, y, s.bins)),
   apply: (params, rows) => applyOneVsRest(params.maps, rows, predictHistogram),
   toJSON: ({ maps }) => ({ maps: maps.map((m) => ({ edges: list(m.edges), values: list(m.values) })) }),
-  fromJSON(raw, k, where) {
-    const o = exactKeys(raw, ['maps'], where);
-    const count = mapCount(k);
-    if (!Array.isArray(o.maps) || o.maps.length !== count) throw rangeError(`${where}.maps`, `an array of ${count} maps`, o.maps);
-    return {
-      maps: o.maps.map((m, j) => {
-        const at = `${where}.maps[${j}]`;
-        const r = exactKeys(record(m, at), ['edges', 'values'], at);
-        const edges = numbers(r.edges, `${at}.edges`);
-        const values = numbers(r.values, `${at}.values`, edges.length + 1);
-        for (let i = 1; i < edges.length; i++) {
-          if (!(edges[i] > edges[i - 1])) throw rangeError(`${at}.edges[${i}]`, `a value above ${at}.edges[${i - 1}] (increasing)`, edges[i]);
-        }
-        for (let i = 0; i < values.length; i++) if (!(values[i] >= 0 && values[i] <= 1)) throw rangeError(`${at}.values[${i}]`, 'a value in [0, 1]', values[i]);
-        return { edges, values };
-      }),
-    };
-  },
+  fromJSON: (raw, k, where) =>
+    readMaps(raw, k, where, ['edges', 'values'], (r, at) => {
+      const edges = numbers(r.edges, `${at}.edges`);
+      const values = numbers(r.values, `${at}.values`, edges.length + 1);
+      for (let i = 1; i < edges.length; i++) {
+        if (!(edges[i] > edges[i - 1])) throw rangeError(`${at}.edges[${i}]`, `a value above ${at}.edges[${i - 1}] (increasing)`, edges[i]);
+      }
+      for (let i = 0; i < values.length; i++) if (!(values[i] >= 0 && values[i] <= 1)) throw rangeError(`${at}.values[${i}]`, 'a value in [0, 1]', values[i]);
+      return { edges, values };
+    }),
 };

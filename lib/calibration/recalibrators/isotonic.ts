@@ -14,8 +14,8 @@
  */
 import { rangeError } from '../../errors';
 import { exactKeys, list, numbers, record } from './json';
-import { probabilitiesOf, rowProbabilities, rowsPerYield, type Rows, type Work } from './data';
-import type { MethodSpec } from './types';
+import { probabilitiesOf, rowProbabilities, rowsPerYield, type Labeled, type Rows, type Work } from './data';
+import type { Fitted, MethodSpec } from './types';
 
 export interface IsotonicMap {
   x: Float64Array;
@@ -197,39 +197,41 @@ export function oneVsRest(p: Float64Array, labels: Int32Array, k: number): { x: 
 
 export const mapCount = (k: number): number => (k === 2 ? 1 : k);
 
+/** Fits one map per one-vs-rest column (see oneVsRest), yielding between them. */
+export function* fitOneVsRest<M>(data: Labeled, fitOne: (x: Float64Array, y: Float64Array) => M): Work<Fitted<{ maps: M[] }>> {
+  const maps: M[] = [];
+  for (const c of oneVsRest(yield* probabilitiesOf(data), data.labels, data.k)) {
+    maps.push(fitOne(c.x, c.y));
+    yield;
+  }
+  return { params: { maps }, iterations: 0, converged: true, gradientNorm: null };
+}
+
+/** Reads the stored { maps: [...] } of a one-vs-rest method: mapCount(k) maps, each an object with exactly `keys`, read by readOne. */
+export function readMaps<M>(raw: unknown, k: number, where: string, keys: readonly string[], readOne: (r: Record<string, unknown>, at: string) => M): { maps: M[] } {
+  const o = exactKeys(raw, ['maps'], where);
+  const count = mapCount(k);
+  if (!Array.isArray(o.maps) || o.maps.length !== count) throw rangeError(`${where}.maps`, `an array of ${count} maps`, o.maps);
+  return { maps: o.maps.map((m, j) => readOne(exactKeys(record(m, `${where}.maps[${j}]`), keys, `${where}.maps[${j}]`), `${where}.maps[${j}]`)) };
+}
+
 export const isotonic: MethodSpec<IsotonicParams> = {
   options: [],
   keep: [],
   settings: () => ({}),
-  *fit(data) {
-    const cols = oneVsRest(yield* probabilitiesOf(data), data.labels, data.k);
-    const maps: IsotonicMap[] = [];
-    for (const c of cols) {
-      maps.push(fitIsotonic(c.x, c.y));
-      yield;
-    }
-    return { params: { maps }, iterations: 0, converged: true, gradientNorm: null };
-  },
+  fit: (data) => fitOneVsRest(data, fitIsotonic),
   apply: (params, rows) => applyOneVsRest(params.maps, rows, predictIsotonic),
   toJSON: ({ maps }) => ({ maps: maps.map((m) => ({ x: list(m.x), y: list(m.y) })) }),
-  fromJSON(raw, k, where) {
-    const o = exactKeys(raw, ['maps'], where);
-    const count = mapCount(k);
-    if (!Array.isArray(o.maps) || o.maps.length !== count) throw rangeError(`${where}.maps`, `an array of ${count} maps`, o.maps);
-    return {
-      maps: o.maps.map((m, j) => {
-        const at = `${where}.maps[${j}]`;
-        const r = exactKeys(record(m, at), ['x', 'y'], at);
-        const x = numbers(r.x, `${at}.x`);
-        const y = numbers(r.y, `${at}.y`, x.length);
-        if (x.length < 1) throw rangeError(`${at}.x`, 'at least one point', r.x);
-        for (let i = 0; i < x.length; i++) {
-          if (i > 0 && !(x[i] > x[i - 1])) throw rangeError(`${at}.x[${i}]`, `a value above ${at}.x[${i - 1}] (increasing)`, x[i]);
-          if (!(y[i] >= 0 && y[i] <= 1)) throw rangeError(`${at}.y[${i}]`, 'a value in [0, 1]', y[i]);
-          if (i > 0 && !(y[i] >= y[i - 1])) throw rangeError(`${at}.y[${i}]`, `a value >= ${at}.y[${i - 1}] (non-decreasing)`, y[i]);
-        }
-        return { x, y };
-      }),
-    };
-  },
+  fromJSON: (raw, k, where) =>
+    readMaps(raw, k, where, ['x', 'y'], (r, at) => {
+      const x = numbers(r.x, `${at}.x`);
+      const y = numbers(r.y, `${at}.y`, x.length);
+      if (x.length < 1) throw rangeError(`${at}.x`, 'at least one point', r.x);
+      for (let i = 0; i < x.length; i++) {
+        if (i > 0 && !(x[i] > x[i - 1])) throw rangeError(`${at}.x[${i}]`, `a value above ${at}.x[${i - 1}] (increasing)`, x[i]);
+        if (!(y[i] >= 0 && y[i] <= 1)) throw rangeError(`${at}.y[${i}]`, 'a value in [0, 1]', y[i]);
+        if (i > 0 && !(y[i] >= y[i - 1])) throw rangeError(`${at}.y[${i}]`, `a value >= ${at}.y[${i - 1}] (non-decreasing)`, y[i]);
+      }
+      return { x, y };
+    }),
 };

@@ -47,8 +47,9 @@ function dot(a: Float64Array, b: Float64Array): number {
 }
 
 /** Cholesky factorisation in place (lower triangle); false when the matrix is not positive definite. */
-function cholesky(a: Float64Array, n: number): boolean {
+function* cholesky(a: Float64Array, n: number): Work<boolean> {
   for (let j = 0; j < n; j++) {
+    if (j % 16 === 15) yield;
     let d = a[j * n + j];
     for (let k = 0; k < j; k++) d -= a[j * n + k] * a[j * n + k];
     if (!(d > 0)) return false;
@@ -64,7 +65,7 @@ function cholesky(a: Float64Array, n: number): boolean {
 }
 
 /** Solves (H + δI) d = −g with the smallest δ (relative to H's largest diagonal entry) that factors. */
-function newtonDirection(h: Float64Array, g: Float64Array, n: number): Float64Array {
+function* newtonDirection(h: Float64Array, g: Float64Array, n: number): Work<Float64Array> {
   let maxDiag = 0;
   for (let i = 0; i < n; i++) maxDiag = Math.max(maxDiag, h[i * n + i]);
   const scale = maxDiag > 0 ? maxDiag : 1;
@@ -72,7 +73,7 @@ function newtonDirection(h: Float64Array, g: Float64Array, n: number): Float64Ar
   for (let damping = 1e-13; ; damping *= 10) {
     a.set(h);
     for (let i = 0; i < n; i++) a[i * n + i] += damping * scale;
-    if (cholesky(a, n) || damping > 1e6) break;
+    if ((yield* cholesky(a, n)) || damping > 1e6) break;
   }
   const d = new Float64Array(n);
   for (let i = 0; i < n; i++) {
@@ -121,7 +122,7 @@ export function* newton(obj: Objective, start: Float64Array, opts: SolveOptions)
   const target = opts.tolerance * Math.max(1, infNorm(g));
   let it = 0;
   for (; it < opts.maxIterations && infNorm(g) > target; it++) {
-    const d = newtonDirection(h, g, n);
+    const d = yield* newtonDirection(h, g, n);
     const trial = yield* lineSearch(obj, theta, value, g, d, 1);
     if (!trial) break;
     theta = trial.theta;

@@ -15,13 +15,13 @@
  * Unlabelled predictions wait at most ttlMs and at most maxPending of them are held; the
  * rest are counted (expired, dropped), never lost silently. Definitions: docs/serving.md.
  */
-import { inconsistent, rangeError, typeError } from '../errors';
-import { readOptions } from '../options';
-import { replaceState } from '../state';
-import { checkTensor, tensor, type Tensor } from '../tensor';
-import type { TensorInput } from '../device';
+import { inconsistent, rangeError, typeError } from '../core/errors';
+import { readOptions } from '../core/options';
+import { replaceState } from '../core/state';
+import { checkTensor, tensor, type Tensor } from '../core/tensor';
+import type { TensorInput } from '../core/device';
 import { Accumulator, type AccumulatorState } from './accumulator';
-import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from './index';
+import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from './temperature';
 import type { CalibrationReport } from './metrics';
 import { registerMonitorMetrics, type MetricsOptions } from './prometheus';
 import { COMMON_OPTION_NAMES, resolveCommon, type CommonOptions, type Resolved } from './options';

@@ -12,9 +12,9 @@
  * and the gauge smoothce_calibration_predictions_pending.
  * A window that holds no row has no series (rather than a NaN). Names: docs/serving.md.
  */
-import { codedError, ERROR_CODES, rangeError, typeError } from '../errors';
-import { readOptions } from '../options';
-import type { TemperatureFit } from './index';
+import { codedError, ERROR_CODES, rangeError, typeError } from '../core/errors';
+import { readOptions } from '../core/options';
+import type { TemperatureFit } from './temperature';
 import type { Monitor } from './monitor';
 
 /** The parts of prom-client used here (any 14.x/15.x). */

@@ -4,8 +4,8 @@
  * runs a method's work either to completion (sync) or in slices between event-loop turns
  * (async), so that both forms run the same arithmetic and give the same bits.
  */
-import { inconsistent, rangeError, typeError } from '../../errors';
-import { checkTensor, type Tensor } from '../../tensor';
+import { inconsistent, rangeError, typeError } from '../../core/errors';
+import { checkTensor, type Tensor } from '../../core/tensor';
 import { DEFAULT_TOLERANCE, type ScoreKind } from '../options';
 
 /** Probabilities are clamped to this before their log is taken (from: 'probs'): log(max(p, 2^-52)). */

@@ -11,7 +11,7 @@
  * p(class 1), p(class 0) = 1 − it.
  */
 import { DEFAULT_BINS, MAX_BINS } from '../options';
-import { rangeError, typeError } from '../../errors';
+import { rangeError, typeError } from '../../core/errors';
 import { list, numbers } from './json';
 import { applyOneVsRest, fitOneVsRest, readMaps } from './isotonic';
 import type { MethodSpec } from './types';

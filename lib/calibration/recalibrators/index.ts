@@ -7,9 +7,9 @@
  * slices between event-loop turns (so the same bits), on copies taken when the call starts.
  * Definitions and choices: docs/calibration.md, "Recalibrators".
  */
-import { inconsistent, rangeError, typeError, typeErrorMessage } from '../../errors';
-import { readOptions } from '../../options';
-import type { Tensor } from '../../tensor';
+import { inconsistent, rangeError, typeError, typeErrorMessage } from '../../core/errors';
+import { readOptions } from '../../core/options';
+import type { Tensor } from '../../core/tensor';
 import { SCORE_KINDS, type ScoreKind } from '../options';
 import { meanNll, probabilitiesOf, readLabels, readScores, readTolerance, runAsync, runSync, type Labeled, type Rows, type Work } from './data';
 import { exactKeys, finite, integerIn, record } from './json';

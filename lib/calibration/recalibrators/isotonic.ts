@@ -12,7 +12,7 @@
  *  - prediction: x clipped to [x_min, x_max], then numpy.interp's linear interpolation
  *    between the kept points (y_j exactly at x = x_j, else slope·(x − x_j) + y_j).
  */
-import { rangeError } from '../../errors';
+import { rangeError } from '../../core/errors';
 import { exactKeys, list, numbers, record } from './json';
 import { probabilitiesOf, rowProbabilities, rowsPerYield, type Labeled, type Rows, type Work } from './data';
 import type { Fitted, MethodSpec } from './types';

@@ -1,5 +1,5 @@
 /** Validation helpers for calibrator JSON (every field checked; errors name the path). */
-import { inconsistent, rangeError, typeError } from '../../errors';
+import { inconsistent, rangeError, typeError } from '../../core/errors';
 
 export function record(v: unknown, where: string): Record<string, unknown> {
   if (v === null || typeof v !== 'object' || Array.isArray(v)) throw typeError(where, 'an object', v);

@@ -7,7 +7,7 @@
  * minimum; the fit drives it towards 0 (with ever larger weights) until the gradient is
  * under the tolerance. ODIR's penalties give every data set a finite minimum.
  */
-import { rangeError, typeError } from '../../errors';
+import { rangeError, typeError } from '../../core/errors';
 import { exactKeys, list, numbers, record } from './json';
 import { applyScaling, fitScaling, SCALING_OPTIONS, scalingSettings, type Layout } from './scaling';
 import type { MethodSpec } from './types';

@@ -5,7 +5,7 @@
  * logit u_j. The mean NLL (plus an optional L2 penalty Σ c_a θ_a²) is convex in θ; its
  * gradient and exact Hessian are computed here in float64 for the solvers.
  */
-import { rangeError, typeError } from '../../errors';
+import { rangeError, typeError } from '../../core/errors';
 import { logitsOf, meanNll, rowLogits, rowsPerYield, type Labeled, type Rows, type Work } from './data';
 import { lbfgs, newton, type Objective, type SolveResult } from './solvers';
 import type { Fitted, Settings } from './types';

@@ -3,10 +3,10 @@
  * calibration.fitTemperature (Newton on 1/T, float64), so the temperature is the one
  * fitTemperature gives for these logits (for from: 'probs', for z = log(max(p, 2^-52))).
  */
-import { native } from '../../native';
+import { native } from '../../core/native';
 import { finite, exactKeys, stored } from './json';
 import { logitsOf, rowLogits, runSync, rowsPerYield, type Labeled, type Rows, type Work } from './data';
-import { rangeError } from '../../errors';
+import { rangeError } from '../../core/errors';
 import type { Fitted, MethodSpec } from './types';
 
 export interface TemperatureParams {

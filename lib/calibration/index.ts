@@ -14,19 +14,21 @@ import { reliabilityDiagram } from './diagram';
 
 export { Accumulator, reliabilityDiagram };
 export { MissingDependencyError } from './diagram';
-export { Monitor } from './monitor';
+export { Monitor } from './monitor/index';
+export { fitTemperature, fitTemperatureAsync } from './temperature';
+export type { TemperatureFit, FitTemperatureOptions } from './temperature';
 export { registerMonitorMetrics } from './prometheus';
 export type { MetricsOptions } from './prometheus';
-export type { MonitorOptions, MonitorCounts, MonitorState, WindowSpec, ThresholdSpec, ThresholdEvent, Metric } from './monitor';
+export { OVERFLOW_SEGMENT } from './monitor/segments';
+export type { MonitorOptions, MonitorCounts, MonitorState, SegmentCounts, WindowSpec, ThresholdSpec, ThresholdEvent, Metric } from './monitor/types';
+export type { CalibratorLike } from './monitor/index';
 export type { AccumulatorOptions, AccumulatorState } from './accumulator';
 export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
-export { fitTemperature, fitTemperatureAsync } from './temperature';
-export type { TemperatureFit, FitTemperatureOptions } from './temperature';
-export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators';
-export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators';
+export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators/index';
+export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators/index';
 
 /**
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or

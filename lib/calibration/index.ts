@@ -1,7 +1,7 @@
 /**
  * Calibration scoring: ECE / MCE / RMSCE (uniform or equal-mass bins, three binning
  * conventions), classwise ECE, NLL, Brier, temperature scaling, reliability diagrams and
- * a streaming Accumulator. The per-sample work runs in ATen (binding/calibration.cc) on
+ * a streaming Accumulator. The per-sample work runs in ATen (binding/aten/calibration.cc) on
  * the input's device; this module validates and finishes the arithmetic over bins.
  * Definitions and the library each convention matches: docs/calibration.md.
  */

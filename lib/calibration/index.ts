@@ -27,6 +27,8 @@ export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
+export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators/index';
+export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators/index';
 
 /**
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or

@@ -136,12 +136,16 @@ function chrootReady() {
 /** The LibTorch 2.6 prebuild, built in the chroot and copied here; resolves to an exit status. */
 function buildInChroot() {
   const tag = libtorchTag(CHROOT_TORCH);
-  const r = spawnSync('bash', [path.join(root, 'scripts', 'torch2.sh'), '--run', 'node scripts/prebuild.js'], { cwd: root, stdio: 'inherit' });
+  // The chroot's copy of the checkout is replaced by the next torch2.sh run (another one may be
+  // waiting for its lock), so the prebuild is copied out, inside this run, to a folder of its own.
+  const out = `/tmp/smoothce-prebuild-${process.pid}`;
+  const cmd = `node scripts/prebuild.js && rm -rf ${out} && mkdir -p ${out} && cp prebuilds/${platformDir}/smoothce.${tag}.* ${out}/`;
+  const r = spawnSync('bash', [path.join(root, 'scripts', 'torch2.sh'), '--run', cmd], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {
     console.error(`prebuild: the LibTorch ${CHROOT_TORCH} prebuild failed in the chroot (scripts/torch2.sh exit ${r.status})`);
     return r.status ?? 1;
   }
-  const from = path.join(TRIXIE, 'src', 'smoothce', 'prebuilds', platformDir);
+  const from = path.join(TRIXIE, out);
   const files = fs.existsSync(from) ? fs.readdirSync(from).filter((n) => n.startsWith(`smoothce.${tag}.`)) : [];
   if (!files.some((n) => n.endsWith('.node')) || !files.some((n) => n.endsWith('.json'))) {
     console.error(`prebuild: the chroot built no ${tag} prebuild in ${from}`);
@@ -149,6 +153,7 @@ function buildInChroot() {
   }
   fs.mkdirSync(outDir, { recursive: true });
   for (const n of files) fs.copyFileSync(path.join(from, n), path.join(outDir, n));
+  fs.rmSync(from, { recursive: true, force: true });
   const meta = JSON.parse(fs.readFileSync(path.join(outDir, `smoothce.${tag}.napi.glibc.json`), 'utf8'));
   console.log(`prebuild: prebuilds/${platformDir}/smoothce.${tag}.napi.glibc.node (LibTorch ${meta.torchVersion}, ${meta.builtOn}, needs glibc >= ${meta.glibc}), from the chroot`);
   return 0;

@@ -243,7 +243,8 @@ export function formatReport(r: DoctorReport): string {
   if (r.prebuilds.length > 0) {
     lines.push('Prebuilds (one per LibTorch; the one whose LibTorch is found here is used)');
     for (const p of r.prebuilds) {
-      const glibc = p.glibc ? `needs glibc >= ${p.glibc}${p.glibcOk === null ? '' : p.glibcOk ? ' (ok)' : ' (PROBLEM: older here)'}` : 'glibc need unknown';
+      const fits = p.glibcOk === null ? '' : p.glibcOk ? ' (ok)' : p.chosen ? ' (PROBLEM: this system has an older one)' : ' (newer than this system has)';
+      const glibc = p.glibc ? `needs glibc >= ${p.glibc}${fits}` : 'glibc need unknown';
       lines.push(`  ${p.name}: LibTorch ${p.torchVersion ?? '?'}, links ${p.libc10}: ${p.found ? `found at ${p.found}` : 'not found'}; ${glibc}${p.chosen ? '  <- chosen' : ''}`);
     }
   }

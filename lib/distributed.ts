@@ -16,7 +16,7 @@ import { ERROR_CODES, rangeError, typeError, type ErrorCode } from './errors';
 import { native } from './native';
 import { readOptions } from './options';
 import { replaceState } from './state';
-import { checkTensor, type Tensor } from './tensor';
+import { checkTensor, sharedTensor, type Tensor } from './tensor';
 
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
 export type Backend = 'gloo' | 'nccl';
@@ -183,9 +183,11 @@ export class ProcessGroup {
     });
   }
 
-  /** Reduces a tensor over all ranks; returns the result (the argument is not modified). */
+  /** Reduces a tensor over all ranks; returns the result (the argument is not modified). Its data
+   * is copied when the call is made (collectives queue behind earlier ones), so the caller may
+   * change, transfer or drop it at once. */
   allReduceTensor(tensor: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
-    const t = checkTensor(tensor, 'tensor');
+    const t = sharedTensor(checkTensor(tensor, 'tensor'));
     if (t.dtype !== 'float32' && t.dtype !== 'float64' && t.dtype !== 'int64') {
       throw typeError('tensor.dtype', 'float32, float64 or int64', t.dtype);
     }
@@ -195,9 +197,10 @@ export class ProcessGroup {
     return this.#enqueue('allReduceTensor', (h) => nd().distAllReduce(h, t, op));
   }
 
-  /** Every rank's tensor, in rank order (same shape and dtype on every rank). */
+  /** Every rank's tensor, in rank order (same shape and dtype on every rank). Its data is copied
+   * when the call is made, as for allReduceTensor. */
   allGather(tensor: Tensor): Promise<Tensor[]> {
-    const t = checkTensor(tensor, 'tensor');
+    const t = sharedTensor(checkTensor(tensor, 'tensor'));
     return this.#enqueue('allGather', (h) => nd().distAllGather(h, t));
   }
 

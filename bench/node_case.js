@@ -182,7 +182,7 @@ async function main() {
     void g;
   } else {
     const sc = require(path.join(__dirname, '..'));
-    const { native } = require(path.join(__dirname, '..', 'dist', 'native.js'));
+    const { native } = require(path.join(__dirname, '..', 'dist', 'core', 'native.js'));
     native().setNumThreads(cfg.threads);
     if (cfg.hugePageAten !== undefined) native().hugePageAllocator(!!cfg.hugePageAten);
     out.hugePageAten = native().hugePageAllocator();

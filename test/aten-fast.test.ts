@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 import { randomClassIndices, randomGradOutput } from './helpers/random-call';
 import { rng } from './helpers/rng';
 import { restoreEnvAfterAll } from './helpers/env';

@@ -6,7 +6,7 @@
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const before = native().getNumThreads();
 afterAll(() => native().setNumThreads(before));

@@ -41,7 +41,7 @@ afterAll(() => {
 
 describe('prebuild, pack, install', () => {
   it('npm run prebuild fills prebuilds/<platform>-<arch>/smoothce.node', () => {
-    // Native builds share one lock (see README, "Building"): the prebuild compiles incrementally.
+    // Native builds share one lock (see docs/install.md, "Building"): the prebuild compiles incrementally.
     const r = run('flock', ['/tmp/smoothce-build.lock', 'npm', 'run', 'prebuild'], {
       cwd: repoRoot,
       env: cleanEnv(),
@@ -109,7 +109,7 @@ describe('prebuild, pack, install', () => {
       'dist/index.js',
       'dist/index.mjs',
       'dist/index.d.ts',
-      'dist/native.js',
+      'dist/core/native.js',
       'binding/aten/cross_entropy.cc',
       'binding/aten/cross_entropy.h',
       'binding/napi/tensor_view.cc',

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, getAsyncNumThreads, getNumThreads, setNumThreads, tensor } from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const addon = path.resolve(__dirname, '../build/Release/smoothce.node');
 

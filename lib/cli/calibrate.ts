@@ -7,12 +7,12 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { ERROR_CODES, rangeErrorMessage } from '../errors';
+import { ERROR_CODES, rangeErrorMessage } from '../core/errors';
 import { deviceFlag, EXIT, nameFlags, requireDevice } from './common';
 import { calibration } from '../index';
 import { readNpy } from '../parity/npy';
-import type { Tensor } from '../tensor';
-import type { Device } from '../options';
+import type { Tensor } from '../core/tensor';
+import type { Device } from '../core/options';
 import type { CalibrationReport, Convention, ScoreKind } from '../calibration';
 
 export interface CalibrateOptions {

@@ -7,7 +7,7 @@
 const path = require('node:path');
 const root = path.join(__dirname, '..', '..');
 const { crossEntropy, tensor, setNumThreads } = require(path.join(root, 'dist', 'index.js'));
-const { native } = require(path.join(root, 'dist', 'native.js'));
+const { native } = require(path.join(root, 'dist', 'core', 'native.js'));
 
 const seeds = Number(process.argv[2] || 60);
 const firstSeed = Number(process.argv[3] || 1);

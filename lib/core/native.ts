@@ -28,9 +28,9 @@ export interface NativeDeviceTensor {
 }
 
 export interface NativeArgs {
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   input: NativeTensor;
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   target: NativeTensor;
   weight: NativeTensor | null;
   reduction: 0 | 1 | 2;
@@ -177,7 +177,7 @@ export interface NativeBinding {
   calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }, async: true): Promise<NativeTemperatureResult>;
 }
 
-export const packageRoot = path.resolve(__dirname, '..');
+export const packageRoot = path.resolve(__dirname, '..', '..');
 
 const DOCTOR = '`npx smoothce doctor`';
 const BUILD = '`npx smoothce build`';
@@ -203,7 +203,7 @@ function hints(message: string): string[] {
         `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
-  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See docs/install.md, Troubleshooting.`);
   out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
 }

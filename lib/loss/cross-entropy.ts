@@ -1,8 +1,8 @@
-import { native, type NativeFusedResult, type NativeResult } from './native';
-import { prepare, type CrossEntropyOptions, type Prepared } from './options';
+import { native, type NativeFusedResult, type NativeResult } from '../core/native';
+import { prepare, type CrossEntropyOptions, type Prepared } from '../core/options';
 import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
-import type { FloatArray, Tensor } from './tensor';
-import type { DeviceTensor, TensorInput } from './device';
+import type { FloatArray, Tensor } from '../core/tensor';
+import type { DeviceTensor, TensorInput } from '../core/device';
 
 export interface CrossEntropyResult<L = number | Tensor<FloatArray>, G = Tensor<FloatArray>> {
   /** A number for 'mean'/'sum'; a tensor for 'none'. */
@@ -159,7 +159,7 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
   const batchSize = readBatchSize(options);
   reclaimBeforeLargeOutput(prepared, false);
   if (shouldChunk(prepared, batchSize)) {
-    // Exact chunking of the batch dimension (lib/batch.ts).
+    // Exact chunking of the batch dimension (lib/loss/batch.ts).
     try {
       return crossEntropyChunked(prepared, batchSize, (args) =>
         viaFused(prepared) ? native().crossEntropyFused(args, false) : native().crossEntropy(args, false),

@@ -188,6 +188,7 @@ const NO_BUFFERS: Record<string, string> = {
   'calibration.Monitor#fitTemperatureAsync': 'takes a window name; it fits on rows the Monitor copied when they were observed',
   'distributed.ProcessGroup#allReduce': "takes an accumulator, whose state it serialises (toJSON) before it returns its promise",
   'distributed.ProcessGroup#barrier': 'takes no data',
+  'calibration.Monitor#saveAsync': "takes a path; serialises the Monitor's own state (toJSON) before it returns its promise",
 };
 
 /** Names of the async entry points among the exports (functions, and methods of exported classes). */

@@ -16,6 +16,16 @@ interface RankOutput {
   stderr: string;
 }
 
+/** The last line of a rank's stdout, parsed (a rank prints one JSON line last). */
+function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').filter(Boolean).pop() ?? '{}';
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { unparsable: stdout };
+  }
+}
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RankOutput & { stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -24,13 +34,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => {
-      const line = stdout.trim().split('\n').filter(Boolean).pop() ?? '{}';
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(line);
-      } catch {
-        json = { unparsable: stdout };
-      }
+      const json = lastJson(stdout);
       resolve({ rank: Number(json.rank ?? -1), code, json, stderr, stdout });
     });
   });
@@ -225,16 +229,7 @@ describe('distributed (c10d/Gloo over loopback)', () => {
               if (/looping\n/.test(String(d)) && ++looping === 3) children[2].kill('SIGKILL');
             });
             child.stderr!.on('data', (d) => (stderr += d));
-            child.on('close', (code, signal) => {
-              const line = stdout.trim().split('\n').filter(Boolean).pop() ?? '{}';
-              let json: Record<string, unknown> = {};
-              try {
-                json = JSON.parse(line);
-              } catch {
-                json = { unparsable: stdout };
-              }
-              resolve({ code, signal, json, stderr });
-            });
+            child.on('close', (code, signal) => resolve({ code, signal, json: lastJson(stdout), stderr }));
           }),
       ),
     );

@@ -180,7 +180,7 @@ describe('Monitor segments', () => {
     expect(events[0]).toMatchObject({ window: 'w', metric: 'accuracy', value: 0, n: 4, segment: 'bad' });
   });
 
-  it('fitCalibrator(window, method) fits on exactly the window rows (of a segment too)', () => {
+  it('fitCalibrator(window, method) fits on exactly the window rows (of a segment too)', async () => {
     const clock = { now: 0 };
     const m = new calibration.Monitor({ windows: WINDOWS, clock: () => clock.now });
     const rows = feed(m, 6, 300, clock);
@@ -190,7 +190,8 @@ describe('Monitor segments', () => {
       const want = calibration.fitTemperature(scores, tensor(Int32Array.from(kept.map((r) => r.label)), [kept.length]));
       const cal = m.fitCalibrator('last40', 'temperature', segment)!;
       expect(cal.method).toBe('temperature');
-      expect((cal.toJSON() as { temperature: number }).temperature).toBe(want.temperature);
+      expect(cal.toJSON().params.temperature).toBe(want.temperature);
+      expect((await m.fitCalibratorAsync('last40', 'temperature', segment))!.toJSON()).toEqual(cal.toJSON());
       // apply() is softmax(z / T).
       const p = cal.apply(scores).data as Float64Array;
       const z = kept[0].row.map((v) => v / want.temperature);

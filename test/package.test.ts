@@ -128,9 +128,10 @@ describe('prebuild, pack, install', () => {
     ]) {
       expect(entries, `the tarball lacks ${needed}`).toContain(needed);
     }
-    // python/ ships only the capture module users import and its README (not the fixture generator or its tests).
+    // python/ ships only the capture module users import and its README (not the fixture generator or its tests);
+    // binding/testing/ (the test addon's hooks) is left out, so an install never builds the test addon.
     const unwanted = entries.filter(
-      (e) => /^(build|node_modules|test|lib|\.ci)\//.test(e) || /^python\/(?!smoothce_parity\.py$|README\.md$)/.test(e) || e.endsWith('.tgz'),
+      (e) => /^(build|node_modules|test|lib|\.ci|binding\/testing)\//.test(e) || /^python\/(?!smoothce_parity\.py$|README\.md$)/.test(e) || e.endsWith('.tgz'),
     );
     expect(unwanted).toEqual([]);
 

@@ -1,7 +1,7 @@
 /**
  * Calibration scoring: ECE / MCE / RMSCE (uniform or equal-mass bins, three binning
  * conventions), classwise ECE, NLL, Brier, temperature scaling, reliability diagrams and
- * a streaming Accumulator. The per-sample work runs in ATen (binding/calibration.cc) on
+ * a streaming Accumulator. The per-sample work runs in ATen (binding/aten/calibration.cc) on
  * the input's device; this module validates and finishes the arithmetic over bins.
  * Definitions and the library each convention matches: docs/calibration.md.
  */
@@ -27,6 +27,8 @@ export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
+export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators/index';
+export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators/index';
 
 /**
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or

@@ -1,6 +1,6 @@
 /**
  * Temperature scaling: fitTemperature() and fitTemperatureAsync(). The search runs in ATen
- * (binding/calibration.cc); the ECE before and after comes from the same native passes
+ * (binding/aten/calibration.cc); the ECE before and after comes from the same native passes
  * report() uses.
  */
 import type { TensorInput } from '../core/device';

@@ -21,7 +21,7 @@ import type { CalibrationReport } from '../metrics';
 import { registerMonitorMetrics, type MetricsOptions } from '../prometheus';
 import { COMMON_OPTION_NAMES, resolveCommon, type CommonOptions, type Resolved } from '../options';
 import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from '../temperature';
-import { fitCalibrator, type CalibratorLike } from './calibrator';
+import { fitCalibrator, fitCalibratorAsync, type CalibratorLike, type MonitorFitOptions } from './calibrator';
 import { readCheckpoint, writeFileAtomic, writeFileAtomicAsync } from './file';
 import { checkId, type Pending } from './pending';
 import { checkSegment, DEFAULT_MAX_SEGMENTS, OVERFLOW_SEGMENT, Segments, zeroSegmentCounts, type Segment } from './segments';
@@ -30,7 +30,7 @@ import { evaluate, readThreshold, type Threshold } from './thresholds';
 import { type MonitorCounts, type MonitorOptions, type MonitorState, type PendingState, type SegmentCounts, type ThresholdEvent, type ThresholdSpec, type WindowSpec } from './types';
 import { positiveInt, readWindows, WindowSet, type Row, type Shared, type Window } from './windows';
 
-export type { CalibratorLike } from './calibrator';
+export type { CalibratorLike, MonitorFitOptions } from './calibrator';
 export type * from './types';
 
 const MONITOR_OPTION_NAMES = [...COMMON_OPTION_NAMES.filter((n) => n !== 'device'), 'windows', 'ttlMs', 'maxPending', 'flushRows', 'maxSegments', 'clock'];
@@ -303,13 +303,16 @@ export class Monitor {
     return r ? fitTemperatureAsync(r.scores, r.labels, options) : null;
   }
 
-  /**
-   * calibration.fitCalibrator on exactly the window's rows (a keepRows window; of one segment
-   * with `segment`), with the monitor's `from`; null when the window is empty.
-   */
-  fitCalibrator(window: string, method: string, segment?: string): CalibratorLike | null {
+  /** calibration.fitCalibrator on a keepRows window's rows (of one segment with `segment`), with the monitor's `from`; null when empty. */
+  fitCalibrator(window: string, method: string, segment?: string, options?: MonitorFitOptions): CalibratorLike | null {
     const r = this.#keptRows(window, segment);
-    return r ? fitCalibrator(r.scores, r.labels, { method, from: this.#options.from }) : null;
+    return r ? fitCalibrator(r.scores, r.labels, method, this.#options.from, options) : null;
+  }
+
+  /** fitCalibrator off the event loop (calibration.fitCalibratorAsync). */
+  async fitCalibratorAsync(window: string, method: string, segment?: string, options?: MonitorFitOptions): Promise<CalibratorLike | null> {
+    const r = this.#keptRows(window, segment);
+    return r ? fitCalibratorAsync(r.scores, r.labels, method, this.#options.from, options) : null;
   }
 
   /**

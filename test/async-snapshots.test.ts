@@ -168,6 +168,27 @@ const CASES: Case[] = [
         .update(logits(9, C, 43), labels(9, C, 44))
         .report(),
   },
+  ...calibration.RECALIBRATION_METHODS.map(
+    (method): Case => ({
+      entry: 'calibration.fitCalibratorAsync',
+      label: method,
+      start: () => {
+        const [s, l] = [probs(N, C, 51), labels(N, C, 52)];
+        return { promise: calibration.fitCalibratorAsync(s, l, { method }).then((c) => c.toJSON()), arrays: [s.data, l.data] };
+      },
+      expected: () => calibration.fitCalibrator(probs(N, C, 51), labels(N, C, 52), { method }).toJSON(),
+    }),
+  ),
+  {
+    entry: 'calibration.Calibrator#applyAsync',
+    label: 'vector scaling',
+    start: () => {
+      const s = probs(N, C, 61);
+      const cal = calibration.fitCalibrator(probs(N, C, 51), labels(N, C, 52), { method: 'vector' });
+      return { promise: cal.applyAsync(s), arrays: [s.data] };
+    },
+    expected: () => calibration.fitCalibrator(probs(N, C, 51), labels(N, C, 52), { method: 'vector' }).apply(probs(N, C, 61)),
+  },
 ];
 
 /** Promise-returning public methods whose names do not end in Async. */
@@ -188,6 +209,7 @@ const NO_BUFFERS: Record<string, string> = {
   'calibration.Monitor#fitTemperatureAsync': 'takes a window name; it fits on rows the Monitor copied when they were observed',
   'distributed.ProcessGroup#allReduce': "takes an accumulator, whose state it serialises (toJSON) before it returns its promise",
   'distributed.ProcessGroup#barrier': 'takes no data',
+  'calibration.Monitor#fitCalibratorAsync': 'takes a window name; it fits on rows the Monitor copied when they were observed',
   'calibration.Monitor#saveAsync': "takes a path; serialises the Monitor's own state (toJSON) before it returns its promise",
 };
 

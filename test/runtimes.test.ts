@@ -1,12 +1,12 @@
 /**
  * Bun and Deno run what Node runs, and print exactly what Node prints: the README's JavaScript
- * examples and a typical program (loss and gradient in float32 and float64, async calls, the
- * loss accumulator, calibration, the temperature fit, large gradients that go through early
- * release). The runtimes are the `bun` and `deno` devDependencies (node_modules/.bin). Programs
- * live in .runtimes-test/ inside the repository (git-ignored), so that 'smoothce' resolves by
- * package self-reference as it does for the docs test. Deno used to panic at exit after a grad
- * call (early release's weak references touched from a finalizer on a V8 background thread):
- * every run must exit 0 with nothing on stderr that looks like a crash.
+ * examples, a typical program (loss and gradient in float32 and float64, async calls, the loss
+ * accumulator, calibration, the temperature fit, large gradients) and large gradients with early
+ * release switched on. The runtimes are the `bun` and `deno` devDependencies (node_modules/.bin).
+ * Programs live in .runtimes-test/ inside the repository (git-ignored), so that 'smoothce'
+ * resolves by package self-reference as it does for the docs test. Deno used to panic after a
+ * grad call (early release's weak references deleted from a finalizer that Deno runs on a V8
+ * background thread): every run must exit 0 with nothing on stderr that looks like a crash.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -68,6 +68,21 @@ async function main() {
 main();
 `;
 
+// Early release switched on (Deno and Bun have ArrayBuffer.prototype.transfer, where the loader
+// switches it off): large gradients whose buffers the GC collects, with weak references on them,
+// while Deno runs their finalizers on a background thread. With the finalizer deleting the weak
+// reference, Deno 2.9 panicked or crashed here on every run.
+const EARLY = `
+const s = require('smoothce');
+const n = require('../dist/core/native.js').native();
+n.earlyRelease(true);
+const x = s.tensor(Float32Array.from({ length: 2048 * 1000 }, (_, i) => ((i * 131) % 61) / 16), [2048, 1000]);
+const y = s.tensor(Int32Array.from({ length: 2048 }, (_, i) => (i * 13) % 1000), [2048]);
+let g = 0;
+for (let k = 0; k < 24; k++) g += s.crossEntropy(x, y, { grad: true }).grad.data[k];
+console.log(JSON.stringify(g), n.earlyRelease().enabled);
+`;
+
 interface Program {
   name: string;
   file: string;
@@ -80,6 +95,8 @@ beforeAll(() => {
   fs.mkdirSync(work, { recursive: true });
   fs.writeFileSync(path.join(work, 'typical.cjs'), TYPICAL);
   programs.push({ name: 'typical program', file: path.join(work, 'typical.cjs') });
+  fs.writeFileSync(path.join(work, 'early.cjs'), EARLY);
+  programs.push({ name: 'large gradients with early release on', file: path.join(work, 'early.cjs') });
   const readme = path.join(repoRoot, 'README.md');
   for (const b of extractBlocks('README.md', fs.readFileSync(readme, 'utf8'))) {
     if (!['js', 'cjs', 'mjs'].includes(b.lang)) continue;

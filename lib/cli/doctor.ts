@@ -73,7 +73,7 @@ const out = {};
 try {
   const file = process.argv[2];
   out.file = file;
-  if (!file) throw new Error('no addon fits here: ' + process.argv[3]);
+  if (!file) throw { message: 'no addon fits here: ' + process.argv[3] };
   const b = require(file);
   out.torch = b.torchVersion();
   out.cuda = b.cudaBuilt();

@@ -366,7 +366,7 @@ function load(): NativeBinding {
       if (c && c.candidates.length > 0 && c.libtorch.found.length === 0) {
         throw noLibtorchError(c.candidates.map((x) => x.libc10).join(' or '), c.libtorch.looked);
       }
-      throw new Error(`no prebuild fits here: ${where.reason}`);
+      throw withCode(new Error(`no prebuild fits here: ${where.reason}`), ERROR_CODES.LOAD);
     }
     binding = require(where.file) as NativeBinding;
   } catch (err) {

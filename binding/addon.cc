@@ -69,6 +69,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDistributed(env, exports);
   InitCalibration(env, exports);
   InitFused(env, exports);
+  InitLinearCrossEntropy(env, exports);
   return exports;
 }
 

@@ -46,6 +46,15 @@ export interface NativeArgs {
   gradOnDevice?: boolean;
 }
 
+export interface NativeLinearResult {
+  /** A number for mean/sum, a tensor for 'none'. */
+  loss: number | NativeTensor;
+  /** Parts written into gradInto are absent. */
+  grad?: { input?: NativeTensor; linearWeight?: NativeTensor; linearBias?: NativeTensor };
+  /** Rows per block the call used. */
+  blockRows: number;
+}
+
 export interface NativeFusedResult {
   /** A number for mean/sum, a tensor for 'none'. */
   loss: number | NativeTensor;
@@ -118,6 +127,10 @@ export interface NativeBinding {
   getNumThreads(): number;
   /** Calls of the ATen path per route since load (binding/cross_entropy.cc), for tests. */
   atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number; rowBlocks: number };
+  /** binding/napi/linear_cross_entropy_binding.cc (arguments built by lib/loss/linear-cross-entropy.ts) */
+  linearCrossEntropy(args: Record<string, unknown>, async: false): NativeLinearResult;
+  linearCrossEntropy(args: Record<string, unknown>, async: true): Promise<NativeLinearResult>;
+  linearCrossEntropyInfo(): { blas: string; poolFreeBuffers: number; poolFreeBytes: number; poolAllocations: number; defaultWorkingMemory: number };
   /** binding/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;

@@ -161,7 +161,7 @@ function badTarget(position: number, shape: readonly number[], value: bigint | n
 }
 
 /** Every class index must be in [0, C) or equal ignoreIndex (PyTorch raises IndexError otherwise). */
-function checkClassIndices(target: Tensor, classes: number, ignore: bigint): void {
+export function checkClassIndices(target: Tensor, classes: number, ignore: bigint): void {
   const { data, shape } = target;
   if (data instanceof BigInt64Array) {
     const n = data.length;
@@ -196,7 +196,7 @@ function checkClassIndices(target: Tensor, classes: number, ignore: bigint): voi
   }
 }
 
-function parseWeight(value: unknown, classes: number, inputDType: DType): NativeTensor {
+export function parseWeight(value: unknown, classes: number, inputDType: DType): NativeTensor {
   const floatDType: DType = inputDType === 'float64' ? 'float64' : 'float32';
   if (value instanceof Float32Array || value instanceof Float64Array) {
     if (value.length !== classes) {
@@ -217,7 +217,7 @@ function parseWeight(value: unknown, classes: number, inputDType: DType): Native
   return { data, shape: [classes], dtype: floatDType };
 }
 
-function parseIgnoreIndex(value: unknown): bigint {
+export function parseIgnoreIndex(value: unknown): bigint {
   if (value === undefined) return -100n;
   if (typeof value === 'bigint') {
     if (value < INT64_MIN || value > INT64_MAX) throw rangeError('ignoreIndex', 'an integer in the int64 range', value);

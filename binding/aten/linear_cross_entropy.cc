@@ -1,4 +1,4 @@
-#include "linear_cross_entropy.h"
+#include "aten/linear_cross_entropy.h"
 
 #include <ATen/Version.h>
 #include <c10/util/Exception.h>

@@ -10,7 +10,7 @@
 
 #include <ATen/ATen.h>
 
-#include "cross_entropy.h"  // RawTensor
+#include "aten/cross_entropy.h"  // RawTensor
 
 #include <cstdint>
 #include <string>

@@ -12,13 +12,13 @@
 #include <napi.h>
 
 #include "aten/linear_cross_entropy.h"
-#include "async_task.h"
-#include "cross_entropy_binding.h"
-#include "device_tensor.h"
 #include "errors.h"
-#include "modules.h"
-#include "result_registry.h"
-#include "tensor_view.h"
+#include "memory/result_registry.h"
+#include "napi/async_task.h"
+#include "napi/cross_entropy_binding.h"
+#include "napi/device_tensor.h"
+#include "napi/modules.h"
+#include "napi/tensor_view.h"
 
 #include <cmath>
 #include <memory>

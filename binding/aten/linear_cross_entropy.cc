@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <memory>
 #include <mutex>
+#include <tuple>
 #include <sstream>
 #include <utility>
 #include <vector>
@@ -304,42 +305,49 @@ LinearCrossEntropyResult linear_cross_entropy(const LinearCrossEntropyArgs& args
     } else {
       at::mm_out(z, xr, lwt);
     }
-    const at::Tensor lse = at::logsumexp(z, {1}, /*keepdim=*/false);
+    // Shift each row by its maximum, in place (no temporary of the block's size): with
+    // z' = z - max, lse' = log Σ exp z' and logp = z' - lse', so every loss term below reads z'.
+    z.sub_(std::get<0>(z.max(1, /*keepdim=*/true)));
     at::Tensor row_loss;
     at::Tensor t;  // smoothed, weighted probability targets of the block (probability targets)
     at::Tensor s;  // Σ_c w_c t'_c per row
+    at::Tensor nll, u, tz;
     if (!prob) {
       const at::Tensor ys = y_safe.narrow(0, r0, rows);
-      const at::Tensor vr = valid.narrow(0, r0, rows);
-      const at::Tensor zy = z.gather(1, ys.unsqueeze(1)).squeeze(1);
-      at::Tensor nll = (lse - zy).mul_(wy.narrow(0, r0, rows)).masked_fill_(vr.logical_not(), 0);
-      nll_sum.add_(nll.sum(at::kDouble));
-      if (eps > 0) {
-        const at::Tensor wz = cw.defined() ? at::mv(z, cw) : z.sum(1);
-        at::Tensor u = cw.defined() ? lse * sum_w.to(wt) : lse * sum_w_plain;
-        u.sub_(wz).masked_fill_(vr.logical_not(), 0);
-        u_sum.add_(u.sum(at::kDouble));
-        if (loss_rows.defined()) row_loss = nll.mul_(1.0 - eps).add_(u, eps_c);
-      } else if (loss_rows.defined()) {
-        row_loss = nll;
-      }
+      nll = z.gather(1, ys.unsqueeze(1)).squeeze(1);                 // z'_y, -> w_y (lse' - z'_y) below
+      if (eps > 0) u = cw.defined() ? at::mv(z, cw) : z.sum(1);      // Σ_c w_c z'_c
     } else {
       t = lease->matrix(rows, C, wt, R * C * elem);
       t.copy_(y.narrow(0, r0, rows));
       if (eps > 0) t.mul_(1.0 - eps).add_(eps_c);
       if (cw.defined()) t.mul_(cw);
       s = t.sum(1);
-      const at::Tensor tz = at::bmm(z.unsqueeze(1), t.unsqueeze(2)).view({rows});
+      tz = at::bmm(z.unsqueeze(1), t.unsqueeze(2)).view({rows});   // Σ_c w_c t'_c z'_c
+    }
+    z.exp_();
+    const at::Tensor sumexp = z.sum(1);
+    const at::Tensor lse = sumexp.log();
+    if (!prob) {
+      const at::Tensor invalid = valid.narrow(0, r0, rows).logical_not();
+      nll = (lse - nll).mul_(wy.narrow(0, r0, rows)).masked_fill_(invalid, 0);
+      nll_sum.add_(nll.sum(at::kDouble));
+      if (eps > 0) {
+        u = (cw.defined() ? lse * sum_w.to(wt) : lse * sum_w_plain).sub_(u).masked_fill_(invalid, 0);
+        u_sum.add_(u.sum(at::kDouble));
+        if (loss_rows.defined()) row_loss = nll.mul_(1.0 - eps).add_(u, eps_c);
+      } else if (loss_rows.defined()) {
+        row_loss = nll;
+      }
+    } else {
       row_loss = s * lse - tz;
       nll_sum.add_(row_loss.sum(at::kDouble));
     }
     if (loss_rows.defined()) loss_rows.narrow(0, r0, rows).copy_(row_loss);
 
     if (!args.want_grad) continue;
-    // z becomes d loss / d logits of the block, in place.
-    z.sub_(lse.unsqueeze(1)).exp_();
+    // z (= exp z') becomes d loss / d logits of the block, in place: p = exp z' / Σ exp z'.
     if (!prob) {
-      z.mul_(coef_a.narrow(0, r0, rows).unsqueeze(1));
+      z.mul_((coef_a.narrow(0, r0, rows) / sumexp).unsqueeze(1));
       if (eps > 0) {
         const at::Tensor ur = coef_u.narrow(0, r0, rows);
         if (cw.defined()) {
@@ -351,7 +359,7 @@ LinearCrossEntropyResult linear_cross_entropy(const LinearCrossEntropyArgs& args
       z.scatter_add_(1, y_safe.narrow(0, r0, rows).unsqueeze(1), coef_t.narrow(0, r0, rows).neg().unsqueeze(1));
     } else {
       const at::Tensor gr = g.narrow(0, r0, rows);
-      z.mul_((gr * s).unsqueeze(1));
+      z.mul_((gr * s / sumexp).unsqueeze(1));
       t.mul_(gr.unsqueeze(1));
       z.sub_(t);
     }

@@ -14,7 +14,7 @@
  * --quick: N1024/H64/C32768 and N2048/H128/C65536 at 1 thread, 3 reps. Default sizes: those two plus
  * N4096/H512/C32000 and N2048/H1024/C128256 (the last needs ~3 GiB for PyTorch and minutes per call on one core).
  * Allocator settings: smoothce's defaults (its ATen allocator with the huge-page cache, 512 MiB; working memory
- * 24 MiB); PyTorch with glibc's default malloc.
+ * its default, 16 MiB or 64 rows' worth); PyTorch with glibc's default malloc.
  */
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
@@ -143,7 +143,7 @@ function main() {
   L.push('## Fused linear cross-entropy (float32, ε 0.1, mean, no bias; loss + grad input/linearWeight)', '');
   const sc = rows.find((r) => r.label === 'smoothce' && r.blas);
   const pt = rows.find((r) => r.label === 'PyTorch eager' && r.blas);
-  if (sc) L.push(`smoothce: LibTorch ${sc.torch}; matrix products: ${sc.blas}; working memory 24 MiB (default); huge-page ATen allocator (default).`);
+  if (sc) L.push(`smoothce: LibTorch ${sc.torch}; matrix products: ${sc.blas}; working memory: the default (16 MiB, or 64 rows when more); huge-page ATen allocator (default).`);
   if (pt) L.push(`PyTorch ${pt.torch} eager: ${pt.blas}; glibc malloc defaults.`);
   const un = rows.find((r) => r.unavailable);
   if (un) L.push(`F.linear_cross_entropy: ${un.unavailable} (it arrived in PyTorch 2.13; 1.13 and 2.6 lack it).`);

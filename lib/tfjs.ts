@@ -255,7 +255,7 @@ export interface LinearCrossEntropyLossOptions {
   ignoreIndex?: number;
   /** 'mean' (default), 'sum', or 'none' (one loss per row). */
   reduction?: Reduction;
-  /** Bound on the working buffers in bytes (default 24 MiB), as linearCrossEntropy's workingMemory. */
+  /** Bound on the working buffers in bytes (default 16 MiB, or 64 rows' worth when more), as linearCrossEntropy's workingMemory. */
   workingMemory?: number;
 }
 

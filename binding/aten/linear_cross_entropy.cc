@@ -290,7 +290,10 @@ LinearCrossEntropyResult linear_cross_entropy(const LinearCrossEntropyArgs& args
   at::Tensor u_sum = at::zeros({}, at::TensorOptions().dtype(at::kDouble).device(dev));
 
   const int64_t elem = static_cast<int64_t>(c10::elementSize(wt));
-  const int64_t R = linear_ce_block_rows(N, C, elem, prob, args.working_bytes);
+  const int64_t per_row_bytes = C * elem * (prob ? 2 : 1);
+  const int64_t budget = args.working_bytes > 0 ? args.working_bytes
+                                                : std::max(kLinearCeDefaultWorkingBytes, kLinearCeDefaultMinRows * per_row_bytes);
+  const int64_t R = linear_ce_block_rows(N, C, elem, prob, budget);
   result.block_rows = R;
   const at::Tensor lwt = lw.t();
   std::unique_ptr<Lease> lease;
@@ -363,12 +366,26 @@ LinearCrossEntropyResult linear_cross_entropy(const LinearCrossEntropyArgs& args
       t.mul_(gr.unsqueeze(1));
       z.sub_(t);
     }
-    if (r0 == 0) {
-      at::mm_out(gw, z.t(), xr);
-      if (gb.defined()) at::sum_out(gb, z, {0});
-    } else {
-      gw.addmm_(z.t(), xr);
-      if (gb.defined()) gb.add_(z.sum(0));
+    // grad.linearWeight += blockᵀ · x_block, in tiles of classes: a BLAS packs the block as its
+    // "B" operand here, and OpenBLAS's panel for it spans up to tens of thousands of columns, a
+    // copy as large as the block itself; tiles of ~2 MiB keep that packing small.
+    const int64_t tile = std::max<int64_t>(256, (int64_t{2} << 20) / (rows * elem));
+    for (int64_t c0 = 0; c0 < C; c0 += tile) {
+      const int64_t cols = std::min(tile, C - c0);
+      at::Tensor gws = gw.narrow(0, c0, cols);
+      const at::Tensor zs = z.narrow(1, c0, cols).t();
+      if (r0 == 0) {
+        at::mm_out(gws, zs, xr);
+      } else {
+        gws.addmm_(zs, xr);
+      }
+    }
+    if (gb.defined()) {
+      if (r0 == 0) {
+        at::sum_out(gb, z, {0});
+      } else {
+        gb.add_(z.sum(0));
+      }
     }
     // After the products that read xr (gradInto.input may not alias input, but stay safe).
     at::Tensor gxr = gx.narrow(0, r0, rows);

@@ -18,8 +18,11 @@
 namespace smoothce {
 
 // The default bound on the working buffers of one call (the row block's logits, plus the
-// block's smoothed probability targets for probability targets): 24 MiB.
-constexpr int64_t kLinearCeDefaultWorkingBytes = int64_t{24} << 20;
+// block's smoothed probability targets for probability targets): 16 MiB, or what blocks of
+// kLinearCeDefaultMinRows rows need when that is more (C past 65,536 float32 classes), so that
+// grad.linearWeight is not re-read for every few rows.
+constexpr int64_t kLinearCeDefaultWorkingBytes = int64_t{16} << 20;
+constexpr int64_t kLinearCeDefaultMinRows = 64;
 
 struct LinearCrossEntropyArgs {
   RawTensor input;          // (N, H) or (H)
@@ -33,7 +36,7 @@ struct LinearCrossEntropyArgs {
   int64_t ignore_index = -100;
   double label_smoothing = 0.0;
   bool want_grad = false;
-  int64_t working_bytes = kLinearCeDefaultWorkingBytes;
+  int64_t working_bytes = -1;  // -1: the default (above)
   std::string device = "cpu";
   // Device-resident arguments (DeviceTensor handles): used instead of the RawTensor when defined.
   at::Tensor input_tensor, linear_weight_tensor, target_tensor;

@@ -40,8 +40,9 @@ export interface LinearCrossEntropyOptions {
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
   device?: Device;
   /**
-   * Bound on the working buffers, in bytes (default 24 MiB): rows are taken in blocks of
-   * ⌊workingMemory / (C · 4 or 8 bytes)⌋ (half that with probability targets), at least one row.
+   * Bound on the working buffers, in bytes: rows are taken in blocks of ⌊workingMemory / (C · 4
+   * or 8 bytes)⌋ (half that with probability targets), at least one row. Default: 16 MiB, or
+   * what blocks of 64 rows need when that is more (C above 65,536 float32 classes).
    */
   workingMemory?: number;
   /** Write the gradients into these buffers (needs grad: true): a training loop then allocates nothing per step. */
@@ -75,8 +76,6 @@ export const LINEAR_OPTION_NAMES: readonly string[] = [
   'gradInto',
 ];
 
-/** Default of the workingMemory option (binding/aten/linear_cross_entropy.h). */
-export const DEFAULT_WORKING_MEMORY = 24 * 1024 * 1024;
 
 const REDUCTIONS: Record<Reduction, 0 | 1 | 2> = { none: 0, mean: 1, sum: 2 };
 
@@ -198,7 +197,7 @@ function prepareLinear(input: unknown, linearWeight: unknown, target: unknown, o
     }
   }
 
-  let workingMemory = DEFAULT_WORKING_MEMORY;
+  let workingMemory: number | null = null;
   if (opts.workingMemory !== undefined) {
     const w = opts.workingMemory;
     if (typeof w !== 'number') throw typeError('workingMemory', 'a number of bytes', w);

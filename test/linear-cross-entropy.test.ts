@@ -9,7 +9,7 @@
 import { spawnSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { linearCrossEntropy, linearCrossEntropyAsync, tensor, type Tensor } from '../lib/index';
+import { cudaAvailable, linearCrossEntropy, linearCrossEntropyAsync, tensor, toDevice, type Tensor } from '../lib/index';
 import type { LinearCrossEntropyOptions } from '../lib/index';
 import { ORACLE_PYTHON, probeOracle } from './helpers/oracle';
 import { rng } from './helpers/rng';
@@ -337,6 +337,43 @@ describe('linearCrossEntropy: gradInto, dtypes, bad input', () => {
     expect((err as Error).message).toMatch(message);
     expect((err as { code?: string }).code).toBe(code);
     [x.data, w.data, y.data, b].forEach((v, i) => expect(bytesOf(v).equals(before[i])).toBe(true));
+  });
+
+  it('DeviceTensor arguments (on the CPU) go through the same code: the same bits as host tensors', () => {
+    const opts = { linearBias: b, grad: true, labelSmoothing: 0.3, reduction: 'sum' } as const;
+    const host = linearCrossEntropy(x, w, y, opts);
+    const [dx, dw, dy] = [toDevice(x, 'cpu'), toDevice(w, 'cpu'), toDevice(y, 'cpu')];
+    try {
+      const dev = linearCrossEntropy(dx, dw, dy, opts);
+      expect(dev.loss).toBe(host.loss);
+      expect(bytesOf(dev.grad!.linearWeight.data).equals(bytesOf(host.grad!.linearWeight.data))).toBe(true);
+      expect(bytesOf(dev.grad!.input.data).equals(bytesOf(host.grad!.input.data))).toBe(true);
+    } finally {
+      for (const d of [dx, dw, dy]) d.dispose();
+    }
+  });
+
+  // Built and run only where a GPU is lent (like the other CUDA tests): the same call on CUDA.
+  it.skipIf(!cudaAvailable())('CUDA: host tensors with device: "cuda", and DeviceTensors there, agree with the CPU', () => {
+    const opts = { linearBias: b, grad: true, labelSmoothing: 0.1, weight: [1, 2, 1, 1, 0.5, 1, 1] } as const;
+    const cpu = linearCrossEntropy(x, w, y, opts);
+    const near = (a: ArrayLike<number>, e: ArrayLike<number>): void => {
+      for (let i = 0; i < e.length; i++) expect(Math.abs(a[i] - e[i])).toBeLessThanOrEqual(1e-5 + 1e-4 * Math.abs(e[i]));
+    };
+    const viaOption = linearCrossEntropy(x, w, y, { ...opts, device: 'cuda' });
+    near([viaOption.loss], [cpu.loss]);
+    near(viaOption.grad!.linearWeight.data, cpu.grad!.linearWeight.data);
+    near(viaOption.grad!.input.data, cpu.grad!.input.data);
+    near(viaOption.grad!.linearBias!.data, cpu.grad!.linearBias!.data);
+    const [dx, dw, dy] = [toDevice(x, 'cuda'), toDevice(w, 'cuda'), toDevice(y, 'cuda')];
+    try {
+      const into = { linearWeight: new Float32Array(C * H) };
+      const dev = linearCrossEntropy(dx, dw, dy, { ...opts, gradInto: into });
+      near([dev.loss], [cpu.loss]);
+      near(into.linearWeight, cpu.grad!.linearWeight.data);
+    } finally {
+      for (const d of [dx, dw, dy]) d.dispose();
+    }
   });
 
   it('async bad input rejects with the same coded error', async () => {

@@ -69,7 +69,9 @@ r = null;
   }
   steady.sort((a, b) => a - b);
   const info = require(${JSON.stringify(path.join(root, 'dist', 'native'))}).native().linearCrossEntropyInfo();
-  process.stdout.write(JSON.stringify({ first, steady: steady[steady.length >> 1], peakMiB, loss, blas: info.blas, torch: sc.torchVersion() }));
+  // Which BLAS library the process really mapped (LibTorch's BLAS_INFO says only 'generic' for Debian's alternatives).
+  const libs = [...new Set(fs.readFileSync('/proc/self/maps', 'utf8').split(String.fromCharCode(10)).map((l) => l.split(' ').pop()).filter((f) => /openblas|libblas|mkl|blis/.test(f)))];
+  process.stdout.write(JSON.stringify({ first, steady: steady[steady.length >> 1], peakMiB, loss, blas: info.blas + '; mapped: ' + libs.join(' '), torch: sc.torchVersion() }));
 })();
 `;
 
@@ -101,8 +103,9 @@ steady = []
 for _ in range(reps):
     t0 = time.perf_counter(); step(); steady.append((time.perf_counter() - t0) * 1e3)
 steady.sort()
+libs = sorted({l.split()[-1] for l in open('/proc/self/maps') if len(l.split()) > 5 and any(k in l.split()[-1] for k in ('openblas', 'libblas', 'mkl', 'blis'))})
 blas = [p for p in torch.__config__.show().replace(',', '\\n').split('\\n') if 'BLAS_INFO' in p or 'MKL-DNN' in p or 'LAPACK_INFO' in p]
-print(json.dumps({'first': first, 'steady': steady[len(steady) // 2], 'peakMiB': peak, 'loss': loss, 'blas': ', '.join(s.strip(' -') for s in blas), 'torch': torch.__version__}))
+print(json.dumps({'first': first, 'steady': steady[len(steady) // 2], 'peakMiB': peak, 'loss': loss, 'blas': ', '.join(s.strip(' -') for s in blas) + '; mapped: ' + ' '.join(libs), 'torch': torch.__version__}))
 `;
 
 function run(cmd, args) {

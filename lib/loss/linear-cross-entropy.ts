@@ -6,9 +6,9 @@
  * (N, C) logits (binding/aten/linear_cross_entropy.cc). Validation is all here, before native
  * code runs; the native layer re-checks shapes as defence in depth.
  */
-import { describe, inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
-import { native, type NativeLinearResult, type NativeTensor } from '../native';
-import { checkClassIndices, parseDevice, parseIgnoreIndex, parseWeight, readOptions, type Device, type Reduction } from '../options';
+import { codedError, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
+import { native, type NativeLinearResult } from '../native';
+import { checkClassIndices, fmt, parseDevice, parseGradOutput, parseLossOptions, parseWeight, readOptions, REDUCTIONS, sameShape, type Device, type Reduction } from '../options';
 import { checkTensor, DTYPES, type DType, type FloatArray, type Tensor } from '../tensor';
 import { nativeTensorArg, resolveDevice, tensorArg, type TensorInput } from '../device';
 
@@ -77,7 +77,6 @@ export const LINEAR_OPTION_NAMES: readonly string[] = [
 ];
 
 
-const REDUCTIONS: Record<Reduction, 0 | 1 | 2> = { none: 0, mean: 1, sum: 2 };
 
 interface LinearPrepared {
   args: Record<string, unknown>;
@@ -89,14 +88,6 @@ interface LinearPrepared {
   hasBias: boolean;
   into: LinearGradInto;
   grad: boolean;
-}
-
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(', ')}]`;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 function regionOf(v: ArrayBufferView): [ArrayBufferLike, number, number] {
@@ -144,17 +135,7 @@ function prepareLinear(input: unknown, linearWeight: unknown, target: unknown, o
   if (C < 1) throw inconsistent('linearWeight', `expected at least one class (row) but received shape ${fmt(lw.shape)}`);
   const t = tensorArg(target, 'target');
 
-  const eps = opts.labelSmoothing ?? 0;
-  if (typeof eps !== 'number') throw typeError('labelSmoothing', 'a number between 0 and 1', eps);
-  if (!(eps >= 0 && eps <= 1)) throw rangeError('labelSmoothing', 'a finite number between 0 and 1', eps);
-  const reduction = opts.reduction ?? 'mean';
-  if (typeof reduction !== 'string' || !Object.prototype.hasOwnProperty.call(REDUCTIONS, reduction)) {
-    throw typeError('reduction', "one of 'mean', 'sum', 'none'", reduction);
-  }
-  const red = reduction as Reduction;
-  const grad = opts.grad ?? false;
-  if (typeof grad !== 'boolean') throw typeError('grad', 'a boolean', grad);
-  const ignore = parseIgnoreIndex(opts.ignoreIndex);
+  const { eps, reduction: red, grad, ignore } = parseLossOptions(opts);
   const device = resolveDevice(opts.device === undefined ? undefined : parseDevice(opts.device), [
     ['input', x],
     ['linearWeight', lw],
@@ -180,22 +161,7 @@ function prepareLinear(input: unknown, linearWeight: unknown, target: unknown, o
   const bias = opts.linearBias === undefined ? null : readBias(opts.linearBias, C, x.dtype);
   const weight = opts.weight === undefined ? null : parseWeight(opts.weight, C, x.dtype);
 
-  let gradOutput: number | NativeTensor | null = null;
-  if (opts.gradOutput !== undefined) {
-    if (!grad) throw rangeErrorMessage(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
-    const g = opts.gradOutput;
-    if (typeof g === 'number') {
-      gradOutput = g;
-    } else {
-      const gt = checkTensor(g, 'gradOutput');
-      if (gt.dtype !== 'float32' && gt.dtype !== 'float64') throw typeError('gradOutput.dtype', 'float32 or float64', gt.dtype);
-      const expected = red === 'none' ? lossShape : [];
-      if (!sameShape(gt.shape, expected)) {
-        throw inconsistent('gradOutput', `expected shape ${fmt(expected)} (the ${red} loss) but received ${fmt(gt.shape)}`);
-      }
-      gradOutput = gt;
-    }
-  }
+  const gradOutput = parseGradOutput(opts, grad, red, lossShape);
 
   let workingMemory: number | null = null;
   if (opts.workingMemory !== undefined) {
@@ -273,7 +239,7 @@ function finish(p: LinearPrepared, r: NativeLinearResult): LinearCrossEntropyRes
     const into = p.into[key];
     if (into) return { data: into, shape: shape.slice(), dtype: p.hostDType };
     const g = r.grad?.[key];
-    if (!g) throw new Error(`internal: the native result has no gradient for ${key}`);
+    if (!g) throw codedError(ERROR_CODES.NATIVE, `internal: the native result has no gradient for ${key}`);
     return { data: g.data as FloatArray, shape: shape.slice(), dtype: p.hostDType };
   };
   const grad: LinearCrossEntropyGrad = { input: part('input', p.inputShape), linearWeight: part('linearWeight', p.weightShape) };

@@ -14,8 +14,8 @@
 #include "aten/linear_cross_entropy.h"
 #include "errors.h"
 #include "memory/result_registry.h"
+#include "napi/args.h"
 #include "napi/async_task.h"
-#include "napi/cross_entropy_binding.h"
 #include "napi/device_tensor.h"
 #include "napi/modules.h"
 #include "napi/tensor_view.h"
@@ -35,10 +35,9 @@ struct LinearCall {
 };
 
 // A tensor argument that may be a DeviceTensor handle (used in place) or a host tensor.
-void read_maybe_device(Napi::Env env, const Napi::Object& o, const char* name, Role role, bool async, LinearCall& call,
-                       RawTensor& raw, at::Tensor& device_tensor) {
-  Napi::Value v = o.Get(name);
-  if (auto handle = device_tensor_of(env, v, name)) {
+void read_maybe_device(ArgReader& r, const char* name, Role role, RawTensor& raw, at::Tensor& device_tensor) {
+  Napi::Value v = r.get(name);
+  if (auto handle = device_tensor_of(r.env(), v, name)) {
     device_tensor = handle->tensor;
     raw.storage = handle->host_dtype;
     raw.compute = handle->tensor.scalar_type();
@@ -46,7 +45,7 @@ void read_maybe_device(Napi::Env env, const Napi::Object& o, const char* name, R
     raw.present = true;
     return;
   }
-  raw = keep(call.holders, read_tensor(env, v, name, role, async));
+  raw = r.tensor(v, name, role);
 }
 
 // One gradInto part: a Float32Array/Float64Array of `want` elements, or nothing.
@@ -75,20 +74,19 @@ size_t numel_of(const std::vector<int64_t>& shape) {
 }
 
 std::shared_ptr<LinearCall> read_call(Napi::Env env, const Napi::Value& value, bool async) {
-  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for linearCrossEntropy");
-  Napi::Object o = value.As<Napi::Object>();
   auto call = std::make_shared<LinearCall>();
-  LinearCrossEntropyArgs& a = call->args;
   call->holders.reserve(7);
-  read_maybe_device(env, o, "input", Role::Input, async, *call, a.input, a.input_tensor);
-  read_maybe_device(env, o, "linearWeight", Role::Input, async, *call, a.linear_weight, a.linear_weight_tensor);
-  read_maybe_device(env, o, "target", Role::Target, async, *call, a.target, a.target_tensor);
-  Napi::Value b = o.Get("linearBias");
-  if (!b.IsNull() && !b.IsUndefined()) a.linear_bias = keep(call->holders, read_tensor(env, b, "linearBias", Role::Weight, async));
+  ArgReader r(env, value, async, "linearCrossEntropy", call->holders);
+  const Napi::Object& o = r.object();
+  LinearCrossEntropyArgs& a = call->args;
+  read_maybe_device(r, "input", Role::Input, a.input, a.input_tensor);
+  read_maybe_device(r, "linearWeight", Role::Input, a.linear_weight, a.linear_weight_tensor);
+  read_maybe_device(r, "target", Role::Target, a.target, a.target_tensor);
+  a.linear_bias = r.optional_tensor("linearBias", "linearBias", Role::Weight);
 
-  // weight, gradOutput, reduction, ignoreIndex, labelSmoothing, grad, device: as crossEntropy reads them.
+  // weight, gradOutput, reduction, ignoreIndex, labelSmoothing, grad, device: as every loss reads them.
   CrossEntropyArgs shared;
-  read_shared_args(env, o, async, shared, call->holders);
+  read_loss_options(r, shared);
   a.weight = shared.weight;
   a.grad_output = shared.grad_output;
   a.grad_output_scalar = shared.grad_output_scalar;
@@ -118,7 +116,7 @@ std::shared_ptr<LinearCall> read_call(Napi::Env env, const Napi::Value& value, b
       a.grad_linear_bias_into = read_into(env, into, "linearBias", numel_of(a.linear_bias.shape), host, *call);
   }
   // Getters run by the Gets above may have detached or resized a buffer read earlier.
-  for (const HostInput& h : call->holders) revalidate(env, h);
+  r.revalidate_all();
   return call;
 }
 

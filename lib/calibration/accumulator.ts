@@ -9,13 +9,13 @@
  * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
  * in its notes.
  */
-import type { TensorInput } from '../device';
-import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
-import { readOptions, type Device } from '../options';
+import type { TensorInput } from '../core/device';
+import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../core/errors';
+import { readOptions, type Device } from '../core/options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats, computeStatsAsync } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
-import { replaceState } from '../state';
+import { replaceState } from '../core/state';
 
 export type AccumulatorOptions = ReportOptions;
 

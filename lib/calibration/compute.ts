@@ -1,6 +1,6 @@
 /** One native pass: validated inputs in, sufficient statistics out. */
-import { native, type NativeCalibrationArgs } from '../native';
-import type { Tensor } from '../tensor';
+import { native, type NativeCalibrationArgs } from '../core/native';
+import type { Tensor } from '../core/tensor';
 import { fromNative, type Stats } from './metrics';
 import { CONVENTION_CODES, type Resolved } from './options';
 

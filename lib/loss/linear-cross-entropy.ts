@@ -6,11 +6,11 @@
  * (N, C) logits (binding/aten/linear_cross_entropy.cc). Validation is all here, before native
  * code runs; the native layer re-checks shapes as defence in depth.
  */
-import { codedError, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
-import { native, type NativeLinearResult } from '../native';
-import { checkClassIndices, fmt, parseDevice, parseGradOutput, parseLossOptions, parseWeight, readOptions, REDUCTIONS, sameShape, type Device, type Reduction } from '../options';
-import { checkTensor, DTYPES, type DType, type FloatArray, type Tensor } from '../tensor';
-import { nativeTensorArg, resolveDevice, tensorArg, type TensorInput } from '../device';
+import { codedError, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError } from '../core/errors';
+import { native, type NativeLinearResult } from '../core/native';
+import { checkClassIndices, fmt, parseDevice, parseGradOutput, parseLossOptions, parseWeight, readOptions, REDUCTIONS, sameShape, type Device, type Reduction } from '../core/options';
+import { checkTensor, DTYPES, type DType, type FloatArray, type Tensor } from '../core/tensor';
+import { nativeTensorArg, resolveDevice, tensorArg, type TensorInput } from '../core/device';
 
 /** Where linearCrossEntropy writes the gradients instead of allocating them (each optional). */
 export interface LinearGradInto {

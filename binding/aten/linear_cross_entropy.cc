@@ -158,7 +158,6 @@ std::string blas_info() {
 }
 
 LinearCrossEntropyResult linear_cross_entropy(const LinearCrossEntropyArgs& args) {
-  at::NoGradGuard no_grad;
   const at::Device dev = parse_device(args.device);
 
   at::Tensor x = arg_tensor(args.input_tensor, args.input);

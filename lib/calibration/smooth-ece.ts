@@ -1,0 +1,460 @@
+/**
+ * SmoothECE (Błasiok & Nakkiran, ICLR 2024) computed the way Apple's relplot 1.0.3 computes
+ * `smECE(f, y)` with its defaults, so that the value and the bandwidth agree with it to
+ * rounding (test/smooth-ece.test.ts checks 1e-9 against test/smooth_ece_reference.py).
+ * Written for smoothce from the published algorithm; no relplot code is used.
+ *
+ * The estimator, as relplot 1.0.3 discretises it:
+ * - residuals r_i = f_i − y_i (f = confidence, y = 1 if correct) are "smooth-rounded" onto
+ *   a uniform grid of G points on [0, 1]: sample i adds (1 − w)·r_i to node ⌊f_i(G−1)⌋ and
+ *   w·r_i to the next node, w the fractional part (the node index clipped to [0, G−2]); the
+ *   same with 1 in place of r_i gives the density grid;
+ * - both grids are convolved with a Gaussian of width σ sampled at the G nodes t_k = k/(G−1)
+ *   centred on t = 0.5 (so truncated at ±0.5), after reflecting the grid once about 0 and
+ *   about 1 (the reflected Gaussian kernel); the kernel is not renormalised after sampling;
+ * - both are linearly interpolated onto an evaluation mesh of max(round(10/σ), 200) points;
+ *   1e-4 is added to the density; smECE_σ = Σ|r̂·d| / Σ d over the mesh, with r̂ = smoothed
+ *   residual / density;
+ * - G = ⌊max(2000, round(20/σ)) / 2⌋ + 1;
+ * - the bandwidth is relplot's fixed-point search: σ = 1 if smECE_1 ≥ 1, otherwise ten steps
+ *   of bisection on [0, 1] for the smallest σ with σ ≥ smECE_σ (σ < 0.001 counting as
+ *   "too small"); the search returns the upper end, a multiple of 1/1024 (at least 2/1024).
+ *
+ * Because every σ the search can visit is k/1024, only ten grid sizes G can ever occur
+ * (GRID_SIZES). The grids are sums over samples, so they merge by adding: keeping all ten
+ * (SmoothEceGrids, about 330 KB) makes a streamed SmoothECE exact up to summation order.
+ */
+import { rangeError, typeError } from '../errors';
+import { Rng } from '../demo/rng';
+
+/** relplot's smECE search: bisection steps, lower cutoff, density offset, minimum mesh sizes. */
+const REFINE = 10;
+const EPS_SIGMA = 0.001;
+const EPS_DENSITY = 0.0001;
+const MIN_MESH = 200;
+const MIN_GRID = 2000;
+const SQRT_2PI = Math.sqrt(2 * Math.PI);
+
+/** Python's round() of a float to an integer: halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d > 0.5) return f + 1;
+  if (d < 0.5) return f;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+/** The grid size relplot smooths on at bandwidth sigma. */
+export function gridSize(sigma: number): number {
+  return Math.floor(Math.max(MIN_GRID, roundHalfEven(20 / sigma)) / 2) + 1;
+}
+
+/** The evaluation mesh size relplot uses at bandwidth sigma. */
+export function meshSize(sigma: number): number {
+  return Math.max(roundHalfEven(10 / sigma), MIN_MESH);
+}
+
+/** Every grid size relplot 1.0.3's search can use (σ = k/1024, k = 2..1024), ascending. */
+export const GRID_SIZES: readonly number[] = (() => {
+  const set = new Set<number>();
+  for (let k = 2; k <= 1024; k++) set.add(gridSize(k / 1024));
+  return [...set].sort((a, b) => a - b);
+})();
+
+/** numpy.linspace(0, 1, n): i·(1/(n−1)), the last point exactly 1. */
+function linspace01(n: number): Float64Array {
+  const t = new Float64Array(n);
+  if (n === 1) return t;
+  const step = 1 / (n - 1);
+  for (let i = 0; i < n; i++) t[i] = i * step;
+  t[n - 1] = 1;
+  return t;
+}
+
+/** One grid: residual and density sums at G nodes. */
+export interface Grid {
+  size: number;
+  residual: Float64Array;
+  density: Float64Array;
+}
+
+export function emptyGrid(size: number): Grid {
+  return { size, residual: new Float64Array(size), density: new Float64Array(size) };
+}
+
+/** Smooth-rounds rows [start, end) of (confidence, correct) onto a grid (adds to it). */
+export function addToGrid(g: Grid, confidence: ArrayLike<number>, correct: ArrayLike<number>, start = 0, end = confidence.length): void {
+  const m = g.size - 1;
+  const res = g.residual;
+  const den = g.density;
+  for (let i = start; i < end; i++) {
+    const f = confidence[i];
+    const x = f * m;
+    let b = Math.trunc(x);
+    if (b < 0) b = 0;
+    else if (b > m - 1) b = m - 1;
+    const w = x - b;
+    const r = f - (correct[i] ? 1 : 0);
+    res[b] += (1 - w) * r;
+    res[b + 1] += w * r;
+    den[b] += 1 - w;
+    den[b + 1] += w;
+  }
+}
+
+/** The Gaussian relplot samples: G points t_k = k/(G−1), centred on 0.5, scaled by 1/(σ√(2π)). */
+function kernel(size: number, sigma: number): Float64Array {
+  const t = linspace01(size);
+  const v = sigma * sigma;
+  const out = new Float64Array(size);
+  const norm = SQRT_2PI * sigma;
+  for (let k = 0; k < size; k++) {
+    const d = t[k] - 0.5;
+    out[k] = Math.exp((-d * d) / (2 * v)) / norm;
+  }
+  return out;
+}
+
+/** Reflected convolution of grid values (length G) with the sampled kernel, as relplot: valid part of
+ *  the convolution of [v_{G−1}..v_1, v_0..v_{G−1}, v_{G−2}..v_0] with the kernel, from index ⌊G/2⌋. */
+function reflectConvolve(values: Float64Array, ker: Float64Array): Float64Array {
+  const g = values.length;
+  const ext = new Float64Array(3 * g - 2);
+  for (let j = 0; j < g - 1; j++) ext[j] = values[g - 1 - j];
+  ext.set(values, g - 1);
+  for (let q = 1; q < g; q++) ext[2 * g - 2 + q] = values[g - 1 - q];
+  // Kernel taps that are exactly 0 (exp underflow) add nothing; skip them.
+  let lo = 0;
+  while (lo < g && ker[lo] === 0) lo++;
+  let hi = g - 1;
+  while (hi > lo && ker[hi] === 0) hi--;
+  const out = new Float64Array(g);
+  const shift = Math.floor(g / 2) + g - 1;
+  for (let i = 0; i < g; i++) {
+    let s = 0;
+    const base = i + shift;
+    for (let k = lo; k <= hi; k++) s += ker[k] * ext[base - k];
+    out[i] = s;
+  }
+  return out;
+}
+
+/** relplot's interpolate(): values at nodes i/(G−1), read at points t. */
+function interpolate(t: Float64Array, y: Float64Array): Float64Array {
+  const g = y.length;
+  const bucket = 1 / (g - 1);
+  const out = new Float64Array(t.length);
+  for (let j = 0; j < t.length; j++) {
+    let i = Math.trunc(t[j] * (g - 1));
+    if (i < 0) i = 0;
+    else if (i > g - 2) i = g - 2;
+    const w = (t[j] - i * bucket) / bucket;
+    out[j] = y[i] * (1 - w) + y[i + 1] * w;
+  }
+  return out;
+}
+
+/** The kernel-smoothed residual and density of a grid at bandwidth sigma, read at points t. */
+export function smoothAt(g: Grid, sigma: number, t: Float64Array): { residual: Float64Array; density: Float64Array } {
+  const ker = kernel(g.size, sigma);
+  return { residual: interpolate(t, reflectConvolve(g.residual, ker)), density: interpolate(t, reflectConvolve(g.density, ker)) };
+}
+
+/** smECE_σ from the grid of size gridSize(sigma). */
+export function smoothEceAt(g: Grid, sigma: number): number {
+  const t = linspace01(meshSize(sigma));
+  const s = smoothAt(g, sigma, t);
+  let num = 0;
+  let den = 0;
+  for (let j = 0; j < t.length; j++) {
+    const d = s.density[j] + EPS_DENSITY;
+    num += Math.abs(s.residual[j] / d) * d;
+    den += d;
+  }
+  return num / den;
+}
+
+export interface SmoothEceResult {
+  /** SmoothECE at the chosen bandwidth. */
+  value: number;
+  /** The bandwidth σ (relplot's return_width): a multiple of 1/1024. */
+  bandwidth: number;
+}
+
+/**
+ * relplot's bandwidth search over a source of grids: `gridFor(G)` returns the grid of size G
+ * (built or kept by the caller). Steps through `yield` so that callers can pause between
+ * smoothings (the async report); run it to the end with runSync.
+ */
+export function* searchSmoothEce(gridFor: (size: number) => Grid | Generator<void, Grid>): Generator<void, SmoothEceResult> {
+  const cache = new Map<number, number>();
+  function* at(sigma: number): Generator<void, number> {
+    const hit = cache.get(sigma);
+    if (hit !== undefined) return hit;
+    const src = gridFor(gridSize(sigma));
+    const g = isGenerator(src) ? yield* src : src;
+    yield;
+    const v = smoothEceAt(g, sigma);
+    cache.set(sigma, v);
+    return v;
+  }
+  function* tooSmall(sigma: number): Generator<void, boolean> {
+    if (sigma < EPS_SIGMA) return true;
+    return sigma < (yield* at(sigma));
+  }
+  let start = 1;
+  if (!(yield* tooSmall(start))) {
+    let end = 0;
+    for (let i = 0; i < REFINE; i++) {
+      const mid = (start + end) / 2;
+      if (yield* tooSmall(mid)) end = mid;
+      else start = mid;
+    }
+  }
+  // relplot's search returns start as is when the first test (σ = 1) passes; same here.
+  return { value: yield* at(start), bandwidth: start };
+}
+
+function isGenerator<T>(x: T | Generator<void, T>): x is Generator<void, T> {
+  return typeof (x as { next?: unknown }).next === 'function' && typeof (x as { [Symbol.iterator]?: unknown })[Symbol.iterator] === 'function';
+}
+
+/** Runs a step generator to its end on this thread. */
+export function runSync<T>(gen: Generator<void, T>): T {
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+  }
+}
+
+/**
+ * Runs a step generator, handing the event loop back (setImmediate) whenever `sliceMs` has
+ * passed since the last pause, so that no stretch of work holds the loop much longer.
+ */
+export async function runSliced<T>(gen: Generator<void, T>, sliceMs = 8): Promise<T> {
+  let last = performance.now();
+  for (;;) {
+    const r = gen.next();
+    if (r.done) return r.value;
+    if (performance.now() - last >= sliceMs) {
+      await new Promise((resolve) => setImmediate(resolve));
+      last = performance.now();
+    }
+  }
+}
+
+/** Rows per step when smooth-rounding onto a grid (a step takes well under a millisecond). */
+export const ROWS_PER_STEP = 1 << 16;
+
+/** Builds the grid of size G from arrays, in steps of ROWS_PER_STEP rows. */
+export function* gridFromArrays(size: number, confidence: ArrayLike<number>, correct: ArrayLike<number>): Generator<void, Grid> {
+  const g = emptyGrid(size);
+  for (let s = 0; s < confidence.length; s += ROWS_PER_STEP) {
+    addToGrid(g, confidence, correct, s, Math.min(confidence.length, s + ROWS_PER_STEP));
+    yield;
+  }
+  return g;
+}
+
+/** Checks (confidence, correct) arrays: same length, at least one row. */
+function checkPairs(confidence: unknown, correct: unknown): { f: ArrayLike<number>; y: ArrayLike<number> } {
+  const isNumArray = (a: unknown): a is ArrayLike<number> =>
+    Array.isArray(a) || (ArrayBuffer.isView(a) && !(a instanceof DataView) && !(a instanceof BigInt64Array) && !(a instanceof BigUint64Array));
+  if (!isNumArray(confidence)) throw typeError('confidence', 'an array or typed array of numbers in [0, 1]', confidence);
+  if (!isNumArray(correct)) throw typeError('correct', 'an array or typed array of 0/1 (or booleans)', correct);
+  if (confidence.length !== correct.length) {
+    throw rangeError('correct', `an array of the same length as confidence (${confidence.length})`, `length ${correct.length}`);
+  }
+  if (confidence.length === 0) throw rangeError('confidence', 'at least one value', 'an empty array');
+  for (let i = 0; i < confidence.length; i++) {
+    const f = confidence[i];
+    if (typeof f !== 'number' || !(f >= 0 && f <= 1)) throw rangeError(`confidence[${i}]`, 'a number in [0, 1]', f);
+  }
+  return { f: confidence, y: correct };
+}
+
+/**
+ * SmoothECE of (confidence, correct) pairs, as relplot 1.0.3's `smECE(f, y, return_width=True)`.
+ * `correct` holds 1/true for a correct prediction, 0/false otherwise.
+ */
+export function smoothEce(confidence: ArrayLike<number>, correct: ArrayLike<number | boolean>): SmoothEceResult {
+  const { f, y } = checkPairs(confidence, correct);
+  return runSync(smoothEceSteps(f, y));
+}
+
+/** smoothEce() as steps (for the async report): grids are built lazily, once per size. */
+export function smoothEceSteps(f: ArrayLike<number>, y: ArrayLike<number>): Generator<void, SmoothEceResult> {
+  const built = new Map<number, Grid>();
+  return searchSmoothEce(function* (size) {
+    let g = built.get(size);
+    if (!g) {
+      g = yield* gridFromArrays(size, f, y);
+      built.set(size, g);
+    }
+    return g;
+  });
+}
+
+/**
+ * The mergeable form: the residual and density grids at every size the search can use.
+ * add() rows, merge() another, result() gives the same SmoothECE and bandwidth as
+ * smoothEce() on all the rows (up to summation order, about 1e-15 relative).
+ */
+export class SmoothEceGrids {
+  readonly grids: Grid[];
+  count = 0;
+
+  constructor() {
+    this.grids = GRID_SIZES.map(emptyGrid);
+  }
+
+  /** Adds rows [start, end) of (confidence, correct); values are not checked here. */
+  add(confidence: ArrayLike<number>, correct: ArrayLike<number>, start = 0, end = confidence.length): this {
+    for (const g of this.grids) addToGrid(g, confidence, correct, start, end);
+    this.count += end - start;
+    return this;
+  }
+
+  merge(other: SmoothEceGrids): this {
+    for (let i = 0; i < this.grids.length; i++) {
+      const a = this.grids[i];
+      const b = other.grids[i];
+      for (let k = 0; k < a.size; k++) {
+        a.residual[k] += b.residual[k];
+        a.density[k] += b.density[k];
+      }
+    }
+    this.count += other.count;
+    return this;
+  }
+
+  grid(size: number): Grid {
+    const g = this.grids.find((x) => x.size === size);
+    if (!g) throw rangeError('size', `one of ${GRID_SIZES.join(', ')}`, size);
+    return g;
+  }
+
+  /** SmoothECE and bandwidth of everything added (null before any row). */
+  result(): SmoothEceResult | null {
+    if (this.count === 0) return null;
+    return runSync(searchSmoothEce((size) => this.grid(size)));
+  }
+
+  /** Plain arrays, for JSON. */
+  toJSON(): { count: number; sizes: number[]; residual: number[][]; density: number[][] } {
+    return {
+      count: this.count,
+      sizes: this.grids.map((g) => g.size),
+      residual: this.grids.map((g) => Array.from(g.residual)),
+      density: this.grids.map((g) => Array.from(g.density)),
+    };
+  }
+
+  static fromJSON(value: unknown, parameter = 'state'): SmoothEceGrids {
+    const v = value as ReturnType<SmoothEceGrids['toJSON']>;
+    const ok =
+      v !== null &&
+      typeof v === 'object' &&
+      Number.isSafeInteger(v.count) &&
+      v.count >= 0 &&
+      Array.isArray(v.sizes) &&
+      v.sizes.length === GRID_SIZES.length &&
+      v.sizes.every((s, i) => s === GRID_SIZES[i]) &&
+      [v.residual, v.density].every(
+        (arrs) => Array.isArray(arrs) && arrs.length === GRID_SIZES.length && arrs.every((a, i) => Array.isArray(a) && a.length === GRID_SIZES[i] && a.every((x) => typeof x === 'number' && Number.isFinite(x))),
+      );
+    if (!ok) throw rangeError(parameter, 'SmoothECE grids written by toJSON()', value);
+    const out = new SmoothEceGrids();
+    out.count = v.count;
+    out.grids.forEach((g, i) => {
+      g.residual.set(v.residual[i]);
+      g.density.set(v.density[i]);
+    });
+    return out;
+  }
+}
+
+/** Points of the smooth reliability curve (relplot's prepare_rel_diagram mesh of 200 points). */
+export const CURVE_POINTS = 200;
+
+export interface SmoothCurve {
+  /** The mesh, CURVE_POINTS points on [0, 1]. */
+  x: number[];
+  /** E[correct | confidence = x]: x minus the smoothed residual (relplot's centred kernel regression). */
+  y: number[];
+  /** Kernel density of the confidences at x (integrates to about 1). */
+  density: number[];
+  /** The bandwidth the curve was smoothed with (the SmoothECE bandwidth). */
+  bandwidth: number;
+  /** 2.5% and 97.5% bootstrap quantiles of y at each x, when a bootstrap was asked for. */
+  lower?: number[];
+  upper?: number[];
+  /** How many bootstrap resamples made the band (0: no band). */
+  bootstrap: number;
+}
+
+/** The smooth reliability curve from a grid of size gridSize(bandwidth) holding n rows. */
+export function curveFromGrid(g: Grid, bandwidth: number, n: number): Pick<SmoothCurve, 'x' | 'y' | 'density'> {
+  const t = linspace01(CURVE_POINTS);
+  const s = smoothAt(g, bandwidth, t);
+  const x = Array.from(t);
+  return {
+    x,
+    y: x.map((ti, j) => ti - s.residual[j] / (s.density[j] + EPS_DENSITY)),
+    density: x.map((_, j) => s.density[j] / n),
+  };
+}
+
+/**
+ * The curve with a bootstrap band: `resamples` resamples of the rows with replacement (seeded,
+ * so reproducible), each smoothed at the same bandwidth; the band is the 2.5% and 97.5%
+ * quantiles at each mesh point. Costs O(resamples · N).
+ */
+export function* smoothCurveSteps(
+  f: ArrayLike<number>,
+  y: ArrayLike<number>,
+  bandwidth: number,
+  resamples: number,
+  seed = 42,
+): Generator<void, SmoothCurve> {
+  const size = gridSize(bandwidth);
+  const n = f.length;
+  const main = curveFromGrid(yield* gridFromArrays(size, f, y), bandwidth, n);
+  const out: SmoothCurve = { ...main, bandwidth, bootstrap: 0 };
+  if (resamples <= 0) return out;
+  const rng = new Rng(seed);
+  const curves: number[][] = [];
+  const idx = new Uint32Array(Math.min(n, ROWS_PER_STEP));
+  const bf = new Float64Array(idx.length);
+  const by = new Float64Array(idx.length);
+  for (let r = 0; r < resamples; r++) {
+    const g = emptyGrid(size);
+    for (let s = 0; s < n; s += idx.length) {
+      const m = Math.min(idx.length, n - s);
+      for (let i = 0; i < m; i++) {
+        const j = rng.int(0, n - 1);
+        bf[i] = f[j];
+        by[i] = y[j];
+      }
+      addToGrid(g, bf, by, 0, m);
+      yield;
+    }
+    curves.push(curveFromGrid(g, bandwidth, n).y);
+  }
+  const q = (sorted: number[], p: number): number => {
+    // numpy's default (linear) quantile.
+    const h = (sorted.length - 1) * p;
+    const lo = Math.floor(h);
+    const hi = Math.min(lo + 1, sorted.length - 1);
+    return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
+  };
+  out.lower = [];
+  out.upper = [];
+  for (let j = 0; j < CURVE_POINTS; j++) {
+    const col = curves.map((c) => c[j]).sort((a, b) => a - b);
+    out.lower.push(q(col, 0.025));
+    out.upper.push(q(col, 0.975));
+  }
+  out.bootstrap = resamples;
+  return out;
+}

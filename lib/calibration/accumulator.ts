@@ -13,11 +13,14 @@ import type { TensorInput } from '../device';
 import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
 import { readOptions, type Device } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
-import { computeStats, computeStatsAsync } from './compute';
-import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
+import { computeStats, computeStatsAsync, sharedCopy } from './compute';
+import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type CommonOptions, type Convention, type Resolved } from './options';
+import { batchWork } from './row-extras';
+import { curveFromGrid, gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
+import type { Tensor } from '../tensor';
 import { replaceState } from '../state';
 
-export type AccumulatorOptions = ReportOptions;
+export type AccumulatorOptions = CommonOptions;
 
 /** The JSON form of an Accumulator (toJSON / fromJSON). */
 export interface AccumulatorState {
@@ -25,11 +28,15 @@ export interface AccumulatorState {
   version: 1;
   options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string };
   stats: Stats | null;
+  /** SmoothECE grids (smooth-ece.ts SmoothEceGrids.toJSON); absent in states written before they existed. */
+  smooth?: ReturnType<SmoothEceGrids['toJSON']>;
 }
 
 const ADAPTIVE_NOTE =
-  'adaptiveEce is omitted (null) in an Accumulator report: equal-mass bins need all confidences at once and ' +
-  'cannot be streamed exactly; use calibration.report on the full data for it.';
+  'adaptiveEce and aurc are omitted (null) in an Accumulator report: equal-mass bins and the risk–coverage ' +
+  'ranking need all confidences at once and cannot be streamed exactly; use calibration.report on the full data for them. ' +
+  'smoothEce is exact (the accumulator keeps its grids) but has no bootstrap band.';
+const NO_SMOOTH_NOTE = 'smoothEce is NaN: this accumulator was restored from a state written without SmoothECE grids.';
 
 function addTables(a: BinTable, b: BinTable): BinTable {
   return {
@@ -44,9 +51,15 @@ function sameEdges(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
+interface Batch {
+  stats: Stats;
+  smooth: SmoothEceGrids | null;
+}
+
 export class Accumulator {
   readonly #options: Resolved;
   #stats: Stats | null = null;
+  #smooth: SmoothEceGrids | null = new SmoothEceGrids();
 
   constructor(options?: AccumulatorOptions) {
     this.#options = resolveCommon(readOptions(options, COMMON_OPTION_NAMES, 'calibration.Accumulator'));
@@ -69,8 +82,22 @@ export class Accumulator {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
     const s = computeStats(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false });
-    this.#add(s);
+    this.#add(this.#withRows(s, inp.scores, inp.labels));
     return this;
+  }
+
+  /** The batch's top-label table and SmoothECE grids (float64 per-row pass, smooth-ece.ts). */
+  #withRows(s: Stats, scores: Tensor, labels: Tensor): Batch {
+    return this.#batch(s, runSync(batchWork(scores, labels, this.#rowOptions(s))));
+  }
+
+  #rowOptions(s: Stats) {
+    const o = this.#options;
+    return { fromLogits: o.from === 'logits', temperature: o.temperature, convention: o.convention, edges: s.top.edges };
+  }
+
+  #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids }): Batch {
+    return { stats: { ...s, topLabel: w.topLabel }, smooth: w.grids };
   }
 
   /**
@@ -87,16 +114,20 @@ export class Accumulator {
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
-    const computed = computeStatsAsync(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false }, 'scores', callSite);
+    const z = sharedCopy(inp.scores);
+    const y = sharedCopy(inp.labels);
+    const computed = computeStatsAsync(z, y, this.#options, { classwise: true, adaptive: false }, 'scores', callSite).then(async (s) =>
+      this.#batch(s, await runSliced(batchWork(z, y, this.#rowOptions(s)))),
+    );
     // Handled below once the earlier updates are added; mark it now so that an early
     // rejection is not reported as unhandled in the meantime.
     computed.catch(() => undefined);
     const previous = this.#chain;
-    const added = previous.then(() => computed).then((s) => {
-      if (this.#stats && s.classes !== this.#stats.classes) {
-        throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${s.classes}`);
+    const added = previous.then(() => computed).then((b) => {
+      if (this.#stats && b.stats.classes !== this.#stats.classes) {
+        throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${b.stats.classes}`);
       }
-      this.#add(s);
+      this.#add(b);
       return this;
     });
     this.#chain = added.then(
@@ -118,19 +149,22 @@ export class Accumulator {
         throw inconsistent('other', `its ${key} is ${JSON.stringify(o[key])} but this accumulator's is ${JSON.stringify(m[key])}`);
       }
     }
-    if (other.#stats) this.#add(other.#stats);
+    if (other.#stats) this.#add({ stats: other.#stats, smooth: other.#smooth });
     return this;
   }
 
   /** @internal distributed.allReduce(): take `other`'s state (same options). */
   [replaceState](other: Accumulator): void {
     this.#stats = other.#stats ? structuredClone(other.#stats) : null;
+    this.#smooth = other.#smooth ? new SmoothEceGrids().merge(other.#smooth) : null;
   }
 
-  #add(s: Stats): void {
+  #add(batch: Batch): void {
+    const s = batch.stats;
     const t = this.#stats;
     if (!t) {
       this.#stats = structuredClone(s);
+      this.#smooth = batch.smooth ? new SmoothEceGrids().merge(batch.smooth) : null;
       return;
     }
     if (s.classes !== t.classes) {
@@ -146,13 +180,18 @@ export class Accumulator {
       nllClamped: t.nllClamped + s.nllClamped,
       top: addTables(t.top, s.top),
       classwise: t.classwise && s.classwise ? addTables(t.classwise, s.classwise) : undefined,
+      topLabel: t.topLabel && s.topLabel ? addTables(t.topLabel, s.topLabel) : undefined,
     };
+    this.#smooth = this.#smooth && batch.smooth ? this.#smooth.merge(batch.smooth) : null;
   }
 
   /** The report over everything added so far (adaptiveEce: null; see the class comment). */
   report(): CalibrationReport {
     if (!this.#stats) throw rangeErrorMessage('Invalid accumulator: it has no samples yet; call update() with at least one batch first');
-    return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE]);
+    const smooth = this.#smooth?.result();
+    if (!smooth) return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE, NO_SMOOTH_NOTE]);
+    const curve = { ...curveFromGrid(this.#smooth!.grid(gridSize(smooth.bandwidth)), smooth.bandwidth, this.#stats.n), bandwidth: smooth.bandwidth, bootstrap: 0 };
+    return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE], { smooth, curve, selective: null });
   }
 
   toJSON(): AccumulatorState {
@@ -162,6 +201,7 @@ export class Accumulator {
       version: 1,
       options: { from, bins, convention, temperature, tolerance, device },
       stats: this.#stats ? structuredClone(this.#stats) : null,
+      ...(this.#smooth ? { smooth: this.#smooth.toJSON() } : {}),
     };
   }
 
@@ -185,11 +225,14 @@ export class Accumulator {
       if (
         !Number.isSafeInteger(s.n) || s.n < 1 || !Number.isSafeInteger(s.classes) || s.classes < 2 ||
         ![s.correct, s.nllSum, s.brierSum, s.nllClamped].every((x) => typeof x === 'number' && Number.isFinite(x)) ||
-        !tableOk(s.top, nb) || (s.classwise !== undefined && !tableOk(s.classwise, nb * s.classes))
+        !tableOk(s.top, nb) || (s.classwise !== undefined && !tableOk(s.classwise, nb * s.classes)) ||
+        (s.topLabel !== undefined && !tableOk(s.topLabel, nb * s.classes))
       ) {
         throw rangeError('state.stats', 'statistics written by Accumulator.toJSON()', s);
       }
       acc.#stats = structuredClone({ ...s, adaptive: undefined });
+      acc.#smooth = v.smooth === undefined ? null : SmoothEceGrids.fromJSON(v.smooth, 'state.smooth');
+      if (acc.#smooth && acc.#smooth.count !== s.n) throw rangeError('state.smooth.count', `the row count of state.stats (${s.n})`, acc.#smooth.count);
     }
     return acc;
   }

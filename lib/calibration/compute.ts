@@ -56,3 +56,16 @@ export async function computeStatsAsync(scores: Tensor, labels: Tensor, r: Resol
     throw withCallSite(err, callSite);
   }
 }
+
+/**
+ * A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself): a snapshot
+ * that several passes read (the native pass reads a SharedArrayBuffer in place, no second copy).
+ */
+export function sharedCopy(t: Tensor): Tensor {
+  const d = t.data;
+  if (typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer) return t;
+  const Ctor = d.constructor as new (b: SharedArrayBuffer) => typeof d;
+  const copy = new Ctor(new SharedArrayBuffer(d.byteLength));
+  (copy as Float64Array).set(d as Float64Array);
+  return { ...t, data: copy };
+}

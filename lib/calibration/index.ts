@@ -10,9 +10,11 @@ import type { Tensor } from '../tensor';
 import { native } from '../native';
 import { readOptions } from '../options';
 import { Accumulator } from './accumulator';
-import { computeStats, computeStatsAsync, withCallSite } from './compute';
-import { binError, buildReport, type CalibrationReport } from './metrics';
-import { checkInputs, resolveEce, resolveReport, resolveCommon, type EceOptions, type ReportOptions } from './options';
+import { computeStats, computeStatsAsync, sharedCopy, withCallSite } from './compute';
+import { binError, buildReport, type BinTable, type CalibrationReport, type RowExtras, type Stats } from './metrics';
+import { checkInputs, resolveEce, resolveReport, resolveCommon, type CommonOptions, type EceOptions, type ReportOptions, type ResolvedReport } from './options';
+import { rowWork, type RowWorkOptions } from './row-extras';
+import { runSliced, runSync } from './smooth-ece';
 import { reliabilityDiagram } from './diagram';
 
 export { Accumulator, reliabilityDiagram };
@@ -26,6 +28,9 @@ export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
+export { smoothEce, SmoothEceGrids, GRID_SIZES as SMOOTH_ECE_GRID_SIZES } from './smooth-ece';
+export type { SmoothEceResult, SmoothCurve } from './smooth-ece';
+export type { RiskCoverage, SelectiveScore } from './selective';
 
 /**
  * Calibration error of top-label confidences: norm 'l1' (ECE, default), 'l2' (RMSCE) or
@@ -39,13 +44,32 @@ export function ece(probs: TensorInput, labels: TensorInput, options?: EceOption
   return binError(quantile ? s.adaptive! : s.top, s.n, r.norm, r.debias);
 }
 
-/** Every metric at once, plus the bins of a reliability diagram. */
+function rowOptions(r: ResolvedReport, s: Stats): RowWorkOptions {
+  return {
+    fromLogits: r.from === 'logits',
+    temperature: r.temperature,
+    convention: r.convention,
+    edges: s.top.edges,
+    selectiveScore: r.selectiveScore,
+    smoothBand: r.smoothBand,
+  };
+}
+
+function finish(s: Stats, r: ResolvedReport, extras: RowExtras & { topLabel: BinTable }): CalibrationReport {
+  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
+  return buildReport({ ...s, topLabel: extras.topLabel }, r.convention, r.temperature, notes, extras);
+}
+
+/**
+ * Every metric at once, plus the bins of a reliability diagram. The binned metrics come from
+ * the native (ATen) pass; topLabelEce, smoothEce (with smoothCurve) and aurc from float64
+ * top-label values computed here (lib/calibration/rows.ts).
+ */
 export function report(scores: TensorInput, labels: TensorInput, options?: ReportOptions): CalibrationReport {
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
   const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
-  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
-  return buildReport(s, r.convention, r.temperature, notes);
+  return finish(s, r, runSync(rowWork(inp.scores, inp.labels, rowOptions(r, s))));
 }
 
 /**
@@ -60,9 +84,12 @@ export async function reportAsync(scores: TensorInput, labels: TensorInput, opti
   const callSite = new Error();
   const r = resolveReport(options, 'calibration.reportAsync');
   const inp = checkInputs(scores, labels);
-  const s = await computeStatsAsync(inp.scores, inp.labels, r, { classwise: true, adaptive: true }, 'scores', callSite);
-  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
-  return buildReport(s, r.convention, r.temperature, notes);
+  // One snapshot (on a SharedArrayBuffer, which the native pass reads in place) serves both the
+  // native pass and the per-row pass that follows it in slices on this thread.
+  const z = sharedCopy(inp.scores);
+  const y = sharedCopy(inp.labels);
+  const s = await computeStatsAsync(z, y, r, { classwise: true, adaptive: true }, 'scores', callSite);
+  return finish(s, r, await runSliced(rowWork(z, y, rowOptions(r, s))));
 }
 
 export interface TemperatureFit {
@@ -81,7 +108,7 @@ export interface TemperatureFit {
   atBound: boolean;
 }
 
-export type FitTemperatureOptions = Pick<ReportOptions, 'bins' | 'convention' | 'device'>;
+export type FitTemperatureOptions = Pick<CommonOptions, 'bins' | 'convention' | 'device'>;
 
 /**
  * Temperature scaling (Guo et al. 2017, §4.2): the T > 0 minimising the mean NLL of
@@ -115,16 +142,6 @@ export function fitTemperature(logits: TensorInput, labels: TensorInput, options
 }
 
 
-/** A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself). */
-function shared(t: Tensor): Tensor {
-  const d = t.data;
-  if (typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer) return t;
-  const Ctor = d.constructor as new (b: SharedArrayBuffer) => typeof d;
-  const copy = new Ctor(new SharedArrayBuffer(d.byteLength));
-  (copy as Float64Array).set(d as Float64Array);
-  return { ...t, data: copy };
-}
-
 /**
  * fitTemperature() on the libuv thread pool: the same native search and the same ECE
  * passes, so the same bits. The fit needs three native passes over the data (the search,
@@ -138,8 +155,8 @@ export async function fitTemperatureAsync(logits: TensorInput, labels: TensorInp
   const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperatureAsync');
   const r = resolveCommon({ ...opts, from: 'logits' });
   const inp = checkInputs(logits, labels, 'logits');
-  const z = shared(inp.scores);
-  const y = shared(inp.labels);
+  const z = sharedCopy(inp.scores);
+  const y = sharedCopy(inp.labels);
   const eceAt = (temperature: number): Promise<number> =>
     computeStatsAsync(z, y, { ...r, temperature }, { classwise: false, adaptive: false }, 'logits', callSite).then((s) => binError(s.top, s.n, 'l1'));
   {

@@ -115,28 +115,49 @@ function kernel(size: number, sigma: number): Float64Array {
   return out;
 }
 
-/** Reflected convolution of grid values (length G) with the sampled kernel, as relplot: valid part of
- *  the convolution of [v_{G−1}..v_1, v_0..v_{G−1}, v_{G−2}..v_0] with the kernel, from index ⌊G/2⌋. */
-function reflectConvolve(values: Float64Array, ker: Float64Array): Float64Array {
+/** The grid extended by one reflection about each end: [v_{G−1}..v_1, v_0..v_{G−1}, v_{G−2}..v_0]. */
+function reflect(values: Float64Array): Float64Array {
   const g = values.length;
   const ext = new Float64Array(3 * g - 2);
   for (let j = 0; j < g - 1; j++) ext[j] = values[g - 1 - j];
   ext.set(values, g - 1);
   for (let q = 1; q < g; q++) ext[2 * g - 2 + q] = values[g - 1 - q];
-  // Kernel taps that are exactly 0 (exp underflow) add nothing; skip them.
+  return ext;
+}
+
+/**
+ * Reflected convolution of two grids (residual and density, length G) with the sampled kernel,
+ * as relplot: the valid part of the convolution of the reflected grid with the kernel, from
+ * index ⌊G/2⌋. Kernel taps that are exactly 0 (exp underflow) add nothing and are skipped.
+ */
+function reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array): [Float64Array, Float64Array] {
+  const g = a.length;
+  const ea = reflect(a);
+  const eb = reflect(b);
   let lo = 0;
   while (lo < g && ker[lo] === 0) lo++;
   let hi = g - 1;
   while (hi > lo && ker[hi] === 0) hi--;
-  const out = new Float64Array(g);
+  // out[i] = Σ_k ker[k]·ext[i + shift − k]; with the taps reversed the inner loop runs forward.
+  const taps = hi - lo + 1;
+  const rev = new Float64Array(taps);
+  for (let k = 0; k < taps; k++) rev[k] = ker[hi - k];
+  const oa = new Float64Array(g);
+  const ob = new Float64Array(g);
   const shift = Math.floor(g / 2) + g - 1;
   for (let i = 0; i < g; i++) {
-    let s = 0;
-    const base = i + shift;
-    for (let k = lo; k <= hi; k++) s += ker[k] * ext[base - k];
-    out[i] = s;
+    let sa = 0;
+    let sb = 0;
+    const base = i + shift - hi;
+    for (let k = 0; k < taps; k++) {
+      const w = rev[k];
+      sa += w * ea[base + k];
+      sb += w * eb[base + k];
+    }
+    oa[i] = sa;
+    ob[i] = sb;
   }
-  return out;
+  return [oa, ob];
 }
 
 /** relplot's interpolate(): values at nodes i/(G−1), read at points t. */
@@ -156,8 +177,8 @@ function interpolate(t: Float64Array, y: Float64Array): Float64Array {
 
 /** The kernel-smoothed residual and density of a grid at bandwidth sigma, read at points t. */
 export function smoothAt(g: Grid, sigma: number, t: Float64Array): { residual: Float64Array; density: Float64Array } {
-  const ker = kernel(g.size, sigma);
-  return { residual: interpolate(t, reflectConvolve(g.residual, ker)), density: interpolate(t, reflectConvolve(g.density, ker)) };
+  const [r, d] = reflectConvolve2(g.residual, g.density, kernel(g.size, sigma));
+  return { residual: interpolate(t, r), density: interpolate(t, d) };
 }
 
 /** smECE_σ from the grid of size gridSize(sigma). */
@@ -283,8 +304,7 @@ export function smoothEce(confidence: ArrayLike<number>, correct: ArrayLike<numb
 }
 
 /** smoothEce() as steps (for the async report): grids are built lazily, once per size. */
-export function smoothEceSteps(f: ArrayLike<number>, y: ArrayLike<number>): Generator<void, SmoothEceResult> {
-  const built = new Map<number, Grid>();
+export function smoothEceSteps(f: ArrayLike<number>, y: ArrayLike<number>, built = new Map<number, Grid>()): Generator<void, SmoothEceResult> {
   return searchSmoothEce(function* (size) {
     let g = built.get(size);
     if (!g) {
@@ -415,11 +435,12 @@ export function* smoothCurveSteps(
   y: ArrayLike<number>,
   bandwidth: number,
   resamples: number,
+  built = new Map<number, Grid>(),
   seed = 42,
 ): Generator<void, SmoothCurve> {
   const size = gridSize(bandwidth);
   const n = f.length;
-  const main = curveFromGrid(yield* gridFromArrays(size, f, y), bandwidth, n);
+  const main = curveFromGrid(built.get(size) ?? (yield* gridFromArrays(size, f, y)), bandwidth, n);
   const out: SmoothCurve = { ...main, bandwidth, bootstrap: 0 };
   if (resamples <= 0) return out;
   const rng = new Rng(seed);

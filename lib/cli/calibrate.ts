@@ -1,6 +1,7 @@
 /**
  * npx smoothce calibrate --scores x.npy --labels y.npy [--from logits] [--bins 15]
- *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png] [--json]
+ *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png]
+ *   [--diagram binned|smooth] [--band N] [--selective-score msp|normalized-max-logit] [--json]
  * Prints a calibration report as a table (or JSON) and writes a reliability diagram.
  */
 import * as fs from 'node:fs';
@@ -13,7 +14,7 @@ import { calibration } from '../index';
 import { readNpy } from '../parity/npy';
 import type { Tensor } from '../tensor';
 import type { Device } from '../options';
-import type { CalibrationReport, Convention, ScoreKind } from '../calibration';
+import type { CalibrationReport, Convention, ScoreKind, SelectiveScore } from '../calibration';
 
 export interface CalibrateOptions {
   scores: string;
@@ -24,6 +25,12 @@ export interface CalibrateOptions {
   temperature?: number;
   fitTemperature?: boolean;
   plot?: string;
+  /** Which reliability diagram --plot draws: 'binned' (default) or 'smooth' (SmoothECE curve). */
+  diagram?: 'binned' | 'smooth';
+  /** Bootstrap resamples for the smooth diagram's band (default 100 with --diagram smooth, else 0). */
+  band?: number;
+  /** What ranks rows for AURC: 'msp' (default) or 'normalized-max-logit' (--from logits). */
+  selectiveScore?: SelectiveScore;
   title?: string;
   json?: boolean;
   device?: Device;
@@ -56,6 +63,9 @@ const FLAGS = {
   temperature: '--temperature',
   device: '--device',
   title: '--title',
+  smoothBand: '--band',
+  selectiveScore: '--selective-score',
+  kind: '--diagram',
 };
 
 const pct = (x: number | null): string => (x === null || Number.isNaN(x) ? '-' : `${(100 * x).toFixed(2)}%`);
@@ -74,6 +84,9 @@ export function formatReport(r: CalibrationReport, from: ScoreKind): string[] {
     `  RMSCE          ${pct(r.rmsce)}`,
     `  adaptive ECE   ${pct(r.adaptiveEce)}   (equal-mass bins)`,
     `  classwise ECE  ${pct(r.classwiseEce)}`,
+    `  top-label ECE  ${pct(r.topLabelEce)}   (per predicted class, share-weighted)`,
+    `  SmoothECE      ${pct(r.smoothEce)}   (relplot 1.0.3; bandwidth ${fix(r.smoothEceBandwidth)})`,
+    `  AURC           ${fix(r.aurc)}   (risk-coverage area, ranked by ${r.selective ? r.selective.score : '-'})`,
     '',
     '        lo        hi     count  confidence  accuracy       gap',
   ];
@@ -121,12 +134,14 @@ function calibrate(opts: CalibrateOptions, io: Output): number {
     convention: opts.convention,
     device: opts.device,
     ...(temperature !== undefined ? { temperature } : {}),
+    ...(opts.selectiveScore !== undefined ? { selectiveScore: opts.selectiveScore } : {}),
+    smoothBand: opts.band ?? (opts.diagram === 'smooth' && opts.plot ? 100 : 0),
   });
   let plotted: string | undefined;
   if (opts.plot) {
     const ext = path.extname(opts.plot).toLowerCase();
     if (ext !== '.svg' && ext !== '.png') throw rangeErrorMessage(`Expected a file name ending in .svg or .png for --plot but received ${JSON.stringify(opts.plot)}`);
-    const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title });
+    const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title, kind: opts.diagram });
     fs.writeFileSync(opts.plot, image);
     plotted = opts.plot;
   }
@@ -149,6 +164,12 @@ function integer(value: string): number {
   return n;
 }
 
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, received ${JSON.stringify(value)}`);
+  return n;
+}
+
 function positive(value: string): number {
   const n = Number(value);
   if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected a positive number, received ${JSON.stringify(value)}`);
@@ -167,6 +188,9 @@ export function register(program: Command): void {
     .option('--temperature <T>', 'divide logits by T first (--from logits)', positive)
     .option('--fit-temperature', 'fit the NLL-optimal temperature first and report at it (--from logits)')
     .option('--plot <file>', 'write a reliability diagram (.svg or .png)')
+    .addOption(new Option('--diagram <kind>', "what --plot draws: 'binned' (default) or 'smooth' (the SmoothECE curve with a bootstrap band)").choices(['binned', 'smooth']))
+    .option('--band <n>', 'bootstrap resamples for the smooth diagram band (default 100 with --diagram smooth; 0: none)', nonNegative)
+    .addOption(new Option('--selective-score <score>', "what ranks rows for AURC: 'msp' (default) or 'normalized-max-logit' (--from logits)").choices(['msp', 'normalized-max-logit']))
     .option('--title <text>', 'title of the diagram')
     .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'", deviceFlag)
     .option('--json', 'print the report as JSON')

@@ -73,6 +73,8 @@ export interface NativeCalibrationArgs {
   convention: 0 | 1 | 2;
   classwise: boolean;
   adaptive: boolean;
+  /** Also return the per-row float64 top-label values (stats.rows). */
+  rows?: boolean;
   tolerance: number;
   device: string;
   /** Parameter name for error messages (default 'scores'). */
@@ -97,6 +99,13 @@ export interface NativeCalibrationStats {
   top: NativeBinSums;
   classwise?: NativeBinSums;
   adaptive?: NativeBinSums;
+  /** Per-row top-label values in float64 (args.rows): see binding/calibration.h. */
+  rows?: {
+    confidence: NativeTensor;
+    correct: NativeTensor;
+    predicted: NativeTensor;
+    normalizedMaxLogit?: NativeTensor;
+  };
 }
 
 export interface NativeTemperatureResult {

@@ -13,11 +13,10 @@ import type { TensorInput } from '../device';
 import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
 import { readOptions, type Device } from '../options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
-import { computeStats, computeStatsAsync, sharedCopy } from './compute';
+import { computeStats, computeStatsAsync } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type CommonOptions, type Convention, type Resolved } from './options';
 import { batchWork } from './row-extras';
 import { curveFromGrid, gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
-import type { Tensor } from '../tensor';
 import { replaceState } from '../state';
 
 export type AccumulatorOptions = CommonOptions;
@@ -33,9 +32,10 @@ export interface AccumulatorState {
 }
 
 const ADAPTIVE_NOTE =
-  'adaptiveEce and aurc are omitted (null) in an Accumulator report: equal-mass bins and the risk–coverage ' +
-  'ranking need all confidences at once and cannot be streamed exactly; use calibration.report on the full data for them. ' +
-  'smoothEce is exact (the accumulator keeps its grids) but has no bootstrap band.';
+  'adaptiveEce is omitted (null) in an Accumulator report: equal-mass bins need all confidences at once and ' +
+  'cannot be streamed exactly; use calibration.report on the full data for it. aurc is omitted (null) for the same ' +
+  'reason (the risk–coverage ranking needs every row). smoothEce is exact (the accumulator keeps its grids); its ' +
+  'curve has no bootstrap band.';
 const NO_SMOOTH_NOTE = 'smoothEce is NaN: this accumulator was restored from a state written without SmoothECE grids.';
 
 function addTables(a: BinTable, b: BinTable): BinTable {
@@ -50,6 +50,8 @@ function addTables(a: BinTable, b: BinTable): BinTable {
 function sameEdges(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
+
+const BATCH_WANT = { classwise: true, adaptive: false, rows: true } as const;
 
 interface Batch {
   stats: Stats;
@@ -81,23 +83,18 @@ export class Accumulator {
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
-    const s = computeStats(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false });
-    this.#add(this.#withRows(s, inp.scores, inp.labels));
+    const s = computeStats(inp.scores, inp.labels, this.#options, BATCH_WANT);
+    this.#add(this.#batch(s, runSync(batchWork(s.rows!, this.#rowOptions(s)))));
     return this;
   }
 
-  /** The batch's top-label table and SmoothECE grids (float64 per-row pass, smooth-ece.ts). */
-  #withRows(s: Stats, scores: Tensor, labels: Tensor): Batch {
-    return this.#batch(s, runSync(batchWork(scores, labels, this.#rowOptions(s))));
-  }
-
   #rowOptions(s: Stats) {
-    const o = this.#options;
-    return { fromLogits: o.from === 'logits', temperature: o.temperature, convention: o.convention, edges: s.top.edges };
+    return { convention: this.#options.convention, edges: s.top.edges };
   }
 
+  /** The batch's sums plus its top-label table and SmoothECE grids (from the native per-row values). */
   #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids }): Batch {
-    return { stats: { ...s, topLabel: w.topLabel }, smooth: w.grids };
+    return { stats: { ...s, rows: undefined, topLabel: w.topLabel }, smooth: w.grids };
   }
 
   /**
@@ -114,10 +111,8 @@ export class Accumulator {
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
-    const z = sharedCopy(inp.scores);
-    const y = sharedCopy(inp.labels);
-    const computed = computeStatsAsync(z, y, this.#options, { classwise: true, adaptive: false }, 'scores', callSite).then(async (s) =>
-      this.#batch(s, await runSliced(batchWork(z, y, this.#rowOptions(s)))),
+    const computed = computeStatsAsync(inp.scores, inp.labels, this.#options, BATCH_WANT, 'scores', callSite).then(async (s) =>
+      this.#batch(s, await runSliced(batchWork(s.rows!, this.#rowOptions(s)))),
     );
     // Handled below once the earlier updates are added; mark it now so that an early
     // rejection is not reported as unhandled in the meantime.
@@ -190,7 +185,7 @@ export class Accumulator {
     if (!this.#stats) throw rangeErrorMessage('Invalid accumulator: it has no samples yet; call update() with at least one batch first');
     const smooth = this.#smooth?.result();
     if (!smooth) return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE, NO_SMOOTH_NOTE]);
-    const curve = { ...curveFromGrid(this.#smooth!.grid(gridSize(smooth.bandwidth)), smooth.bandwidth, this.#stats.n), bandwidth: smooth.bandwidth, bootstrap: 0 };
+    const curve = { ...runSync(curveFromGrid(this.#smooth!.grid(gridSize(smooth.bandwidth)), smooth.bandwidth, this.#stats.n)), bandwidth: smooth.bandwidth, bootstrap: 0 };
     return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE], { smooth, curve, selective: null });
   }
 

@@ -46,8 +46,6 @@ export function ece(probs: TensorInput, labels: TensorInput, options?: EceOption
 
 function rowOptions(r: ResolvedReport, s: Stats): RowWorkOptions {
   return {
-    fromLogits: r.from === 'logits',
-    temperature: r.temperature,
     convention: r.convention,
     edges: s.top.edges,
     selectiveScore: r.selectiveScore,
@@ -57,8 +55,10 @@ function rowOptions(r: ResolvedReport, s: Stats): RowWorkOptions {
 
 function finish(s: Stats, r: ResolvedReport, extras: RowExtras & { topLabel: BinTable }): CalibrationReport {
   const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
-  return buildReport({ ...s, topLabel: extras.topLabel }, r.convention, r.temperature, notes, extras);
+  return buildReport({ ...s, rows: undefined, topLabel: extras.topLabel }, r.convention, r.temperature, notes, extras);
 }
+
+const REPORT_WANT = { classwise: true, adaptive: true, rows: true } as const;
 
 /**
  * Every metric at once, plus the bins of a reliability diagram. The binned metrics come from
@@ -68,8 +68,8 @@ function finish(s: Stats, r: ResolvedReport, extras: RowExtras & { topLabel: Bin
 export function report(scores: TensorInput, labels: TensorInput, options?: ReportOptions): CalibrationReport {
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
-  const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
-  return finish(s, r, runSync(rowWork(inp.scores, inp.labels, rowOptions(r, s))));
+  const s = computeStats(inp.scores, inp.labels, r, REPORT_WANT);
+  return finish(s, r, runSync(rowWork(s.rows!, rowOptions(r, s))));
 }
 
 /**
@@ -84,12 +84,9 @@ export async function reportAsync(scores: TensorInput, labels: TensorInput, opti
   const callSite = new Error();
   const r = resolveReport(options, 'calibration.reportAsync');
   const inp = checkInputs(scores, labels);
-  // One snapshot (on a SharedArrayBuffer, which the native pass reads in place) serves both the
-  // native pass and the per-row pass that follows it in slices on this thread.
-  const z = sharedCopy(inp.scores);
-  const y = sharedCopy(inp.labels);
-  const s = await computeStatsAsync(z, y, r, { classwise: true, adaptive: true }, 'scores', callSite);
-  return finish(s, r, await runSliced(rowWork(z, y, rowOptions(r, s))));
+  const s = await computeStatsAsync(inp.scores, inp.labels, r, REPORT_WANT, 'scores', callSite);
+  // The per-row work (grids, bandwidth search, ranking) runs here in slices of a few ms.
+  return finish(s, r, await runSliced(rowWork(s.rows!, rowOptions(r, s))));
 }
 
 export interface TemperatureFit {

@@ -32,6 +32,8 @@ export interface Stats {
   adaptive?: BinTable;
   /** Top-label bins within each predicted class (K rows of the uniform bins), from the float64 confidences. */
   topLabel?: BinTable;
+  /** Per-row float64 top-label values, when asked for (never kept in an Accumulator's state). */
+  rows?: TopLabelRows;
 }
 
 /** One bin of a reliability diagram: edges, size, mean confidence and accuracy (null when empty). */
@@ -64,6 +66,16 @@ export function fromNative(s: NativeCalibrationStats): Stats {
   };
   if (s.classwise) out.classwise = table(s.classwise);
   if (s.adaptive) out.adaptive = table(s.adaptive);
+  if (s.rows) {
+    out.rows = {
+      n: s.n,
+      classes: s.classes,
+      confidence: s.rows.confidence.data as Float64Array,
+      correct: s.rows.correct.data as Uint8Array,
+      predicted: s.rows.predicted.data as Int32Array,
+      normalizedMaxLogit: s.rows.normalizedMaxLogit ? (s.rows.normalizedMaxLogit.data as Float64Array) : null,
+    };
+  }
   return out;
 }
 
@@ -126,11 +138,12 @@ export function uniformBin(c: number, edges: number[], convention: Convention): 
 }
 
 /** Top-label bins per predicted class: K rows of the uniform bins (torchmetrics: B + 1 per row). */
-export function topLabelTable(rows: TopLabelRows, edges: number[], convention: Convention): BinTable {
+export function* topLabelTable(rows: TopLabelRows, edges: number[], convention: Convention): Generator<void, BinTable> {
   const per = edges.length - 1 + (convention === 'torchmetrics' ? 1 : 0);
   const size = per * rows.classes;
   const t: BinTable = { edges: edges.slice(), count: new Array(size).fill(0), confSum: new Array(size).fill(0), accSum: new Array(size).fill(0) };
   for (let i = 0; i < rows.n; i++) {
+    if ((i & 0x3fff) === 0x3fff) yield;
     const b = uniformBin(rows.confidence[i], edges, convention);
     if (b < 0) continue;
     const j = rows.predicted[i] * per + b;

@@ -29,6 +29,7 @@ export function* argsortDescending(score: Float64Array): Generator<void, Uint32A
   const bits = new Uint32Array(score.buffer, score.byteOffset, 2 * n).slice(); // little-endian [lo, hi] pairs
   // Map to unsigned keys ordered like the numbers, then invert for descending order.
   for (let i = 0; i < n; i++) {
+    if ((i & 0xffff) === 0xffff) yield;
     let lo = bits[2 * i];
     let hi = bits[2 * i + 1];
     if (hi & 0x80000000) {
@@ -46,7 +47,10 @@ export function* argsortDescending(score: Float64Array): Generator<void, Uint32A
     const word = pass >> 1;
     const shift = (pass & 1) * 16;
     counts.fill(0);
-    for (let i = 0; i < n; i++) counts[(bits[2 * i + word] >>> shift) & 0xffff]++;
+    for (let i = 0; i < n; i++) {
+      if ((i & 0xffff) === 0xffff) yield;
+      counts[(bits[2 * i + word] >>> shift) & 0xffff]++;
+    }
     if (counts.some((c) => c === n)) continue; // every key has this digit: the pass would not move anything
     let sum = 0;
     for (let d = 0; d < 65536; d++) {

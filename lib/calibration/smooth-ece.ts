@@ -130,7 +130,7 @@ function reflect(values: Float64Array): Float64Array {
  * as relplot: the valid part of the convolution of the reflected grid with the kernel, from
  * index ⌊G/2⌋. Kernel taps that are exactly 0 (exp underflow) add nothing and are skipped.
  */
-function reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array): [Float64Array, Float64Array] {
+function* reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array): Generator<void, [Float64Array, Float64Array]> {
   const g = a.length;
   const ea = reflect(a);
   const eb = reflect(b);
@@ -145,7 +145,10 @@ function reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array): 
   const oa = new Float64Array(g);
   const ob = new Float64Array(g);
   const shift = Math.floor(g / 2) + g - 1;
+  // About 2^17 multiply-adds per step.
+  const rowsPerStep = Math.max(1, Math.floor((1 << 17) / taps));
   for (let i = 0; i < g; i++) {
+    if (i % rowsPerStep === rowsPerStep - 1) yield;
     let sa = 0;
     let sb = 0;
     const base = i + shift - hi;
@@ -176,15 +179,15 @@ function interpolate(t: Float64Array, y: Float64Array): Float64Array {
 }
 
 /** The kernel-smoothed residual and density of a grid at bandwidth sigma, read at points t. */
-export function smoothAt(g: Grid, sigma: number, t: Float64Array): { residual: Float64Array; density: Float64Array } {
-  const [r, d] = reflectConvolve2(g.residual, g.density, kernel(g.size, sigma));
+export function* smoothAt(g: Grid, sigma: number, t: Float64Array): Generator<void, { residual: Float64Array; density: Float64Array }> {
+  const [r, d] = yield* reflectConvolve2(g.residual, g.density, kernel(g.size, sigma));
   return { residual: interpolate(t, r), density: interpolate(t, d) };
 }
 
 /** smECE_σ from the grid of size gridSize(sigma). */
-export function smoothEceAt(g: Grid, sigma: number): number {
+export function* smoothEceAt(g: Grid, sigma: number): Generator<void, number> {
   const t = linspace01(meshSize(sigma));
-  const s = smoothAt(g, sigma, t);
+  const s = yield* smoothAt(g, sigma, t);
   let num = 0;
   let den = 0;
   for (let j = 0; j < t.length; j++) {
@@ -215,7 +218,7 @@ export function* searchSmoothEce(gridFor: (size: number) => Grid | Generator<voi
     const src = gridFor(gridSize(sigma));
     const g = isGenerator(src) ? yield* src : src;
     yield;
-    const v = smoothEceAt(g, sigma);
+    const v = yield* smoothEceAt(g, sigma);
     cache.set(sigma, v);
     return v;
   }
@@ -252,7 +255,7 @@ export function runSync<T>(gen: Generator<void, T>): T {
  * Runs a step generator, handing the event loop back (setImmediate) whenever `sliceMs` has
  * passed since the last pause, so that no stretch of work holds the loop much longer.
  */
-export async function runSliced<T>(gen: Generator<void, T>, sliceMs = 8): Promise<T> {
+export async function runSliced<T>(gen: Generator<void, T>, sliceMs = 5): Promise<T> {
   let last = performance.now();
   for (;;) {
     const r = gen.next();
@@ -265,7 +268,7 @@ export async function runSliced<T>(gen: Generator<void, T>, sliceMs = 8): Promis
 }
 
 /** Rows per step when smooth-rounding onto a grid (a step takes well under a millisecond). */
-export const ROWS_PER_STEP = 1 << 16;
+export const ROWS_PER_STEP = 1 << 14;
 
 /** Builds the grid of size G from arrays, in steps of ROWS_PER_STEP rows. */
 export function* gridFromArrays(size: number, confidence: ArrayLike<number>, correct: ArrayLike<number>): Generator<void, Grid> {
@@ -414,9 +417,9 @@ export interface SmoothCurve {
 }
 
 /** The smooth reliability curve from a grid of size gridSize(bandwidth) holding n rows. */
-export function curveFromGrid(g: Grid, bandwidth: number, n: number): Pick<SmoothCurve, 'x' | 'y' | 'density'> {
+export function* curveFromGrid(g: Grid, bandwidth: number, n: number): Generator<void, Pick<SmoothCurve, 'x' | 'y' | 'density'>> {
   const t = linspace01(CURVE_POINTS);
-  const s = smoothAt(g, bandwidth, t);
+  const s = yield* smoothAt(g, bandwidth, t);
   const x = Array.from(t);
   return {
     x,
@@ -440,7 +443,7 @@ export function* smoothCurveSteps(
 ): Generator<void, SmoothCurve> {
   const size = gridSize(bandwidth);
   const n = f.length;
-  const main = curveFromGrid(built.get(size) ?? (yield* gridFromArrays(size, f, y)), bandwidth, n);
+  const main = yield* curveFromGrid(built.get(size) ?? (yield* gridFromArrays(size, f, y)), bandwidth, n);
   const out: SmoothCurve = { ...main, bandwidth, bootstrap: 0 };
   if (resamples <= 0) return out;
   const rng = new Rng(seed);
@@ -460,7 +463,7 @@ export function* smoothCurveSteps(
       addToGrid(g, bf, by, 0, m);
       yield;
     }
-    curves.push(curveFromGrid(g, bandwidth, n).y);
+    curves.push((yield* curveFromGrid(g, bandwidth, n)).y);
   }
   const q = (sorted: number[], p: number): number => {
     // numpy's default (linear) quantile.

@@ -160,3 +160,33 @@ describe.runIf(probe.status === 0)('smoothEce equals relplot 1.0.3 (reference in
     expect(Math.abs(rep.smoothEce! - refLogits[3].value)).toBeLessThanOrEqual(1e-9);
   });
 });
+
+describe('Accumulator SmoothECE grids: option and JSON', () => {
+  const n = 300;
+  const k = 4;
+  const r2 = rng(5);
+  const z = Float64Array.from({ length: n * k }, () => 3 * r2());
+  const y = Int32Array.from({ length: n }, () => Math.floor(r2() * k));
+  it('smoothEce: false keeps no grids (NaN, a note), and refuses to merge with one that keeps them', () => {
+    const off = new calibration.Accumulator({ from: 'logits', smoothEce: false }).update(tensor(z, [n, k]), tensor(y, [n]));
+    const rep = off.report();
+    expect(rep.smoothEce).toBeNaN();
+    expect(rep.notes.join(' ')).toMatch(/keeps no SmoothECE grids/);
+    expect(JSON.stringify(off)).not.toContain('"smooth"');
+    expect(calibration.Accumulator.fromJSON(JSON.stringify(off)).options.smoothEce).toBe(false);
+    const on = new calibration.Accumulator({ from: 'logits' }).update(tensor(z, [n, k]), tensor(y, [n]));
+    expect(() => on.merge(off)).toThrow(expect.objectContaining({ code: 'ERR_SMOOTHCE_INVALID_ARG_VALUE' }));
+    expect(() => new calibration.Accumulator({ smoothEce: 'yes' as never })).toThrow(expect.objectContaining({ code: 'ERR_SMOOTHCE_INVALID_ARG_TYPE' }));
+  });
+  it('round-trips the grids bit for bit through JSON and rejects tampered grids', () => {
+    const on = new calibration.Accumulator({ from: 'logits' }).update(tensor(z, [n, k]), tensor(y, [n]));
+    const state = JSON.parse(JSON.stringify(on));
+    expect(calibration.Accumulator.fromJSON(state).report().smoothEce).toBe(on.report().smoothEce);
+    const bad = structuredClone(state);
+    bad.smooth.residual[0] = bad.smooth.residual[0].slice(8);
+    expect(() => calibration.Accumulator.fromJSON(bad)).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_SMOOTHCE_INVALID_ARG_VALUE' }));
+    const wrongCount = structuredClone(state);
+    wrongCount.smooth.count = n + 1;
+    expect(() => calibration.Accumulator.fromJSON(wrongCount)).toThrow(RangeError);
+  });
+});

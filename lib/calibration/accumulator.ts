@@ -19,13 +19,20 @@ import { batchWork } from './row-extras';
 import { curveFromGrid, gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
 import { replaceState } from '../state';
 
-export type AccumulatorOptions = CommonOptions;
+export interface AccumulatorOptions extends CommonOptions {
+  /**
+   * Keep the SmoothECE grids (default true): report().smoothEce is then exact. They cost about
+   * 330 KB per accumulator (and in its JSON, base64) and ten grid updates per row; false drops
+   * them (smoothEce is then NaN), e.g. for many small sub-window accumulators.
+   */
+  smoothEce?: boolean;
+}
 
 /** The JSON form of an Accumulator (toJSON / fromJSON). */
 export interface AccumulatorState {
   format: 'smoothce.calibration.accumulator';
   version: 1;
-  options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string };
+  options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string; smoothEce?: boolean };
   stats: Stats | null;
   /** SmoothECE grids (smooth-ece.ts SmoothEceGrids.toJSON); absent in states written before they existed. */
   smooth?: ReturnType<SmoothEceGrids['toJSON']>;
@@ -36,7 +43,7 @@ const ADAPTIVE_NOTE =
   'cannot be streamed exactly; use calibration.report on the full data for it. aurc is omitted (null) for the same ' +
   'reason (the risk–coverage ranking needs every row). smoothEce is exact (the accumulator keeps its grids); its ' +
   'curve has no bootstrap band.';
-const NO_SMOOTH_NOTE = 'smoothEce is NaN: this accumulator was restored from a state written without SmoothECE grids.';
+const NO_SMOOTH_NOTE = 'smoothEce is NaN: this accumulator keeps no SmoothECE grids (smoothEce: false, or a state written without them).';
 
 function addTables(a: BinTable, b: BinTable): BinTable {
   return {
@@ -60,16 +67,20 @@ interface Batch {
 
 export class Accumulator {
   readonly #options: Resolved;
+  readonly #keepSmooth: boolean;
   #stats: Stats | null = null;
-  #smooth: SmoothEceGrids | null = new SmoothEceGrids();
+  #smooth: SmoothEceGrids | null = null;
 
   constructor(options?: AccumulatorOptions) {
-    this.#options = resolveCommon(readOptions(options, COMMON_OPTION_NAMES, 'calibration.Accumulator'));
+    const opts = readOptions(options, [...COMMON_OPTION_NAMES, 'smoothEce'], 'calibration.Accumulator');
+    this.#options = resolveCommon(opts);
+    if (opts.smoothEce !== undefined && typeof opts.smoothEce !== 'boolean') throw typeError('smoothEce', 'a boolean', opts.smoothEce);
+    this.#keepSmooth = opts.smoothEce !== false;
   }
 
   /** The options this accumulator bins with (a copy). */
-  get options(): Resolved {
-    return { ...this.#options };
+  get options(): Resolved & { smoothEce: boolean } {
+    return { ...this.#options, smoothEce: this.#keepSmooth };
   }
 
   /** Number of samples seen so far. */
@@ -89,11 +100,11 @@ export class Accumulator {
   }
 
   #rowOptions(s: Stats) {
-    return { convention: this.#options.convention, edges: s.top.edges };
+    return { convention: this.#options.convention, edges: s.top.edges, grids: this.#keepSmooth };
   }
 
   /** The batch's sums plus its top-label table and SmoothECE grids (from the native per-row values). */
-  #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids }): Batch {
+  #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids | null }): Batch {
     return { stats: { ...s, rows: undefined, topLabel: w.topLabel }, smooth: w.grids };
   }
 
@@ -143,6 +154,9 @@ export class Accumulator {
       if (o[key] !== m[key]) {
         throw inconsistent('other', `its ${key} is ${JSON.stringify(o[key])} but this accumulator's is ${JSON.stringify(m[key])}`);
       }
+    }
+    if (other.#keepSmooth !== this.#keepSmooth) {
+      throw inconsistent('other', `its smoothEce is ${other.#keepSmooth} but this accumulator's is ${this.#keepSmooth}`);
     }
     if (other.#stats) this.#add({ stats: other.#stats, smooth: other.#smooth });
     return this;
@@ -194,7 +208,7 @@ export class Accumulator {
     return {
       format: 'smoothce.calibration.accumulator',
       version: 1,
-      options: { from, bins, convention, temperature, tolerance, device },
+      options: { from, bins, convention, temperature, tolerance, device, ...(this.#keepSmooth ? {} : { smoothEce: false }) },
       stats: this.#stats ? structuredClone(this.#stats) : null,
       ...(this.#smooth ? { smooth: this.#smooth.toJSON() } : {}),
     };
@@ -226,7 +240,7 @@ export class Accumulator {
         throw rangeError('state.stats', 'statistics written by Accumulator.toJSON()', s);
       }
       acc.#stats = structuredClone({ ...s, adaptive: undefined });
-      acc.#smooth = v.smooth === undefined ? null : SmoothEceGrids.fromJSON(v.smooth, 'state.smooth');
+      acc.#smooth = v.smooth === undefined || !acc.#keepSmooth ? null : SmoothEceGrids.fromJSON(v.smooth, 'state.smooth');
       if (acc.#smooth && acc.#smooth.count !== s.n) throw rangeError('state.smooth.count', `the row count of state.stats (${s.n})`, acc.#smooth.count);
     }
     return acc;

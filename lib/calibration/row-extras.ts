@@ -33,8 +33,12 @@ export function* rowWork(rows: TopLabelRows, o: RowWorkOptions): Generator<void,
 }
 
 /** The Accumulator's per-batch part: the top-label table and the batch's SmoothECE grids (all ten sizes). */
-export function* batchWork(rows: TopLabelRows, o: Pick<RowWorkOptions, 'convention' | 'edges'>): Generator<void, { topLabel: BinTable; grids: SmoothEceGrids }> {
+export function* batchWork(
+  rows: TopLabelRows,
+  o: Pick<RowWorkOptions, 'convention' | 'edges'> & { grids: boolean },
+): Generator<void, { topLabel: BinTable; grids: SmoothEceGrids | null }> {
   const topLabel = yield* topLabelTable(rows, o.edges, o.convention);
+  if (!o.grids) return { topLabel, grids: null };
   const grids = new SmoothEceGrids();
   const step = ROWS_PER_STEP >> 2; // ten grids per row
   for (let s = 0; s < rows.n; s += step) {

@@ -363,18 +363,34 @@ export class SmoothEceGrids {
     return runSync(searchSmoothEce((size) => this.grid(size)));
   }
 
-  /** Plain arrays, for JSON. */
-  toJSON(): { count: number; sizes: number[]; residual: number[][]; density: number[][] } {
+  /** For JSON: each grid's float64 values as base64 of their little-endian bytes (bit-exact, compact). */
+  toJSON(): { count: number; sizes: number[]; residual: string[]; density: string[] } {
+    const b64 = (a: Float64Array): string => Buffer.from(a.buffer, a.byteOffset, a.byteLength).toString('base64');
     return {
       count: this.count,
       sizes: this.grids.map((g) => g.size),
-      residual: this.grids.map((g) => Array.from(g.residual)),
-      density: this.grids.map((g) => Array.from(g.density)),
+      residual: this.grids.map((g) => b64(g.residual)),
+      density: this.grids.map((g) => b64(g.density)),
     };
   }
 
   static fromJSON(value: unknown, parameter = 'state'): SmoothEceGrids {
     const v = value as ReturnType<SmoothEceGrids['toJSON']>;
+    const decode = (text: unknown, size: number): Float64Array | null => {
+      if (typeof text !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(text)) return null;
+      const bytes = Buffer.from(text, 'base64');
+      if (bytes.length !== size * 8) return null;
+      const out = new Float64Array(size);
+      new Uint8Array(out.buffer).set(bytes);
+      return out.every((x) => Number.isFinite(x)) ? out : null;
+    };
+    const decoded = (arrs: unknown): Float64Array[] | null => {
+      if (!Array.isArray(arrs) || arrs.length !== GRID_SIZES.length) return null;
+      const out = arrs.map((a, i) => decode(a, GRID_SIZES[i]));
+      return out.every((a) => a !== null) ? (out as Float64Array[]) : null;
+    };
+    const residual = v !== null && typeof v === 'object' ? decoded(v.residual) : null;
+    const density = v !== null && typeof v === 'object' ? decoded(v.density) : null;
     const ok =
       v !== null &&
       typeof v === 'object' &&
@@ -383,15 +399,14 @@ export class SmoothEceGrids {
       Array.isArray(v.sizes) &&
       v.sizes.length === GRID_SIZES.length &&
       v.sizes.every((s, i) => s === GRID_SIZES[i]) &&
-      [v.residual, v.density].every(
-        (arrs) => Array.isArray(arrs) && arrs.length === GRID_SIZES.length && arrs.every((a, i) => Array.isArray(a) && a.length === GRID_SIZES[i] && a.every((x) => typeof x === 'number' && Number.isFinite(x))),
-      );
+      residual !== null &&
+      density !== null;
     if (!ok) throw rangeError(parameter, 'SmoothECE grids written by toJSON()', value);
     const out = new SmoothEceGrids();
     out.count = v.count;
     out.grids.forEach((g, i) => {
-      g.residual.set(v.residual[i]);
-      g.density.set(v.density[i]);
+      g.residual.set(residual[i]);
+      g.density.set(density[i]);
     });
     return out;
   }

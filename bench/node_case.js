@@ -70,7 +70,7 @@ async function measure(fn, reps, warmup, isAsync, batch, wake) {
 // made, nothing else called) makes 20 forward+gradient calls back to back in one
 // synchronous loop that never yields, as a short script or a training loop written
 // without await runs: no result's finalizer runs, so past the external-buffer cap every
-// gradient is a fresh V8-owned buffer (binding/allocator.h). Every call is timed; call 1 is
+// gradient is a fresh V8-owned buffer (binding/memory/allocator.h). Every call is timed; call 1 is
 // the process's first call.
 function loop(fn, calls = 20) {
   return Array.from({ length: calls }, () => time(fn));

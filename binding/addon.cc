@@ -2,10 +2,10 @@
 // globals, so the addon loads (and unloads) cleanly in worker_threads.
 #include <napi.h>
 
-#include "cross_entropy.h"
-#include "cross_entropy_binding.h"
+#include "aten/cross_entropy.h"
+#include "napi/cross_entropy_binding.h"
 #include "errors.h"
-#include "modules.h"
+#include "napi/modules.h"
 
 namespace smoothce {
 namespace {

@@ -19,10 +19,19 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const CPU_SECONDS_PER_FILE = 40; // one binding/*.cc against LibTorch's headers, measured ~25-50 s
 
-/** sha256 of CMakeLists.txt and every file in binding/: what a prebuild was compiled from. */
+/** Every file under binding/ (its folders included), as sorted '/'-separated paths relative to root. */
+function bindingFiles(root = ROOT) {
+  return fs
+    .readdirSync(path.join(root, 'binding'), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.relative(root, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+    .sort();
+}
+
+/** sha256 of CMakeLists.txt and every file under binding/: what a prebuild was compiled from. */
 function sourceHash(root = ROOT) {
   const h = crypto.createHash('sha256');
-  const files = ['CMakeLists.txt', ...fs.readdirSync(path.join(root, 'binding')).sort().map((f) => `binding/${f}`)];
+  const files = ['CMakeLists.txt', ...bindingFiles(root)];
   for (const rel of files) {
     h.update(rel);
     h.update('\0');
@@ -100,7 +109,7 @@ function build(opts = {}) {
   const logFile = path.join(buildDir, 'smoothce-build.log');
   const logStream = fs.openSync(logFile, 'w');
 
-  const files = fs.readdirSync(path.join(root, 'binding')).filter((f) => f.endsWith('.cc')).length;
+  const files = bindingFiles(root).filter((f) => f.endsWith('.cc')).length;
   const cores = Math.max(1, typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length);
   const estimate = Math.ceil((files * CPU_SECONDS_PER_FILE) / Math.min(cores, files));
   say(
@@ -180,7 +189,7 @@ function probeAddon(file) {
   return { ok: false, error: msg ?? String(r.stderr).trim().split('\n')[0] };
 }
 
-module.exports = { build, sourceHash, probeAddon, elapsed };
+module.exports = { build, sourceHash, bindingFiles, probeAddon, elapsed };
 
 if (require.main === module) {
   build({ quiet: process.argv.includes('--quiet') }).then((r) => {

@@ -147,7 +147,7 @@ describe('crossEntropyAsync', () => {
 
   it('snapshots a large input whole (pieces of 4 MiB and a tail, faulted in and copied on the helper threads), for both implementations', async () => {
     // 2100 × 1001 float32 = 8,408,400 bytes: past the 8 MiB from which the copy goes in pieces
-    // (binding/allocator.cc, copy_into_fresh), and not a whole number of its 4 MiB pieces; the
+    // (binding/memory/allocator.cc, copy_into_fresh), and not a whole number of its 4 MiB pieces; the
     // fused gradient of that size is faulted in on the worker and handed over at completion.
     const before = getNumThreads();
     setNumThreads(2);

@@ -1,5 +1,5 @@
 /**
- * The CPU allocator the addon installs for ATen when it loads (binding/allocator.{h,cc}): ATen's
+ * The CPU allocator the addon installs for ATen when it loads (binding/memory/allocator.{h,cc}): ATen's
  * allocations of at least 512 KiB come from 2 MiB-aligned mappings that are cached and reused. It must not change a single bit of the ATen path's results, it must
  * really serve ATen's large tensors, and switching it off and on while tensors of either
  * allocator are alive must be safe (each block is freed by the allocator that made it).

@@ -1,5 +1,5 @@
 /**
- * The ATen path's shortcuts (binding/cross_entropy.cc): the label-smoothing forward with
+ * The ATen path's shortcuts (binding/aten/cross_entropy.cc): the label-smoothing forward with
  * fewer ATen calls, and the loss + gradient without autograd. Each random call runs twice
  * in this process: once normally and once with SMOOTHCE_ATEN_REFERENCE=1, which sends
  * everything through at::cross_entropy_loss and autograd, exactly as PyTorch runs it. The
@@ -152,7 +152,7 @@ describe('ATen path shortcuts', () => {
   });
 });
 
-// Row blocks (binding/cross_entropy.cc, RowBlocks): 2-D inputs of 65,536 logits or more run
+// Row blocks (binding/aten/cross_entropy.cc, RowBlocks): 2-D inputs of 65,536 logits or more run
 // log_softmax, its row sums and its backward a block of rows at a time. Child processes, since
 // the block size (SMOOTHCE_ATEN_BLOCK_KB) is read once per process: the default, 4 KiB blocks
 // (two rows a block whatever C is, and a last block of three rows), each with one and two threads.

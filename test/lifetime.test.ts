@@ -2,7 +2,7 @@
  * Lifetimes of the caller's memory during async calls (and of device handles).
  *
  * crossEntropyAsync (and the binding's async path) copies inputs backed by an ordinary
- * ArrayBuffer when the call starts (binding/tensor_view.cc, read_tensor's snapshot), so the
+ * ArrayBuffer when the call starts (binding/napi/tensor_view.cc, read_tensor's snapshot), so the
  * caller may detach (transfer), mutate, resize or drop its buffers while the call is in
  * flight: the result is the one for the values at call time. SharedArrayBuffer-backed
  * inputs are read in place (no copy; a SharedArrayBuffer cannot be detached, and the call
@@ -262,7 +262,7 @@ describe('device handles survive misuse', () => {
 
 describe('result buffers', () => {
   // In a child process: whether a large result is external depends on how many external
-  // bytes earlier calls left unfinalized (binding/allocator.h), so start from none.
+  // bytes earlier calls left unfinalized (binding/memory/allocator.h), so start from none.
   it('a result buffer can be transferred: the receiver gets the values (small results are plain buffers, large ones external)', () => {
     const script = `
       const sc = require(${JSON.stringify(root)});

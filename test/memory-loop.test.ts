@@ -2,7 +2,7 @@
  * A synchronous loop of large calls that never yields to the event loop. Large results
  * are external ArrayBuffers whose N-API finalizers Node 20 runs from the event loop, so
  * without a bound every result of such a loop stays in memory until it ends (30 calls of a
- * 1024×32000 gradient reached 4 GB). binding/allocator.h caps the bytes of unfinalized
+ * 1024×32000 gradient reached 4 GB). binding/memory/allocator.h caps the bytes of unfinalized
  * external results (SMOOTHCE_EXTERNAL_CAP_MB) and falls back to V8-owned buffers, which
  * the GC frees by itself. Child processes, so each peak RSS is one loop's.
  */
@@ -33,7 +33,7 @@ process.stdout.write(JSON.stringify({ peakMB: peak / 2 ** 20, ok }));
 
 /**
  * capMB undefined: the default rule (SMOOTHCE_EXTERNAL_CAP_MB unset). c: classes (gradient = 4 KiB × c).
- * early: the early release of collected results (binding/result_registry.h), on by default.
+ * early: the early release of collected results (binding/memory/result_registry.h), on by default.
  */
 function loop(impl: string, capMB: number | undefined, c = 8000, early = false): { peakMB: number; ok: boolean } {
   const env: NodeJS.ProcessEnv = { ...process.env, SMOOTHCE_EARLY_RELEASE: early ? '1' : '0' };
@@ -80,7 +80,7 @@ describe('a synchronous loop of large calls', () => {
 });
 
 // Past the cap a result is a V8-owned ArrayBuffer; its untouched pages are advised for
-// transparent huge pages before the kernel writes them (binding/tensor_view.cc,
+// transparent huge pages before the kernel writes them (binding/napi/tensor_view.cc,
 // owned_buffer), which made such a loop ~3× faster on the development VM. Checked through
 // the mappings themselves: /proc/self/smaps marks advised ones with `hg` in VmFlags.
 const ADVISED_SCRIPT = `
@@ -125,14 +125,14 @@ describe.runIf(fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled'))('ou
     expect(ok).toBe(true);
     // The two V8-owned results add one advised mapping each (their interiors). The first
     // result is a fresh mapping of the addon's allocator, which is not advised by default
-    // (binding/allocator.cc: on this VM fresh 2 MiB pages are usually ones the host has
+    // (binding/memory/allocator.cc: on this VM fresh 2 MiB pages are usually ones the host has
     // taken back, far slower to fault in than base pages; SMOOTHCE_HUGE_ADVICE=1 advises them).
     expect(counts[3] - counts[1]).toBe(2);
     expect(counts[1] - counts[0]).toBe(0);
   });
 });
 
-// A large output's mapping covers whole base pages, not whole huge pages (binding/allocator.cc,
+// A large output's mapping covers whole base pages, not whole huge pages (binding/memory/allocator.cc,
 // mapped_length): a buffer that ends inside a 2 MiB page adds its own size to the RSS when
 // written, not the size rounded up to huge pages (126 MiB for a 125 MiB 1024×32000 gradient).
 const MAPPED_SCRIPT = `

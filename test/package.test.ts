@@ -65,15 +65,19 @@ describe('prebuild, pack, install', () => {
 
   it('the source hash changes with any binding/ file or CMakeLists.txt (so a stale prebuild is caught)', () => {
     const copy = path.join(work, 'hash-copy');
-    fs.mkdirSync(path.join(copy, 'binding'), { recursive: true });
+    fs.mkdirSync(copy, { recursive: true });
     fs.copyFileSync(path.join(repoRoot, 'CMakeLists.txt'), path.join(copy, 'CMakeLists.txt'));
-    for (const f of fs.readdirSync(path.join(repoRoot, 'binding'))) fs.copyFileSync(path.join(repoRoot, 'binding', f), path.join(copy, 'binding', f));
+    fs.cpSync(path.join(repoRoot, 'binding'), path.join(copy, 'binding'), { recursive: true });
     const base = sourceHash(copy);
     expect(base).toBe(sourceHash(repoRoot));
-    fs.appendFileSync(path.join(copy, 'binding', 'addon.cc'), '\n');
-    expect(sourceHash(copy)).not.toBe(base);
-    fs.copyFileSync(path.join(repoRoot, 'binding', 'addon.cc'), path.join(copy, 'binding', 'addon.cc'));
-    fs.writeFileSync(path.join(copy, 'binding', 'new.h'), '// new\n');
+    // binding/'s top level and its layer folders (binding/aten/...) both count.
+    for (const rel of ['addon.cc', 'aten/cross_entropy.cc']) {
+      fs.appendFileSync(path.join(copy, 'binding', rel), '\n');
+      expect(sourceHash(copy)).not.toBe(base);
+      fs.copyFileSync(path.join(repoRoot, 'binding', rel), path.join(copy, 'binding', rel));
+      expect(sourceHash(copy)).toBe(base);
+    }
+    fs.writeFileSync(path.join(copy, 'binding', 'napi', 'new.h'), '// new\n');
     expect(sourceHash(copy)).not.toBe(base);
   });
 
@@ -106,8 +110,9 @@ describe('prebuild, pack, install', () => {
       'dist/index.mjs',
       'dist/index.d.ts',
       'dist/native.js',
-      'binding/cross_entropy.cc',
-      'binding/cross_entropy.h',
+      'binding/aten/cross_entropy.cc',
+      'binding/aten/cross_entropy.h',
+      'binding/napi/tensor_view.cc',
       'binding/addon.cc',
       'CMakeLists.txt',
       'scripts/install.js',

@@ -1,6 +1,6 @@
 'use strict';
 // Child process for test/aten-fast.test.ts ("row blocks"): random 2-D calls large enough for
-// the ATen path's row blocks (binding/cross_entropy.cc, RowBlocks), each made twice, normally
+// the ATen path's row blocks (binding/aten/cross_entropy.cc, RowBlocks), each made twice, normally
 // and with SMOOTHCE_ATEN_REFERENCE=1 (at::cross_entropy_loss + autograd). Prints one JSON line:
 // { calls, blocked, failures }. The block size (SMOOTHCE_ATEN_BLOCK_KB) and the thread count
 // come from the environment the test gives it.

@@ -1,10 +1,10 @@
-#include "tensor_view.h"
+#include "napi/tensor_view.h"
 
-#include "allocator.h"
+#include "memory/allocator.h"
 #include "errors.h"
-#include "fused.h"
-#include "prop_names.h"
-#include "result_registry.h"
+#include "kernels/fused.h"
+#include "napi/prop_names.h"
+#include "memory/result_registry.h"
 
 #include <cmath>
 #include <cstring>

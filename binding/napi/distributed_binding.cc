@@ -1,13 +1,13 @@
-// N-API marshalling for the c10d process group (binding/distributed.{h,cc}).
+// N-API marshalling for the c10d process group (binding/aten/distributed.{h,cc}).
 // Every collective runs on the libuv pool; the JS side queues a group's calls so that
 // they are issued in order, as collectives must be.
 #include <napi.h>
 
-#include "async_task.h"
-#include "distributed.h"
+#include "napi/async_task.h"
+#include "aten/distributed.h"
 #include "errors.h"
-#include "modules.h"
-#include "tensor_view.h"
+#include "napi/modules.h"
+#include "napi/tensor_view.h"
 
 #include <cmath>
 #include <memory>

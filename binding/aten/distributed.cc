@@ -1,4 +1,4 @@
-#include "distributed.h"
+#include "aten/distributed.h"
 
 #include <c10/util/Exception.h>
 

@@ -8,7 +8,7 @@
 
 #include <ATen/ATen.h>
 
-#include "cross_entropy.h"
+#include "aten/cross_entropy.h"
 
 #include <cstdint>
 #include <string>

@@ -1,10 +1,10 @@
-#include "device_tensor.h"
+#include "napi/device_tensor.h"
 
-#include "cross_entropy.h"
+#include "aten/cross_entropy.h"
 #include "errors.h"
-#include "modules.h"
-#include "prop_names.h"
-#include "tensor_view.h"
+#include "napi/modules.h"
+#include "napi/prop_names.h"
+#include "napi/tensor_view.h"
 
 #include <atomic>
 #include <cstring>

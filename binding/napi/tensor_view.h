@@ -5,7 +5,7 @@
 
 #include <napi.h>
 
-#include "cross_entropy.h"
+#include "aten/cross_entropy.h"
 
 #include <string>
 

@@ -1,5 +1,5 @@
-#include "calibration.h"
-#include "format.h"
+#include "aten/calibration.h"
+#include "aten/format.h"
 
 #include <c10/core/InferenceMode.h>
 #include <c10/util/Exception.h>

@@ -3,11 +3,11 @@
 // objects whose per-bin arrays are float64 tensors ({ data, shape, dtype }).
 #include <napi.h>
 
-#include "async_task.h"
-#include "calibration.h"
+#include "napi/async_task.h"
+#include "aten/calibration.h"
 #include "errors.h"
-#include "modules.h"
-#include "tensor_view.h"
+#include "napi/modules.h"
+#include "napi/tensor_view.h"
 
 #include <memory>
 #include <string>

@@ -1,4 +1,4 @@
-#include "fused.h"
+#include "kernels/fused.h"
 
 #include <ATen/Parallel.h>
 #include <c10/util/Exception.h>
@@ -55,7 +55,7 @@ struct KernelCtx {
 
 namespace isa_baseline {
 #define SMOOTHCE_VB 16
-#include "fused_kernel.inc"
+#include "kernels/fused_kernel.inc"
 #undef SMOOTHCE_VB
 }  // namespace isa_baseline
 
@@ -65,7 +65,7 @@ namespace isa_baseline {
 #pragma GCC target("avx2,fma")
 namespace isa_avx2 {
 #define SMOOTHCE_VB 32
-#include "fused_kernel.inc"
+#include "kernels/fused_kernel.inc"
 #undef SMOOTHCE_VB
 }  // namespace isa_avx2
 #pragma GCC pop_options

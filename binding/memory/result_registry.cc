@@ -1,6 +1,6 @@
-#include "result_registry.h"
+#include "memory/result_registry.h"
 
-#include "allocator.h"
+#include "memory/allocator.h"
 
 #include <atomic>
 #include <chrono>

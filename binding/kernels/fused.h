@@ -12,7 +12,7 @@
 // that fall back to ATen instead).
 #pragma once
 
-#include "cross_entropy.h"
+#include "aten/cross_entropy.h"
 
 #include <cstddef>
 #include <string>

@@ -1,4 +1,4 @@
-#include "allocator.h"
+#include "memory/allocator.h"
 
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>

@@ -1,12 +1,12 @@
-#include "cross_entropy_binding.h"
+#include "napi/cross_entropy_binding.h"
 
-#include "async_task.h"
-#include "cross_entropy.h"
-#include "device_tensor.h"
+#include "napi/async_task.h"
+#include "aten/cross_entropy.h"
+#include "napi/device_tensor.h"
 #include "errors.h"
-#include "prop_names.h"
-#include "result_registry.h"
-#include "tensor_view.h"
+#include "napi/prop_names.h"
+#include "memory/result_registry.h"
+#include "napi/tensor_view.h"
 
 #include <cmath>
 #include <memory>

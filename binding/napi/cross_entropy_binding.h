@@ -5,8 +5,8 @@
 
 #include <napi.h>
 
-#include "cross_entropy.h"
-#include "tensor_view.h"
+#include "aten/cross_entropy.h"
+#include "napi/tensor_view.h"
 
 #include <vector>
 

@@ -1,6 +1,6 @@
-#include "cross_entropy.h"
+#include "aten/cross_entropy.h"
 
-#include "allocator.h"
+#include "memory/allocator.h"
 
 #include <ATen/Parallel.h>
 #include <ATen/TensorIterator.h>

@@ -10,17 +10,17 @@
 // sync and async paths share everything but where the work runs.
 #include <napi.h>
 
-#include "allocator.h"
-#include "cross_entropy.h"
-#include "cross_entropy_binding.h"
-#include "async_task.h"
+#include "memory/allocator.h"
+#include "aten/cross_entropy.h"
+#include "napi/cross_entropy_binding.h"
+#include "napi/async_task.h"
 #include "errors.h"
-#include "format.h"
-#include "fused.h"
-#include "modules.h"
-#include "prop_names.h"
-#include "result_registry.h"
-#include "tensor_view.h"
+#include "aten/format.h"
+#include "kernels/fused.h"
+#include "napi/modules.h"
+#include "napi/prop_names.h"
+#include "memory/result_registry.h"
+#include "napi/tensor_view.h"
 
 #include <ATen/Parallel.h>
 

@@ -32,7 +32,7 @@ struct CalibrationArgs {
   bool classwise = true;   // per-class bins (classwise ECE)
   bool adaptive = true;    // equal-mass bins (adaptive ECE); needs all confidences at once
   double sum_tolerance = 1e-3;  // |row sum - 1| allowed for probabilities
-  bool rows = false;  // also return the per-row top-label values (RowValues), in float64
+  bool rows = false;  // also return the per-row top-label values (row_conf ... row_nml below), in float64
   std::string device = "cpu";
   std::string scores_name = "scores";  // the parameter name used in error messages
 };

@@ -201,29 +201,50 @@ function axis(
   return `<g class="axis">${parts.join('')}</g>`;
 }
 
-/** The smooth diagram (relplot's style): curve width ∝ density, grey bootstrap band, density panel. */
-function renderSmoothSvg(r: CalibrationReport, title: string, W: number): string {
-  const c = r.smoothCurve;
+/** The layout both diagrams share: a square main panel over a lower panel histPx tall (at 560 px wide). */
+function frame(W: number, histPx: number) {
   const k = W / 560;
   const m = { top: 62 * k, right: 20 * k, bottom: 46 * k, left: 58 * k };
   const gap = 30 * k;
   const plotW = W - m.left - m.right;
-  const mainH = plotW;
-  const histH = 90 * k;
+  const mainH = plotW; // square reliability panel
+  const histH = histPx * k;
   const H = Math.round(m.top + mainH + gap + histH + m.bottom);
   const fs = (px: number): string => `${(px * k).toFixed(1)}px`;
   const x = (v: number): number => v * plotW;
+  return { k, m, gap, plotW, mainH, histH, H, fs, x };
+}
+
+/** White background, bold title and grey subtitle. */
+function heading(f: ReturnType<typeof frame>, W: number, title: string, subtitle: string): string[] {
+  const { k, fs } = f;
+  return [
+    el('rect', { width: W, height: f.H, fill: 'white' }),
+    el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, title),
+    el('text', { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' }, subtitle),
+  ];
+}
+
+function svgDocument(W: number, H: number, body: string[]): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
+    `${body.join('')}</svg>\n`
+  );
+}
+
+/** The smooth diagram (relplot's style): curve width ∝ density, grey bootstrap band, density panel. */
+function renderSmoothSvg(r: CalibrationReport, title: string, W: number): string {
+  const c = r.smoothCurve;
+  const f = frame(W, 90);
+  const { k, m, gap, plotW, mainH, histH, H, fs, x } = f;
   const y = (v: number): number => (1 - Math.min(1, Math.max(0, v))) * mainH;
-  const out: string[] = [];
-  out.push(el('rect', { width: W, height: H, fill: 'white' }));
-  out.push(el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, `${title} — SmoothECE ${pct(r.smoothEce)}`));
-  out.push(
-    el(
-      'text',
-      { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' },
-      `N = ${r.n} · bandwidth ${c.bandwidth.toFixed(4)} · accuracy ${pct(r.accuracy)} · ECE ${pct(r.ece)}` +
-        (c.bootstrap > 0 ? ` · band: 95%, ${c.bootstrap} bootstrap resamples` : ' · no band (report option smoothBand)'),
-    ),
+  const out = heading(
+    f,
+    W,
+    `${title} — SmoothECE ${pct(r.smoothEce)}`,
+    `N = ${r.n} · bandwidth ${c.bandwidth.toFixed(4)} · accuracy ${pct(r.accuracy)} · ECE ${pct(r.ece)}` +
+      (c.bootstrap > 0 ? ` · band: 95%, ${c.bootstrap} bootstrap resamples` : ' · no band (report option smoothBand)'),
   );
   const main: string[] = [];
   main.push(el('rect', { width: plotW, height: mainH, fill: '#f7f7f7', stroke: '#ccc' }));
@@ -256,34 +277,18 @@ function renderSmoothSvg(r: CalibrationReport, title: string, W: number): string
   hist.push(el('text', { transform: `translate(${num(-40 * k)},${num(histH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12) }, 'Density'));
   hist.push(el('text', { x: plotW / 2, y: histH + 36 * k, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Confidence (top-label probability)'));
   out.push(`<g transform="translate(${num(m.left)},${num(m.top + mainH + gap)})">${hist.join('')}</g>`);
-  return (
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
-    `${out.join('')}</svg>\n`
-  );
+  return svgDocument(W, H, out);
 }
 
 function renderSvg(r: CalibrationReport, title: string, W: number): string {
-  const k = W / 560;
-  const m = { top: 62 * k, right: 20 * k, bottom: 46 * k, left: 58 * k };
-  const gap = 30 * k;
-  const plotW = W - m.left - m.right;
-  const mainH = plotW; // square reliability panel
-  const histH = 110 * k;
-  const H = Math.round(m.top + mainH + gap + histH + m.bottom);
-  const fs = (px: number): string => `${(px * k).toFixed(1)}px`;
-  const x = (v: number): number => v * plotW;
+  const f = frame(W, 110);
+  const { k, m, gap, plotW, mainH, histH, H, fs, x } = f;
   const y = (v: number): number => (1 - v) * mainH;
-  const out: string[] = [];
-
-  out.push(el('rect', { width: W, height: H, fill: 'white' }));
-  out.push(el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, `${title} — ECE ${pct(r.ece)}`));
-  out.push(
-    el(
-      'text',
-      { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' },
-      `N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`,
-    ),
+  const out = heading(
+    f,
+    W,
+    `${title} — ECE ${pct(r.ece)}`,
+    `N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`,
   );
 
   // Reliability panel: accuracy per bin, the gap to its mean confidence, the diagonal.
@@ -367,10 +372,5 @@ function renderSvg(r: CalibrationReport, title: string, W: number): string {
   hist.push(el('text', { transform: `translate(${num(-40 * k)},${num(histH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12) }, 'Samples'));
   hist.push(el('text', { x: plotW / 2, y: histH + 36 * k, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Confidence (top-label probability)'));
   out.push(`<g transform="translate(${num(m.left)},${num(m.top + mainH + gap)})">${hist.join('')}</g>`);
-
-  return (
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
-    `${out.join('')}</svg>\n`
-  );
+  return svgDocument(W, H, out);
 }

@@ -26,12 +26,15 @@ export const SELECTIVE_SCORES: readonly SelectiveScore[] = ['msp', 'normalized-m
 /** Row indices ordered by score descending, ties by row index ascending. */
 export function* argsortDescending(score: Float64Array): Generator<void, Uint32Array> {
   const n = score.length;
-  const bits = new Uint32Array(score.buffer, score.byteOffset, 2 * n).slice(); // little-endian [lo, hi] pairs
+  const src = new Uint32Array(score.buffer, score.byteOffset, 2 * n); // little-endian [lo, hi] pairs
+  const bits = new Uint32Array(2 * n);
+  let idx = new Uint32Array(n);
   // Map to unsigned keys ordered like the numbers, then invert for descending order.
   for (let i = 0; i < n; i++) {
     if ((i & 0xffff) === 0xffff) yield;
-    let lo = bits[2 * i];
-    let hi = bits[2 * i + 1];
+    idx[i] = i;
+    let lo = src[2 * i];
+    let hi = src[2 * i + 1];
     if (hi & 0x80000000) {
       hi = ~hi >>> 0;
       lo = ~lo >>> 0;
@@ -39,8 +42,6 @@ export function* argsortDescending(score: Float64Array): Generator<void, Uint32A
     bits[2 * i] = ~lo >>> 0;
     bits[2 * i + 1] = ~hi >>> 0;
   }
-  let idx = new Uint32Array(n);
-  for (let i = 0; i < n; i++) idx[i] = i;
   let tmp = new Uint32Array(n);
   const counts = new Uint32Array(65536);
   for (let pass = 0; pass < 4; pass++) {

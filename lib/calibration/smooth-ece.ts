@@ -130,7 +130,7 @@ function reflect(values: Float64Array): Float64Array {
  * as relplot: the valid part of the convolution of the reflected grid with the kernel, from
  * index ⌊G/2⌋. Kernel taps that are exactly 0 (exp underflow) add nothing and are skipped.
  */
-function* reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array): Generator<void, [Float64Array, Float64Array]> {
+function* reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array, needed: Uint8Array): Generator<void, [Float64Array, Float64Array]> {
   const g = a.length;
   const ea = reflect(a);
   const eb = reflect(b);
@@ -145,10 +145,12 @@ function* reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array):
   const oa = new Float64Array(g);
   const ob = new Float64Array(g);
   const shift = Math.floor(g / 2) + g - 1;
-  // About 2^17 multiply-adds per step.
+  // Only the nodes the mesh interpolation reads are computed; about 2^17 multiply-adds per step.
   const rowsPerStep = Math.max(1, Math.floor((1 << 17) / taps));
+  let done = 0;
   for (let i = 0; i < g; i++) {
-    if (i % rowsPerStep === rowsPerStep - 1) yield;
+    if (!needed[i]) continue;
+    if (++done % rowsPerStep === 0) yield;
     let sa = 0;
     let sb = 0;
     const base = i + shift - hi;
@@ -163,15 +165,19 @@ function* reflectConvolve2(a: Float64Array, b: Float64Array, ker: Float64Array):
   return [oa, ob];
 }
 
+/** The lower node relplot's interpolate() reads for point t on a grid of g nodes. */
+function lowerNode(t: number, g: number): number {
+  const i = Math.trunc(t * (g - 1));
+  return i < 0 ? 0 : i > g - 2 ? g - 2 : i;
+}
+
 /** relplot's interpolate(): values at nodes i/(G−1), read at points t. */
 function interpolate(t: Float64Array, y: Float64Array): Float64Array {
   const g = y.length;
   const bucket = 1 / (g - 1);
   const out = new Float64Array(t.length);
   for (let j = 0; j < t.length; j++) {
-    let i = Math.trunc(t[j] * (g - 1));
-    if (i < 0) i = 0;
-    else if (i > g - 2) i = g - 2;
+    const i = lowerNode(t[j], g);
     const w = (t[j] - i * bucket) / bucket;
     out[j] = y[i] * (1 - w) + y[i + 1] * w;
   }
@@ -180,7 +186,13 @@ function interpolate(t: Float64Array, y: Float64Array): Float64Array {
 
 /** The kernel-smoothed residual and density of a grid at bandwidth sigma, read at points t. */
 export function* smoothAt(g: Grid, sigma: number, t: Float64Array): Generator<void, { residual: Float64Array; density: Float64Array }> {
-  const [r, d] = yield* reflectConvolve2(g.residual, g.density, kernel(g.size, sigma));
+  const needed = new Uint8Array(g.size);
+  for (let j = 0; j < t.length; j++) {
+    const i = lowerNode(t[j], g.size);
+    needed[i] = 1;
+    needed[i + 1] = 1;
+  }
+  const [r, d] = yield* reflectConvolve2(g.residual, g.density, kernel(g.size, sigma), needed);
   return { residual: interpolate(t, r), density: interpolate(t, d) };
 }
 

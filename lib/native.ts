@@ -104,7 +104,11 @@ export interface NativeCalibrationStats {
     confidence: NativeTensor;
     correct: NativeTensor;
     predicted: NativeTensor;
+    /** Rows by confidence descending, ties in row order (int32). */
+    order: NativeTensor;
     normalizedMaxLogit?: NativeTensor;
+    /** Rows by normalised max logit descending, ties in row order (int32). */
+    orderNormalized?: NativeTensor;
   };
 }
 

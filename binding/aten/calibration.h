@@ -65,6 +65,8 @@ struct CalibrationStats {
   at::Tensor row_correct;  // (N) uint8: argmax (first index of the largest p) == label
   at::Tensor row_pred;     // (N) int32: that argmax
   at::Tensor row_nml;      // (N) float64, logits only: max_k (z_k - mean z) / ||z - mean z||_2 (0 for a constant row)
+  at::Tensor row_order;      // (N) int32: rows by row_conf descending, equal values in row order (stable sort)
+  at::Tensor row_order_nml;  // (N) int32, logits only: the same by row_nml
 };
 
 // Validates the data (probabilities in [0, 1] summing to 1, finite logits, labels in

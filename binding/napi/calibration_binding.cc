@@ -57,7 +57,9 @@ Napi::Object stats_to_js(Napi::Env env, const CalibrationStats& st) {
     rows.Set("confidence", tensor_to_js(env, st.row_conf));
     rows.Set("correct", tensor_to_js(env, st.row_correct));
     rows.Set("predicted", tensor_to_js(env, st.row_pred));
+    rows.Set("order", tensor_to_js(env, st.row_order));
     if (st.row_nml.defined()) rows.Set("normalizedMaxLogit", tensor_to_js(env, st.row_nml));
+    if (st.row_order_nml.defined()) rows.Set("orderNormalized", tensor_to_js(env, st.row_order_nml));
     out.Set("rows", rows);
   }
   return out;

@@ -74,6 +74,8 @@ export function fromNative(s: NativeCalibrationStats): Stats {
       correct: s.rows.correct.data as Uint8Array,
       predicted: s.rows.predicted.data as Int32Array,
       normalizedMaxLogit: s.rows.normalizedMaxLogit ? (s.rows.normalizedMaxLogit.data as Float64Array) : null,
+      order: s.rows.order.data as Int32Array,
+      orderNormalized: s.rows.orderNormalized ? (s.rows.orderNormalized.data as Int32Array) : null,
     };
   }
   return out;

@@ -26,8 +26,8 @@ export function* rowWork(rows: TopLabelRows, o: RowWorkOptions): Generator<void,
   const curve = yield* smoothCurveSteps(rows.confidence, rows.correct, smooth.bandwidth, o.smoothBand, grids);
   let selective = null;
   if (o.selectiveScore) {
-    const key = o.selectiveScore === 'normalized-max-logit' ? rows.normalizedMaxLogit! : rows.confidence;
-    selective = yield* riskCoverage(key, rows.correct, o.selectiveScore);
+    const order = o.selectiveScore === 'normalized-max-logit' ? rows.orderNormalized! : rows.order;
+    selective = yield* riskCoverage(order, rows.correct, o.selectiveScore);
   }
   return { smooth, curve, selective, topLabel };
 }

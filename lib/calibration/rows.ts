@@ -16,4 +16,8 @@ export interface TopLabelRows {
   predicted: Int32Array;
   /** Normalised max logit per row (from logits only): max_k (z_k − mean z) / ‖z − mean z‖₂; 0 for a constant row. */
   normalizedMaxLogit: Float64Array | null;
+  /** Row indices by confidence descending, equal values in row order (ATen's stable sort). */
+  order: Int32Array;
+  /** The same by normalised max logit (from logits only). */
+  orderNormalized: Int32Array | null;
 }

@@ -181,8 +181,11 @@ async function main() {
     });
     void g;
   } else {
+    // The floors (memoryFloor, computeFloor) are in the test addon only (binding/testing/): the
+    // cases that use them load it as the addon (the same objects as smoothce.node, plus the hooks).
+    if (cfg.kind === 'floor' || cfg.kind === 'scaling') process.env.SMOOTHCE_NATIVE ||= path.join(__dirname, '..', 'build', 'Testing', 'smoothce_testing.node');
     const sc = require(path.join(__dirname, '..'));
-    const { native } = require(path.join(__dirname, '..', 'dist', 'native.js'));
+    const { native } = require(path.join(__dirname, '..', 'dist', 'core', 'native.js'));
     native().setNumThreads(cfg.threads);
     if (cfg.hugePageAten !== undefined) native().hugePageAllocator(!!cfg.hugePageAten);
     out.hugePageAten = native().hugePageAllocator();

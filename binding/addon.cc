@@ -3,15 +3,22 @@
 #include <napi.h>
 
 #include "aten/cross_entropy.h"
-#include "napi/cross_entropy_binding.h"
 #include "errors.h"
+#include "napi/cross_entropy_binding.h"
 #include "napi/modules.h"
+
+#include <string>
+#ifdef SMOOTHCE_TESTING
+#include "testing/testing.h"
+#endif
 
 namespace smoothce {
 namespace {
 
 Napi::Value TorchVersion(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), torch_version());
+  std::string v;
+  run_or_throw(info.Env(), [&] { v = torch_version(); });
+  return Napi::String::New(info.Env(), v);
 }
 
 Napi::Value CudaBuilt(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), cuda_built()); }
@@ -43,18 +50,6 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), n);
 }
 
-// atenPathCounts(): { shortcutForward, explicitBackward, reference, rowBlocks } since load.
-Napi::Value AtenPathCountsEntry(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const AtenPathCounts c = aten_path_counts();
-  Napi::Object o = Napi::Object::New(env);
-  o.Set("shortcutForward", Napi::Number::New(env, static_cast<double>(c.shortcut_forward)));
-  o.Set("explicitBackward", Napi::Number::New(env, static_cast<double>(c.explicit_backward)));
-  o.Set("reference", Napi::Number::New(env, static_cast<double>(c.reference)));
-  o.Set("rowBlocks", Napi::Number::New(env, static_cast<double>(c.row_blocks)));
-  return o;
-}
-
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropy", Napi::Function::New(env, CrossEntropyEntry, "crossEntropy"));
   exports.Set("torchVersion", Napi::Function::New(env, TorchVersion, "torchVersion"));
@@ -63,12 +58,15 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New(env, CudaDeviceCount, "cudaDeviceCount"));
   exports.Set("setNumThreads", Napi::Function::New(env, SetNumThreads, "setNumThreads"));
   exports.Set("getNumThreads", Napi::Function::New(env, GetNumThreads, "getNumThreads"));
-  exports.Set("atenPathCounts", Napi::Function::New(env, AtenPathCountsEntry, "atenPathCounts"));
   // Other modules add their exports here, one line each (declared in modules.h).
   InitDeviceTensor(env, exports);
   InitDistributed(env, exports);
   InitCalibration(env, exports);
   InitFused(env, exports);
+#ifdef SMOOTHCE_TESTING
+  // The test addon only (CMakeLists.txt, smoothce_testing): test and benchmark hooks.
+  InitTesting(env, exports);
+#endif
   return exports;
 }
 

@@ -220,7 +220,7 @@ function problem(r, { maxElems = 512, kdimUint8 = false, big = false } = {}) {
   return { input, target, options, classes, lossShape, prob };
 }
 
-/** The same problem as the native binding takes it (what lib/options.ts's prepare builds). */
+/** The same problem as the native binding takes it (what lib/core/options.ts's prepare builds). */
 function nativeArgs(p) {
   const o = p.options;
   const wtype = p.input.dtype === 'float64' ? Float64Array : Float32Array;

@@ -2,7 +2,7 @@
 // Fuzz cases for every entry point besides crossEntropy/crossEntropyAsync/tensor: the other
 // public exports (calibration, device tensors, accumulators, parity helpers, distributed,
 // ...) and the other native exports (DeviceTensor, crossEntropyFused, calibration*, dist*,
-// memoryFloor, ...). Entry points are found at run time (Object.keys of the public API and
+// hugeBuffer, ...). Entry points are found at run time (Object.keys of the public API and
 // of the binding), so new exports are fuzzed without editing this file; the ones below get
 // arguments shaped for them, the rest get the generic pool.
 //

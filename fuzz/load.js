@@ -1,7 +1,7 @@
 'use strict';
 // Loads smoothce for the fuzzer, the soak script and child-process tests: from lib/*.ts
 // (type-stripped on the fly with TypeScript's transpileModule, no build needed) or from
-// the built dist/. Returns { api, native } (native: the binding lib/native.ts loads).
+// the built dist/. Returns { api, native } (native: the binding lib/core/native.ts loads).
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -21,10 +21,10 @@ function registerTs() {
 
 function load(from = 'lib') {
   if (from === 'dist') {
-    return { api: require(path.join(root, 'dist', 'index.js')), native: require(path.join(root, 'dist', 'native.js')).native() };
+    return { api: require(path.join(root, 'dist', 'index.js')), native: require(path.join(root, 'dist', 'core', 'native.js')).native() };
   }
   registerTs();
-  return { api: require(path.join(root, 'lib', 'index.ts')), native: require(path.join(root, 'lib', 'native.ts')).native() };
+  return { api: require(path.join(root, 'lib', 'index.ts')), native: require(path.join(root, 'lib', 'core', 'native.ts')).native() };
 }
 
 module.exports = { load, root };

@@ -1,11 +1,11 @@
-export { ERROR_CODES } from './errors';
-export type { ErrorCode, CodedError } from './errors';
-export { tensor, numel } from './tensor';
-export type { Tensor, DType, TensorData, FloatArray } from './tensor';
-export { crossEntropy, crossEntropyAsync } from './cross-entropy';
-export type { CrossEntropyResult, CrossEntropyGradResult, FloatOf, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './cross-entropy';
-export type { CrossEntropyOptions, Reduction, Device } from './options';
-import { native, preloadNative } from './native';
+export { ERROR_CODES } from './core/errors';
+export type { ErrorCode, CodedError } from './core/errors';
+export { tensor, numel } from './core/tensor';
+export type { Tensor, DType, TensorData, FloatArray } from './core/tensor';
+export { crossEntropy, crossEntropyAsync } from './loss/cross-entropy';
+export type { CrossEntropyResult, CrossEntropyGradResult, FloatOf, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './loss/cross-entropy';
+export type { CrossEntropyOptions, Reduction, Device } from './core/options';
+import { native, preloadNative } from './core/native';
 
 /** The LibTorch version the addon was built against, e.g. "1.13.0". */
 export function torchVersion(): string {
@@ -65,14 +65,14 @@ export {
   setNumThreads,
   getNumThreads,
   getAsyncNumThreads,
-} from './device';
-export type { DeviceTensor } from './device';
-export { LossAccumulator } from './accumulator';
-export type { LossAccumulatorOptions, LossAccumulatorJSON } from './accumulator';
-export { Batcher } from './batcher';
-export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './batcher';
-export type { TensorInput, HostTensorInput } from './device';
-export type { FrameworkTensor, OrtTensorLike, TfjsTensorLike } from './framework-tensor';
+} from './core/device';
+export type { DeviceTensor } from './core/device';
+export { LossAccumulator } from './loss/accumulator';
+export type { LossAccumulatorOptions, LossAccumulatorJSON } from './loss/accumulator';
+export { Batcher } from './serving/batcher';
+export type { BatcherOptions, ScoreResult, CloseOptions, BatcherStats } from './serving/batcher';
+export type { TensorInput, HostTensorInput } from './core/device';
+export type { FrameworkTensor, OrtTensorLike, TfjsTensorLike } from './core/framework-tensor';
 
-// The native binding loads with the package, not inside the first call (lib/native.ts).
+// The native binding loads with the package, not inside the first call (lib/core/native.ts).
 preloadNative();

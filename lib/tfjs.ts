@@ -15,10 +15,10 @@
  * See docs/frameworks.md.
  */
 import type * as TF from '@tensorflow/tfjs-core';
-import { crossEntropy } from './cross-entropy';
-import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './errors';
-import { readOptions, type Reduction } from './options';
-import { numel, type Tensor } from './tensor';
+import { crossEntropy } from './loss/cross-entropy';
+import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './core/errors';
+import { readOptions, type Reduction } from './core/options';
+import { numel, type Tensor } from './core/tensor';
 // Loads the addon with the package, as the root entry does.
 import './index';
 

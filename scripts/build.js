@@ -8,6 +8,8 @@
 // is needed only by contributors, not by anyone installing the package. Nothing here touches
 // the network. The compiler's progress lines are shown as they come, with a line every 15 s
 // saying how long it has been running, and everything goes to build/smoothce-build.log too.
+// In a checkout (where binding/testing/ exists) it also builds the test addon,
+// build/Testing/smoothce_testing.node: the same objects plus the test and benchmark hooks.
 //   node scripts/build.js [--quiet]
 'use strict';
 const { spawn, spawnSync } = require('node:child_process');
@@ -19,16 +21,20 @@ const path = require('node:path');
 const ROOT = path.join(__dirname, '..');
 const CPU_SECONDS_PER_FILE = 40; // one binding/*.cc against LibTorch's headers, measured ~25-50 s
 
-/** Every file under binding/ (its folders included), as sorted '/'-separated paths relative to root. */
+/**
+ * Every file under binding/ (its folders included) but binding/testing/ (the test addon's hooks,
+ * not shipped), as sorted '/'-separated paths relative to root: what smoothce.node is built from.
+ */
 function bindingFiles(root = ROOT) {
   return fs
     .readdirSync(path.join(root, 'binding'), { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .map((e) => path.relative(root, path.join(e.parentPath ?? e.path, e.name)).split(path.sep).join('/'))
+    .filter((f) => !f.startsWith('binding/testing/'))
     .sort();
 }
 
-/** sha256 of CMakeLists.txt and every file under binding/: what a prebuild was compiled from. */
+/** sha256 of CMakeLists.txt and every file under binding/ but testing/: what a prebuild was compiled from. */
 function sourceHash(root = ROOT) {
   const h = crypto.createHash('sha256');
   const files = ['CMakeLists.txt', ...bindingFiles(root)];
@@ -139,7 +145,8 @@ function build(opts = {}) {
       clearInterval(beat);
       fs.closeSync(logStream);
       const seconds = (Date.now() - started) / 1000;
-      if (status === 0) say(`smoothce: built build/Release/smoothce.node in ${elapsed(seconds * 1000)}`);
+      const testing = fs.existsSync(path.join(root, 'binding', 'testing')) ? ' (and the test addon build/Testing/smoothce_testing.node)' : '';
+      if (status === 0) say(`smoothce: built build/Release/smoothce.node${testing} in ${elapsed(seconds * 1000)}`);
       else say(`smoothce: the native build failed (exit ${status}); the full log is ${logFile}`);
       resolve({ status, logFile, seconds });
     };

@@ -1,6 +1,6 @@
 // Where LibTorch is, as the build looks for it, and which version a LibTorch library file is.
 // Shared by scripts/build.js (it says which one a build will use), `npx smoothce doctor`
-// (it lists them all) and lib/native.ts (it checks the LibTorch loaded at run time against
+// (it lists them all) and lib/core/native.ts (it checks the LibTorch loaded at run time against
 // the one the addon was compiled with). The order mirrors CMakeLists.txt, which makes the
 // actual choice:
 //   1. LIBTORCH   2. Torch_DIR   3. SMOOTHCE_PYTHON's torch   4. a `python3` on PATH whose

@@ -61,6 +61,14 @@ elif /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
 else
   apt_install python3-torch python3-numpy
 fi
+if [ -z "${LIBTORCH:-}" ]; then
+  # scipy and scikit-learn: references for the recalibrator tests (test/recalibrators.test.ts).
+  if /usr/bin/python3 -c 'import scipy, sklearn' >/dev/null 2>&1; then
+    ok "scipy and scikit-learn present"
+  else
+    apt_install python3-scipy python3-sklearn || true
+  fi
+fi
 
 step "Node packages (npm ci)"
 if [ -d node_modules ] && [ -f node_modules/.package-lock.json ] && [ node_modules/.package-lock.json -nt package-lock.json ]; then

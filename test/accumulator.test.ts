@@ -209,8 +209,8 @@ describe('LossAccumulator', () => {
     fs.writeFileSync(
       child,
       `const fs = require('fs');
-const { LossAccumulator } = require('./lib/accumulator.js');
-const { tensor } = require('./lib/tensor.js');
+const { LossAccumulator } = require('./lib/loss/accumulator.js');
+const { tensor } = require('./lib/core/tensor.js');
 const job = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const out = [];
 for (const task of job) {

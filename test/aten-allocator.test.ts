@@ -10,7 +10,7 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { afterAll, describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 import { restoreEnvAfterAll } from './helpers/env';
 import { rng } from './helpers/rng';
 
@@ -85,7 +85,7 @@ function run(c: Case): { loss: ArrayBufferView; grad?: ArrayBufferView } {
 describe('the ATen allocator', () => {
   it('is installed when the addon loads, and SMOOTHCE_ATEN_ALLOCATOR=default leaves c10 default allocator', () => {
     expect(initially).toBe(true);
-    const script = "process.stdout.write(String(require('./dist/native.js').native().hugePageAllocator()))";
+    const script = "process.stdout.write(String(require('./dist/core/native.js').native().hugePageAllocator()))";
     const root = path.join(__dirname, '..');
     const run = (value: string | undefined) => {
       const env = { ...process.env };
@@ -127,7 +127,7 @@ describe('the ATen allocator', () => {
     // with c10's allocator and then with ours. Totals, since adjacent mappings with the same
     // flags merge.
     const script = `
-      const sc = require('.'), { native } = require('./dist/native.js'), fs = require('fs');
+      const sc = require('.'), { native } = require('./dist/core/native.js'), fs = require('fs');
       const hg = () => { let t = 0, s = 0; for (const l of fs.readFileSync('/proc/self/smaps', 'utf8').split('\\n')) {
         const m = /^Size:\\s+(\\d+) kB/.exec(l); if (m) s = +m[1]; if (l.startsWith('VmFlags:') && / hg( |$)/.test(l)) t += s; } return t; };
       const x = new Float32Array(301 * 1003).map((_, i) => Math.sin(i)), t = new BigInt64Array(301).map((_, i) => BigInt(i * 7 % 1003));

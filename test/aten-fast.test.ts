@@ -6,11 +6,14 @@
  * two must give the same bits (Object.is on every value: NaN = NaN, 0 ≠ −0), and the
  * shortcuts must really have been taken (the native route counters).
  */
+// atenPathCounts is in the test addon only: loaded as THE addon, before lib/index loads one
+// (the child processes inherit SMOOTHCE_NATIVE).
+import { hooks } from './helpers/testing-addon';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, tensor, type CrossEntropyOptions, type Tensor } from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 import { randomClassIndices, randomGradOutput } from './helpers/random-call';
 import { rng } from './helpers/rng';
 import { restoreEnvAfterAll } from './helpers/env';
@@ -91,7 +94,7 @@ function run(c: Call, reference: boolean): number[] | string {
 
 describe('ATen path shortcuts', () => {
   it('give exactly the bits of at::cross_entropy_loss + autograd on 3,000 random calls', () => {
-    const before = native().atenPathCounts();
+    const before = hooks().atenPathCounts();
     const failures: string[] = [];
     for (let seed = 1; seed <= 3000; seed++) {
       const c = randomCall(seed);
@@ -107,7 +110,7 @@ describe('ATen path shortcuts', () => {
         failures.push(`${c.label}: value ${i}: ${got[i]} vs ${want[i]}`);
       }
     }
-    const after = native().atenPathCounts();
+    const after = hooks().atenPathCounts();
     expect(failures.slice(0, 10), `${failures.length} calls differ`).toEqual([]);
     // Both shortcuts ran, on a good share of the calls (float32/float64, int64/int32 targets).
     expect(after.shortcutForward - before.shortcutForward).toBeGreaterThan(300);

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/index';
-import { denominator, roundTo } from '../lib/batch';
-import { native } from '../lib/native';
-import { prepare } from '../lib/options';
+import { denominator, roundTo } from '../lib/loss/batch';
+import { native } from '../lib/core/native';
+import { prepare } from '../lib/core/options';
 import { rng } from './helpers/rng';
 
 // Deterministic pseudo-random numbers (mulberry32).

@@ -3,10 +3,12 @@
  * case of bench/node_case.js: they feed the figures in bench/RESULTS.md, so they must
  * compute what they claim and work at any thread count.
  */
+// The floors are in the test addon only: loaded as THE addon, before anything else loads one.
+import { hooks } from './helpers/testing-addon';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const before = native().getNumThreads();
 afterAll(() => native().setNumThreads(before));
@@ -21,30 +23,30 @@ describe('benchmark helpers', () => {
       for (let i = 0; i < n; i++) sum += x[i];
       for (const t of [1, 2]) {
         native().setNumThreads(t);
-        expect(native().memoryFloor(x)).toBeCloseTo(sum, 3);
+        expect(hooks().memoryFloor(x)).toBeCloseTo(sum, 3);
         const y = new T(n);
-        expect(native().memoryFloor(x, y)).toBeUndefined();
+        expect(hooks().memoryFloor(x, y)).toBeUndefined();
         expect(y[0]).toBe(x[0] / 2);
         expect(y[n - 1]).toBe(x[n - 1] / 2);
         expect(y[n >> 1]).toBe(x[n >> 1] / 2);
       }
     }
-    expect(() => native().memoryFloor([1, 2] as unknown as Float32Array)).toThrow(TypeError);
-    expect(() => native().memoryFloor(new Float32Array(4), new Float32Array(3))).toThrow(RangeError);
-    expect(() => native().memoryFloor(new Float32Array(4), new Float64Array(4))).toThrow(RangeError);
+    expect(() => hooks().memoryFloor([1, 2] as unknown as Float32Array)).toThrow(TypeError);
+    expect(() => hooks().memoryFloor(new Float32Array(4), new Float32Array(3))).toThrow(RangeError);
+    expect(() => hooks().memoryFloor(new Float32Array(4), new Float64Array(4))).toThrow(RangeError);
   });
 
   it('computeFloor does the work it is asked for, the same on 1 and 2 threads, and validates units', () => {
     native().setNumThreads(1);
-    const one = native().computeFloor(64);
+    const one = hooks().computeFloor(64);
     native().setNumThreads(2);
-    expect(native().computeFloor(64)).toBe(one); // same pieces, summed in the same order
-    expect(native().computeFloor(65)).not.toBe(one);
+    expect(hooks().computeFloor(64)).toBe(one); // same pieces, summed in the same order
+    expect(hooks().computeFloor(65)).not.toBe(one);
     expect(Number.isFinite(one) && one > 0).toBe(true);
-    expect(() => native().computeFloor('8' as unknown as number)).toThrow(TypeError);
-    expect(() => native().computeFloor(0)).toThrow(/units must be an integer from 1 to 1e7, got 0/);
-    expect(() => native().computeFloor(2.5)).toThrow(RangeError);
-    expect(() => native().computeFloor(NaN)).toThrow(RangeError);
+    expect(() => hooks().computeFloor('8' as unknown as number)).toThrow(TypeError);
+    expect(() => hooks().computeFloor(0)).toThrow(/units must be an integer from 1 to 1e7, got 0/);
+    expect(() => hooks().computeFloor(2.5)).toThrow(RangeError);
+    expect(() => hooks().computeFloor(NaN)).toThrow(RangeError);
   });
 
   it('bench/node_case.js scaling times every metric at 1 and 2 threads', () => {

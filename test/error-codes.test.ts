@@ -1,15 +1,15 @@
 /**
- * Error codes: docs/errors.md's "Codes" table, ERROR_CODES (lib/errors.ts) and the code
+ * Error codes: docs/errors.md's "Codes" table, ERROR_CODES (lib/core/errors.ts) and the code
  * strings written anywhere in lib/ and binding/ are one and the same set; and no error in
  * lib/ is made without a code (every `new Error(...)`-like construction goes through a
- * lib/errors.ts helper or withCode, or is a class with a code field).
+ * lib/core/errors.ts helper or withCode, or is a class with a code field).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ERROR_CODES } from '../lib/errors';
+import { ERROR_CODES } from '../lib/core/errors';
 import * as smoothce from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const root = path.resolve(__dirname, '..');
 
@@ -52,7 +52,7 @@ describe('error codes', () => {
   it('no error in lib/ is constructed without a code', () => {
     const offenders: string[] = [];
     for (const f of files('lib', /\.ts$/)) {
-      if (f === path.join('lib', 'errors.ts')) continue;
+      if (f === path.join('lib', 'core', 'errors.ts')) continue;
       const lines = fs.readFileSync(path.join(root, f), 'utf8').split('\n');
       lines.forEach((line, i) => {
         if (!/new (Type|Range)?Error\(/.test(line)) return;

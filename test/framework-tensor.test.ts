@@ -1,5 +1,5 @@
 /**
- * Framework tensors as inputs (lib/framework-tensor.ts, through checkTensor): an
+ * Framework tensors as inputs (lib/core/framework-tensor.ts, through checkTensor): an
  * onnxruntime-node Tensor from a real InferenceSession, and TensorFlow.js tensors, taken
  * by crossEntropy, calibration.*, LossAccumulator and Batcher with no rewrap, equal to the
  * same data given as plain tensors.
@@ -14,7 +14,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import * as ort from 'onnxruntime-node';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { Batcher, calibration, crossEntropy, crossEntropyAsync, LossAccumulator, tensor, type Tensor } from '../lib/index';
-import { checkTensor } from '../lib/tensor';
+import { checkTensor } from '../lib/core/tensor';
 import { softmaxRows } from './helpers/softmax';
 
 // The ONNX bytes are written by hand (examples/onnx/onnx-model.js): no onnx package needed.

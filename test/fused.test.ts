@@ -9,8 +9,8 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, type Tensor } from '../lib/index';
-import { native } from '../lib/native';
-import { prepare, type CrossEntropyOptions } from '../lib/options';
+import { native } from '../lib/core/native';
+import { prepare, type CrossEntropyOptions } from '../lib/core/options';
 import { compareResults } from './helpers/fused-compare';
 import { randomClassIndices, randomGradOutput } from './helpers/random-call';
 import { rng } from './helpers/rng';
@@ -475,7 +475,7 @@ describe('impl fused: paths, gradInto and threads', () => {
     // probability target and an empty [5, 0] weight crashed the process (the kernel read C
     // weights from an empty buffer). In a child process, so that a crash fails this test
     // instead of the test run.
-    const dist = path.resolve(__dirname, '..', 'dist', 'native.js');
+    const dist = path.resolve(__dirname, '..', 'dist', 'core', 'native.js');
     const script = `const { native } = require(${JSON.stringify(dist)});
       const x = { data: new Float32Array(12), shape: [3, 4], dtype: 'float32' };
       const t = { data: new Float32Array(12).fill(0.25), shape: [3, 4], dtype: 'float32' };

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import * as smoothce from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const DOC = path.resolve(__dirname, '..', 'docs', 'errors.md');
 const UPDATE = process.env.SMOOTHCE_UPDATE_ERRORS_DOC === '1';

@@ -4,7 +4,7 @@
  * python/generate_fixtures.py, `npm run fixtures`) replayed through the public API.
  * Values: torch.testing.assert_close tolerances per dtype, float64 also to 1e-10 relative.
  * PyTorch errors: smoothce must throw the class recorded below, naming the parameter.
- * Deviations: what smoothce does on purpose instead (README, "differs from PyTorch").
+ * Deviations: what smoothce does on purpose instead (docs/api.md, "differs from PyTorch").
  */
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, torchVersion } from '../lib/index';

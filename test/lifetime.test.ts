@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, tensor, toDevice, type CrossEntropyResult, type Tensor } from '../lib/index';
-import { native } from '../lib/native';
+import { native } from '../lib/core/native';
 
 const root = path.resolve(__dirname, '..');
 const N = 262_144;

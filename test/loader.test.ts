@@ -121,7 +121,7 @@ describe('loader failures (SMOOTHCE_NATIVE)', () => {
   });
 });
 
-// The addon is loaded when the package is required (lib/native.ts, preloadNative): loading
+// The addon is loaded when the package is required (lib/core/native.ts, preloadNative): loading
 // LibTorch touches ~150 MB, which inside the first call made that call's peak RSS look like
 // 274 MB for a 125 MB gradient. A first 1024×8000 forward+gradient call (a 31.25 MiB
 // gradient) in a fresh process, peak RSS measured above the RSS after the inputs were made.

@@ -137,7 +137,7 @@ describe.runIf(fs.existsSync('/sys/kernel/mm/transparent_hugepage/enabled'))('ou
 // written, not the size rounded up to huge pages (126 MiB for a 125 MiB 1024×32000 gradient).
 const MAPPED_SCRIPT = `
 const fs = require('node:fs');
-const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))});
+const { native } = require(${JSON.stringify(path.join(root, 'dist', 'core', 'native.js'))});
 const bytes = 131072000 + 3 * 4096; // 125 MiB and three base pages: a size no other mapping has
 const buf = new Uint8Array(native().hugeBuffer(bytes));
 buf.fill(1);
@@ -166,7 +166,7 @@ describe.runIf(fs.existsSync('/proc/self/smaps'))('large output buffers', () => 
 const KEEP_SCRIPT = `
 const path = require('node:path');
 const sc = require(${JSON.stringify(root)});
-const { native } = require(path.join(${JSON.stringify(root)}, 'dist', 'native.js'));
+const { native } = require(path.join(${JSON.stringify(root)}, 'dist', 'core', 'native.js'));
 const impl = process.argv[1];
 const n = 1024, c = 4000;
 const x = new Float32Array(n * c);
@@ -195,12 +195,12 @@ describe('early release of collected results', () => {
 
 // Where ArrayBuffer.prototype.transfer could move an external buffer's memory into another
 // buffer (not Node 20), a collected buffer would not mean unreachable memory: the package
-// switches early release off when it loads (lib/native.ts, checkEarlyRelease).
+// switches early release off when it loads (lib/core/native.ts, checkEarlyRelease).
 describe('early release and ArrayBuffer.prototype.transfer', () => {
   const probe = (transfer: string): boolean => {
     const script = `
       Object.defineProperty(ArrayBuffer.prototype, 'transfer', { configurable: true, value: ${transfer} });
-      const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))});
+      const { native } = require(${JSON.stringify(path.join(root, 'dist', 'core', 'native.js'))});
       process.stdout.write(String(native().earlyRelease().enabled));`;
     const r = spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8', timeout: 60_000 });
     expect(r.status, r.stderr).toBe(0);

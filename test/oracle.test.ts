@@ -14,7 +14,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, type Tensor } from '../lib/index';
-import { roundTo } from '../lib/batch';
+import { roundTo } from '../lib/loss/batch';
 import { reference } from '../lib/parity';
 import { callArgs, checkResult, fromTensor, isErrorCase, type Case, type CaseFile } from './helpers/cases-format';
 import { ORACLE_PYTHON, probeOracle, runOracle, type OracleRequest } from './helpers/oracle';

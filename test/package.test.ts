@@ -41,7 +41,7 @@ afterAll(() => {
 
 describe('prebuild, pack, install', () => {
   it('npm run prebuild fills prebuilds/<platform>-<arch>/smoothce.node', () => {
-    // Native builds share one lock (see README, "Building"): the prebuild compiles incrementally.
+    // Native builds share one lock (see docs/install.md, "Building"): the prebuild compiles incrementally.
     const r = run('flock', ['/tmp/smoothce-build.lock', 'npm', 'run', 'prebuild'], {
       cwd: repoRoot,
       env: cleanEnv(),
@@ -109,7 +109,7 @@ describe('prebuild, pack, install', () => {
       'dist/index.js',
       'dist/index.mjs',
       'dist/index.d.ts',
-      'dist/native.js',
+      'dist/core/native.js',
       'binding/aten/cross_entropy.cc',
       'binding/aten/cross_entropy.h',
       'binding/napi/tensor_view.cc',
@@ -128,9 +128,10 @@ describe('prebuild, pack, install', () => {
     ]) {
       expect(entries, `the tarball lacks ${needed}`).toContain(needed);
     }
-    // python/ ships only the capture module users import and its README (not the fixture generator or its tests).
+    // python/ ships only the capture module users import and its README (not the fixture generator or its tests);
+    // binding/testing/ (the test addon's hooks) is left out, so an install never builds the test addon.
     const unwanted = entries.filter(
-      (e) => /^(build|node_modules|test|lib|\.ci)\//.test(e) || /^python\/(?!smoothce_parity\.py$|README\.md$)/.test(e) || e.endsWith('.tgz'),
+      (e) => /^(build|node_modules|test|lib|\.ci|binding\/testing)\//.test(e) || /^python\/(?!smoothce_parity\.py$|README\.md$)/.test(e) || e.endsWith('.tgz'),
     );
     expect(unwanted).toEqual([]);
 

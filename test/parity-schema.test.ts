@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CASE_FILE_SCHEMA } from '../lib/parity/case-schema';
 import { caseFileValidator } from '../lib/parity/case-validate';
 import { CaseFormatError, loadCaseFile, parseCaseFile, parseJson, parseTensor } from '../lib/parity/cases';
-import { ERROR_CODES } from '../lib/errors';
+import { ERROR_CODES } from '../lib/core/errors';
 import { PYTHON, tempDir } from './helpers/parity-oracle';
 
 const root = path.resolve(__dirname, '..');

@@ -1,10 +1,11 @@
+// probeAsyncThreads is in the test addon only: loaded as THE addon, before lib/index loads one.
+import { hooks, TESTING_ADDON } from './helpers/testing-addon';
 import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { crossEntropy, crossEntropyAsync, getAsyncNumThreads, getNumThreads, setNumThreads, tensor } from '../lib/index';
-import { native } from '../lib/native';
 
-const addon = path.resolve(__dirname, '../build/Release/smoothce.node');
+const addon = TESTING_ADDON;
 
 /** [main-thread threads, async threads] in a fresh process with this environment. */
 function fresh(env: Record<string, string>): [number, number] {
@@ -91,7 +92,7 @@ describe('intra-op threads', () => {
       setNumThreads(t);
       expect(getNumThreads()).toBe(t);
       expect(getAsyncNumThreads()).toBe(t);
-      expect(await native().probeAsyncThreads()).toBe(t);
+      expect(await hooks().probeAsyncThreads()).toBe(t);
       const sync = crossEntropy(x, y, { grad: true, labelSmoothing: 0.1 });
       const asyncResult = await crossEntropyAsync(x, y, { grad: true, labelSmoothing: 0.1 });
       expect(asyncResult).toEqual(sync);

@@ -10,7 +10,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { torchVersion } from '../lib/index';
-import { checkTorchVersion } from '../lib/native';
+import { checkTorchVersion } from '../lib/core/native';
 
 interface Candidate {
   source: string;

@@ -1,14 +1,14 @@
 #include "napi/cross_entropy_binding.h"
 
-#include "napi/async_task.h"
 #include "aten/cross_entropy.h"
-#include "napi/device_tensor.h"
 #include "errors.h"
-#include "napi/prop_names.h"
 #include "memory/result_registry.h"
+#include "napi/args.h"
+#include "napi/async_task.h"
+#include "napi/device_tensor.h"
+#include "napi/prop_names.h"
 #include "napi/tensor_view.h"
 
-#include <cmath>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -23,69 +23,12 @@ struct Call {
   std::vector<HostInput> holders;
 };
 
-RawTensor keep(Call& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
-
-}  // namespace
-
-RawTensor keep(std::vector<HostInput>& holders, HostInput&& in) {
-  RawTensor raw = in.raw;
-  holders.push_back(std::move(in));
-  return raw;
-}
-
-void read_shared_args(Napi::Env env, const Napi::Object& o, bool async, CrossEntropyArgs& a,
-                      std::vector<HostInput>& holders) {
-  Napi::Value w = o.Get(prop(env, Prop::Weight));
-  if (!w.IsNull() && !w.IsUndefined()) a.weight = keep(holders, read_tensor(env, w, "weight", Role::Weight, async));
-  Napi::Value g = o.Get(prop(env, Prop::GradOutput));
-  if (g.IsNumber()) {
-    a.grad_output_scalar = g.As<Napi::Number>().DoubleValue();
-  } else if (!g.IsNull() && !g.IsUndefined()) {
-    a.grad_output = keep(holders, read_tensor(env, g, "gradOutput", Role::GradOutput, async));
-  }
-
-  Napi::Value r = o.Get(prop(env, Prop::Reduction));
-  SMOOTHCE_THROW_TYPE_IF(env, !r.IsNumber(), "Expected a number for reduction (0 none, 1 mean, 2 sum)");
-  const double red = r.As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, red != 0 && red != 1 && red != 2, "reduction must be 0 (none), 1 (mean) or 2 (sum)");
-  a.reduction = static_cast<int64_t>(red);
-
-  Napi::Value ii = o.Get(prop(env, Prop::IgnoreIndex));
-  if (ii.IsBigInt()) {
-    bool lossless = false;
-    a.ignore_index = ii.As<Napi::BigInt>().Int64Value(&lossless);
-    SMOOTHCE_THROW_RANGE_IF(env, !lossless, "ignoreIndex does not fit in int64");
-  } else {
-    SMOOTHCE_THROW_TYPE_IF(env, !ii.IsNumber(), "Expected a bigint or number for ignoreIndex");
-    const double d = ii.As<Napi::Number>().DoubleValue();
-    // Range first: casting NaN, Infinity or values past 2^63 to int64 is undefined behaviour.
-    SMOOTHCE_THROW_RANGE_IF(env, !(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::floor(d),
-                            "ignoreIndex must be an integer");
-    a.ignore_index = static_cast<int64_t>(d);
-  }
-
-  Napi::Value ls = o.Get(prop(env, Prop::LabelSmoothing));
-  SMOOTHCE_THROW_TYPE_IF(env, !ls.IsNumber(), "Expected a number for labelSmoothing");
-  const double eps = ls.As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, !(eps >= 0.0 && eps <= 1.0), "labelSmoothing must be in [0, 1]");
-  a.label_smoothing = eps;
-
-  a.want_grad = o.Get(prop(env, Prop::Grad)).ToBoolean().Value();
-  a.grad_on_device = a.want_grad && o.Get(prop(env, Prop::GradOnDevice)).ToBoolean().Value();
-  Napi::Value dev = o.Get(prop(env, Prop::Device));
-  if (dev.IsString()) a.device = dev.As<Napi::String>().Utf8Value();
-}
-
-namespace {
-
 Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
-  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropy");
-  Napi::Object o = value.As<Napi::Object>();
   Call call;
-  call.holders.reserve(4);
+  ArgReader r(env, value, async, "crossEntropy", call.holders);
   // A device tensor handle is used as it is (no copy); anything else is read as a
   // { data, shape, dtype } host tensor.
-  Napi::Value in = o.Get(prop(env, Prop::Input));
+  Napi::Value in = r.get(Prop::Input);
   if (auto handle = device_tensor_of(env, in, "input")) {
     SMOOTHCE_THROW_TYPE_IF(env, !at::isFloatingType(handle->tensor.scalar_type()),
                            "Expected a floating-point DeviceTensor for input");
@@ -95,9 +38,9 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
     call.args.input.shape = handle->tensor.sizes().vec();
     call.args.input.present = true;
   } else {
-    call.args.input = keep(call, read_tensor(env, in, "input", Role::Input, async));
+    call.args.input = r.tensor(in, "input", Role::Input);
   }
-  Napi::Value tg = o.Get(prop(env, Prop::Target));
+  Napi::Value tg = r.get(Prop::Target);
   if (auto handle = device_tensor_of(env, tg, "target")) {
     call.args.target_tensor = handle->tensor;
     call.args.target.storage = handle->host_dtype;
@@ -105,9 +48,9 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
     call.args.target.shape = handle->tensor.sizes().vec();
     call.args.target.present = true;
   } else {
-    call.args.target = keep(call, read_tensor(env, tg, "target", Role::Target, async));
+    call.args.target = r.tensor(tg, "target", Role::Target);
   }
-  read_shared_args(env, o, async, call.args, call.holders);
+  read_loss_options(r, call.args);
   // A zero-element input can still ask for a huge 'none' loss (shape [2^31, 0]): refuse
   // before computing what could not be returned (tensor_to_js's 2^32-byte limit).
   if (call.args.reduction == 0 && call.args.input.shape.size() > 1) {
@@ -121,7 +64,7 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   }
   // The Gets above may have run user code (getters, Proxies) that detached or resized a
   // buffer read earlier: check every pinned view now, with no JavaScript run after this.
-  for (const HostInput& h : call.holders) revalidate(env, h);
+  r.revalidate_all();
   return call;
 }
 

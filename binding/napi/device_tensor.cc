@@ -170,7 +170,9 @@ class DeviceTensor : public Napi::ObjectWrap<DeviceTensor> {
   Napi::Value Device(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const at::Tensor& t = tensor(env, "this");
-    return Napi::String::New(env, t.device().str());
+    std::string device;
+    run_or_throw(env, [&] { device = t.device().str(); });
+    return Napi::String::New(env, device);
   }
 
   Napi::Value Disposed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), !tensor_.defined()); }
@@ -196,41 +198,6 @@ Napi::Value WorkerNumThreads(const Napi::CallbackInfo& info) {
   int n = 0;
   run_or_throw(info.Env(), [&] { n = worker_num_threads(); });
   return Napi::Number::New(info.Env(), n);
-}
-
-// Reports the intra-op thread count a libuv pool thread uses for a loss call (what the
-// async entry points apply before computing): for tests and diagnostics.
-class ThreadProbe : public Napi::AsyncWorker {
- public:
-  explicit ThreadProbe(Napi::Env env)
-      : Napi::AsyncWorker(env, "smoothce:threadProbe"), deferred_(Napi::Promise::Deferred::New(env)) {}
-  Napi::Promise Promise() const { return deferred_.Promise(); }
-
- protected:
-  void Execute() override {
-    failure_ = run_guarded([this] {
-      enter_worker_thread();
-      threads_ = get_num_threads();
-    });
-    if (failure_) SetError(failure_->message);
-  }
-  void OnOK() override { deferred_.Resolve(Napi::Number::New(Env(), threads_)); }
-  void OnError(const Napi::Error&) override {
-    Napi::HandleScope scope(Env());
-    deferred_.Reject(to_js_error(Env(), *failure_).Value());
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::optional<NativeFailure> failure_;
-  int threads_ = 0;
-};
-
-Napi::Value ProbeAsyncThreads(const Napi::CallbackInfo& info) {
-  auto* worker = new ThreadProbe(info.Env());
-  Napi::Promise promise = worker->Promise();
-  worker->Queue();
-  return promise;
 }
 
 }  // namespace
@@ -263,7 +230,6 @@ void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("checkDevice", Napi::Function::New(env, CheckDevice, "checkDevice"));
   exports.Set("liveDeviceTensors", Napi::Function::New(env, LiveDeviceTensors, "liveDeviceTensors"));
   exports.Set("workerNumThreads", Napi::Function::New(env, WorkerNumThreads, "workerNumThreads"));
-  exports.Set("probeAsyncThreads", Napi::Function::New(env, ProbeAsyncThreads, "probeAsyncThreads"));
 }
 
 }  // namespace smoothce

@@ -1,5 +1,6 @@
-// N-API entry points of the fused kernel (impl: 'fused', gradInto) and of the benchmark
-// helpers (memory-bandwidth floor, huge-page ATen allocator switch).
+// N-API entry points of the fused kernel (impl: 'fused', gradInto), its instruction set, the
+// huge-page ATen allocator switch and the early release of results. (The benchmark floors,
+// memoryFloor and computeFloor, are in binding/testing/, built into the test addon only.)
 //
 // crossEntropyFused(args, async) takes the same argument object as crossEntropy plus
 //   impl: 'fused' | 'aten', gradInto: Float32Array | Float64Array | null
@@ -10,16 +11,15 @@
 // sync and async paths share everything but where the work runs.
 #include <napi.h>
 
-#include "memory/allocator.h"
 #include "aten/cross_entropy.h"
-#include "napi/cross_entropy_binding.h"
-#include "napi/async_task.h"
 #include "errors.h"
-#include "aten/format.h"
 #include "kernels/fused.h"
+#include "memory/allocator.h"
+#include "memory/result_registry.h"
+#include "napi/args.h"
+#include "napi/async_task.h"
 #include "napi/modules.h"
 #include "napi/prop_names.h"
-#include "memory/result_registry.h"
 #include "napi/tensor_view.h"
 
 #include <ATen/Parallel.h>
@@ -122,18 +122,15 @@ struct FusedCall {
   HugeBlock own_grad;
 };
 
-RawTensor keep(FusedCall& call, HostInput&& in) { return smoothce::keep(call.holders, std::move(in)); }
-
-// Reads input and target (host tensors only: device handles never come here), the rest
-// through crossEntropy's read_shared_args, plus impl / gradInto / isa.
+// Reads input and target (host tensors only: device handles never come here), the loss
+// options (napi/args.h, as crossEntropy does), plus impl / gradInto / isa.
 void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& call) {
-  SMOOTHCE_THROW_TYPE_IF(env, !value.IsObject(), "Expected an argument object for crossEntropyFused");
-  Napi::Object o = value.As<Napi::Object>();
+  ArgReader r(env, value, async, "crossEntropyFused", call.holders);
+  const Napi::Object& o = r.object();
   CrossEntropyArgs& a = call.args;
-  call.holders.reserve(4);
-  a.input = keep(call, read_tensor(env, o.Get(prop(env, Prop::Input)), "input", Role::Input, async));
-  a.target = keep(call, read_tensor(env, o.Get(prop(env, Prop::Target)), "target", Role::Target, async));
-  read_shared_args(env, o, async, a, call.holders);
+  a.input = r.tensor(Prop::Input, "input", Role::Input);
+  a.target = r.tensor(Prop::Target, "target", Role::Target);
+  read_loss_options(r, a);
 
   Napi::Value impl = o.Get("impl");
   const std::string impl_s = impl.IsString() ? impl.As<Napi::String>().Utf8Value() : "fused";
@@ -156,7 +153,7 @@ void read_args(Napi::Env env, const Napi::Value& value, bool async, FusedCall& c
   }
   call.use_fused = impl_s == "fused" && fused_unsupported_reason(a).empty();
   // Getters run by the Gets above may have detached or resized a buffer read earlier.
-  for (const HostInput& h : call.holders) revalidate(env, h);
+  r.revalidate_all();
 }
 
 // Allocates what the chosen path writes into (on the JS thread).
@@ -435,46 +432,9 @@ Napi::Value HugeBuffer(const Napi::CallbackInfo& info) {
 // fusedIsa(isa?: string): the instruction set the kernel runs with ('avx2' or 'baseline').
 Napi::Value FusedIsaName(const Napi::CallbackInfo& info) {
   const std::string name = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-  return Napi::String::New(info.Env(), fused_isa_name(parse_fused_isa(name)));
-}
-
-// memoryFloor(data, out?): one read pass over data (returns its sum), or with `out` (same
-// type and length) one read+write pass out[i] = data[i] / 2. For benchmarks.
-Napi::Value MemoryFloor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsTypedArray(), "Expected a Float32Array or Float64Array");
-  Napi::TypedArray in = info[0].As<Napi::TypedArray>();
-  const napi_typedarray_type type = in.TypedArrayType();
-  SMOOTHCE_THROW_TYPE_IF(env, type != napi_float32_array && type != napi_float64_array,
-                         "Expected a Float32Array or Float64Array");
-  const at::ScalarType dt = type == napi_float64_array ? at::kDouble : at::kFloat;
-  const void* src = static_cast<uint8_t*>(in.ArrayBuffer().Data()) + in.ByteOffset();
-  const int64_t n = static_cast<int64_t>(in.ElementLength());
-  if (info.Length() > 1 && !info[1].IsUndefined() && !info[1].IsNull()) {
-    SMOOTHCE_THROW_TYPE_IF(env, !info[1].IsTypedArray(), "Expected a typed array for out");
-    Napi::TypedArray out = info[1].As<Napi::TypedArray>();
-    SMOOTHCE_THROW_RANGE_IF(env, out.TypedArrayType() != type || out.ElementLength() != in.ElementLength(),
-                            "out must have the type and length of data");
-    void* dst = static_cast<uint8_t*>(out.ArrayBuffer().Data()) + out.ByteOffset();
-    run_or_throw(env, [&] { floor_read_write_pass(src, dst, n, dt); });
-    return env.Undefined();
-  }
-  double s = 0;
-  run_or_throw(env, [&] { s = floor_read_pass(src, n, dt); });
-  return Napi::Number::New(env, s);
-}
-
-// computeFloor(units): register-only multiply-add work over the kernel's threads (returns
-// a sum). For benchmarks: how much a second thread gives when memory plays no part.
-Napi::Value ComputeFloor(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SMOOTHCE_THROW_TYPE_IF(env, info.Length() < 1 || !info[0].IsNumber(), "computeFloor: units must be a number");
-  const double units = info[0].As<Napi::Number>().DoubleValue();
-  SMOOTHCE_THROW_RANGE_IF(env, !(units >= 1 && units <= 1e7) || std::floor(units) != units,
-                          "computeFloor: units must be an integer from 1 to 1e7, got " + js_number(units));
-  double s = 0;
-  run_or_throw(env, [&] { s = floor_compute_pass(static_cast<int64_t>(units)); });
-  return Napi::Number::New(env, s);
+  const char* isa = nullptr;
+  run_or_throw(info.Env(), [&] { isa = fused_isa_name(parse_fused_isa(name)); });
+  return Napi::String::New(info.Env(), isa);
 }
 
 // hugePageAllocator(enable?: boolean): installs/removes the huge-page CPU allocator for
@@ -523,8 +483,6 @@ void InitFused(Napi::Env env, Napi::Object exports) {
   exports.Set("crossEntropyFusedFast", Napi::Function::New(env, CrossEntropyFusedFast, "crossEntropyFusedFast"));
   exports.Set("hugeBuffer", Napi::Function::New(env, HugeBuffer, "hugeBuffer"));
   exports.Set("fusedIsa", Napi::Function::New(env, FusedIsaName, "fusedIsa"));
-  exports.Set("memoryFloor", Napi::Function::New(env, MemoryFloor, "memoryFloor"));
-  exports.Set("computeFloor", Napi::Function::New(env, ComputeFloor, "computeFloor"));
   exports.Set("hugePageAllocator", Napi::Function::New(env, HugePageAllocator, "hugePageAllocator"));
   exports.Set("earlyRelease", Napi::Function::New(env, EarlyRelease, "earlyRelease"));
   exports.Set("reclaim", Napi::Function::New(env, Reclaim, "reclaim"));

@@ -9,15 +9,15 @@
  * an Accumulator's report has adaptiveEce: null (omitted, not approximated) and says so
  * in its notes.
  */
-import type { TensorInput } from '../device';
-import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../errors';
-import { readOptions, type Device } from '../options';
+import type { TensorInput } from '../core/device';
+import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../core/errors';
+import { readOptions, type Device } from '../core/options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats, computeStatsAsync } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type CommonOptions, type Convention, type Resolved } from './options';
 import { batchWork } from './row-extras';
 import { curveFromGrid, gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
-import { replaceState } from '../state';
+import { replaceState } from '../core/state';
 
 export interface AccumulatorOptions extends CommonOptions {
   /**

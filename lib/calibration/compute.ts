@@ -1,6 +1,6 @@
 /** One native pass: validated inputs in, sufficient statistics out. */
-import { native, type NativeCalibrationArgs } from '../native';
-import type { Tensor } from '../tensor';
+import { native, type NativeCalibrationArgs } from '../core/native';
+import type { Tensor } from '../core/tensor';
 import { fromNative, type Stats } from './metrics';
 import { CONVENTION_CODES, type Resolved } from './options';
 
@@ -58,17 +58,4 @@ export async function computeStatsAsync(scores: Tensor, labels: Tensor, r: Resol
   } catch (err) {
     throw withCallSite(err, callSite);
   }
-}
-
-/**
- * A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself): a snapshot
- * that several passes read (the native pass reads a SharedArrayBuffer in place, no second copy).
- */
-export function sharedCopy(t: Tensor): Tensor {
-  const d = t.data;
-  if (typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer) return t;
-  const Ctor = d.constructor as new (b: SharedArrayBuffer) => typeof d;
-  const copy = new Ctor(new SharedArrayBuffer(d.byteLength));
-  (copy as Float64Array).set(d as Float64Array);
-  return { ...t, data: copy };
 }

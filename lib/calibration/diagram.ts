@@ -7,9 +7,9 @@
  * that the labels show on systems without fonts.
  */
 import * as path from 'node:path';
-import { rangeError, typeError } from '../errors';
-import { packageRoot } from '../native';
-import { readOptions } from '../options';
+import { rangeError, typeError } from '../core/errors';
+import { packageRoot } from '../core/native';
+import { readOptions } from '../core/options';
 import type { CalibrationReport, ReliabilityBin } from './metrics';
 
 export interface DiagramOptions {

@@ -4,7 +4,7 @@
  * what lets an Accumulator add statistics from many batches and workers and then
  * produce the same report as one pass. Definitions: docs/calibration.md.
  */
-import type { NativeBinSums, NativeCalibrationStats } from '../native';
+import type { NativeBinSums, NativeCalibrationStats } from '../core/native';
 import type { Convention, Norm } from './options';
 import type { TopLabelRows } from './rows';
 import type { RiskCoverage } from './selective';

@@ -3,9 +3,9 @@
  * code runs (the native layer checks again, and checks the data itself: probabilities
  * in [0, 1] summing to 1, finite logits, labels in range).
  */
-import { rangeError, typeError, inconsistent } from '../errors';
-import { parseDevice, readOptions, type Device } from '../options';
-import { checkTensor, type Tensor } from '../tensor';
+import { rangeError, typeError, inconsistent } from '../core/errors';
+import { parseDevice, readOptions, type Device } from '../core/options';
+import { checkTensor, type Tensor } from '../core/tensor';
 import { SELECTIVE_SCORES, type SelectiveScore } from './selective';
 
 export type Convention = 'guo' | 'torchmetrics' | 'netcal';

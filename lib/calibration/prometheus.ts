@@ -5,17 +5,28 @@
  *
  * Gauges, labelled { model, window }, read from snapshot(window) at scrape time:
  *   smoothce_calibration_ece, _mce, _nll, _brier, _accuracy, _samples (rows in the window),
- *   _temperature (fitted on the window's rows; keepRows windows of logits only).
+ *   _temperature (fitted on the window's rows; keepRows windows of logits only);
+ *   each segment's windows are the same gauges labelled { model, window, segment }.
  * Counters, labelled { model }:
  *   smoothce_calibration_predictions_observed_total, _labelled_total, _expired_total,
- *   _dropped_total, smoothce_calibration_labels_unmatched_total;
+ *   _dropped_total, _overflow_total, smoothce_calibration_labels_unmatched_total;
  * and the gauge smoothce_calibration_predictions_pending.
  * A window that holds no row has no series (rather than a NaN). Names: docs/serving.md.
  */
-import { codedError, ERROR_CODES, rangeError, typeError } from '../errors';
-import { readOptions } from '../options';
-import type { TemperatureFit } from './index';
-import type { Monitor } from './monitor';
+import { codedError, ERROR_CODES, rangeError, typeError } from '../core/errors';
+import { readOptions } from '../core/options';
+import type { CalibrationReport } from './metrics';
+import type { TemperatureFit } from './temperature';
+
+/** What is read of a calibration.Monitor (structurally, so that this module and ./monitor/ do not import each other). */
+export interface MonitorSource {
+  readonly windows: readonly { name: string; keepRows?: boolean }[];
+  readonly segments: readonly string[];
+  readonly version: number;
+  readonly counts: Record<'observed' | 'labelled' | 'expired' | 'dropped' | 'unmatched' | 'overflow' | 'pending', number>;
+  snapshot(window: string, segment?: string): CalibrationReport | null;
+  fitTemperatureAsync(window: string, segment?: string): Promise<TemperatureFit | null>;
+}
 
 /** The parts of prom-client used here (any 14.x/15.x). */
 interface PromClient {
@@ -54,8 +65,9 @@ const GAUGES = [
 ] as const;
 
 interface Entry {
-  monitor: Monitor;
+  monitor: MonitorSource;
   model: string;
+  /** By segment and window ('' + window for the whole monitor). */
   temperature: Map<string, { version: number; fit: TemperatureFit | null }>;
 }
 
@@ -66,53 +78,59 @@ class Exporter {
   constructor(client: PromClient, register: PromRegistry, prefix: string) {
     const registers = [register];
     const entries = this.entries;
-    const forEachWindow = (fn: (e: Entry, window: string) => void): void => {
-      for (const e of entries) for (const w of e.monitor.windows) fn(e, w.name);
+    /** Every window of every monitor: the whole monitor's (no segment label), then each segment's. */
+    const forEachWindow = (fn: (e: Entry, window: string, keepRows: boolean, segment: string | undefined, labels: Record<string, string>) => void): void => {
+      for (const e of entries) {
+        const windows = e.monitor.windows;
+        for (const segment of [undefined, ...e.monitor.segments]) {
+          for (const w of windows) fn(e, w.name, w.keepRows === true, segment, segment === undefined ? { model: e.model, window: w.name } : { model: e.model, window: w.name, segment });
+        }
+      }
     };
     const add = (Kind: PromClient['Gauge'], name: string, help: string, labelNames: string[], collect: (this: PromMetric) => void | Promise<void>): void => {
       new Kind({ name: prefix + name, help, labelNames, registers, collect });
       this.names.push(prefix + name);
     };
+    const windowLabels = ['model', 'window', 'segment'];
     for (const [metric, help] of GAUGES) {
-      add(client.Gauge, metric, help, ['model', 'window'], function () {
+      add(client.Gauge, metric, help, windowLabels, function () {
         this.reset();
-        forEachWindow((e, window) => {
-          const s = e.monitor.snapshot(window);
-          if (s) this.set({ model: e.model, window }, s[metric]);
+        forEachWindow((e, window, _keep, segment, labels) => {
+          const s = e.monitor.snapshot(window, segment);
+          if (s) this.set(labels, s[metric]);
         });
       });
     }
-    add(client.Gauge, 'samples', 'Labelled predictions in the window', ['model', 'window'], function () {
+    add(client.Gauge, 'samples', 'Labelled predictions in the window', windowLabels, function () {
       this.reset();
-      forEachWindow((e, window) => this.set({ model: e.model, window }, e.monitor.snapshot(window)?.n ?? 0));
+      forEachWindow((e, window, _keep, segment, labels) => this.set(labels, e.monitor.snapshot(window, segment)?.n ?? 0));
     });
-    add(client.Gauge, 'temperature', 'Temperature fitted (NLL-optimal) on the rows of the window (keepRows windows)', ['model', 'window'], async function () {
+    add(client.Gauge, 'temperature', 'Temperature fitted (NLL-optimal) on the rows of the window (keepRows windows)', windowLabels, async function () {
       this.reset();
       const jobs: Promise<void>[] = [];
-      for (const e of entries) {
-        for (const w of e.monitor.windows) {
-          if (!w.keepRows) continue;
-          const cached = e.temperature.get(w.name);
-          const version = e.monitor.version;
-          if (cached && cached.version === version) {
-            if (cached.fit) this.set({ model: e.model, window: w.name }, cached.fit.temperature);
-            continue;
-          }
-          jobs.push(
-            e.monitor.fitTemperatureAsync(w.name).then(
-              (fit) => {
-                e.temperature.set(w.name, { version, fit });
-                if (fit) this.set({ model: e.model, window: w.name }, fit.temperature);
-              },
-              // A window whose rows are not all here (merged from other monitors), or logits a
-              // fit cannot take: no series rather than a failed scrape.
-              () => {
-                e.temperature.set(w.name, { version, fit: null });
-              },
-            ),
-          );
+      forEachWindow((e, window, keepRows, segment, labels) => {
+        if (!keepRows) return;
+        const key = `${segment ?? ''}\u0000${window}`;
+        const cached = e.temperature.get(key);
+        const version = e.monitor.version;
+        if (cached && cached.version === version) {
+          if (cached.fit) this.set(labels, cached.fit.temperature);
+          return;
         }
-      }
+        jobs.push(
+          e.monitor.fitTemperatureAsync(window, segment).then(
+            (fit) => {
+              e.temperature.set(key, { version, fit });
+              if (fit) this.set(labels, fit.temperature);
+            },
+            // A window whose rows are not all here (merged from other monitors), or logits a
+            // fit cannot take: no series rather than a failed scrape.
+            () => {
+              e.temperature.set(key, { version, fit: null });
+            },
+          ),
+        );
+      });
       await Promise.all(jobs);
     });
     const counters = [
@@ -120,6 +138,7 @@ class Exporter {
       ['predictions_labelled_total', 'Predictions whose label arrived in time (rows that entered the windows)', 'labelled'],
       ['predictions_expired_total', 'Predictions whose label did not arrive within the TTL', 'expired'],
       ['predictions_dropped_total', 'Unlabelled predictions dropped because the pending cap was reached', 'dropped'],
+      ['predictions_overflow_total', 'Predictions observed under a segment beyond maxSegments (they count in the __overflow__ segment)', 'overflow'],
       ['labels_unmatched_total', 'Labels whose prediction was not (or no longer) pending', 'unmatched'],
     ] as const;
     for (const [name, help, key] of counters) {
@@ -142,7 +161,7 @@ const exporters = new WeakMap<object, Map<string, Exporter>>();
  * Returns a function that unregisters it (the metrics are removed from the registry with
  * the last monitor).
  */
-export function registerMonitorMetrics(monitor: Monitor, options?: MetricsOptions): () => void {
+export function registerMonitorMetrics(monitor: MonitorSource, options?: MetricsOptions): () => void {
   const o = readOptions(options, ['model', 'register', 'prefix', 'client'], 'Monitor.registerMetrics');
   const model = o.model ?? 'default';
   if (typeof model !== 'string') throw typeError('model', 'a string', model);

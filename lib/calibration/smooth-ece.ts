@@ -24,7 +24,7 @@
  * (GRID_SIZES). The grids are sums over samples, so they merge by adding: keeping all ten
  * (SmoothEceGrids, about 330 KB) makes a streamed SmoothECE exact up to summation order.
  */
-import { rangeError, typeError } from '../errors';
+import { rangeError, typeError } from '../core/errors';
 import { Rng } from '../demo/rng';
 
 /** relplot's smECE search: bisection steps, lower cutoff, density offset, minimum mesh sizes. */

@@ -8,7 +8,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { packageRoot } from '../native';
+import { packageRoot } from '../core/native';
 
 interface BuildScript {
   build(opts: { root: string; quiet?: boolean }): Promise<{ status: number; logFile: string | null; seconds: number }>;

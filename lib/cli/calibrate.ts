@@ -1,19 +1,23 @@
 /**
  * npx smoothce calibrate --scores x.npy --labels y.npy [--from logits] [--bins 15]
- *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png]
- *   [--diagram binned|smooth] [--band N] [--selective-score msp|normalized-max-logit] [--json]
+ *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png] [--json]
+ *   [--diagram binned|smooth] [--band N] [--selective-score msp|normalized-max-logit]
+ *   [--fit METHOD --out calibrator.json] [--calibrator calibrator.json]
  * Prints a calibration report as a table (or JSON) and writes a reliability diagram.
+ * --fit fits a recalibrator (calibration.fitCalibrator) on the scores and labels, saves it
+ * and reports the calibrated scores; --calibrator applies a saved one before reporting.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
 import { InvalidArgumentError, Option } from 'commander';
-import { ERROR_CODES, rangeErrorMessage } from '../errors';
+import { ERROR_CODES, rangeErrorMessage } from '../core/errors';
 import { deviceFlag, EXIT, nameFlags, requireDevice } from './common';
 import { calibration } from '../index';
 import { readNpy } from '../parity/npy';
-import type { Tensor } from '../tensor';
-import type { Device } from '../options';
+import { readJsonText } from '../parity/untrusted-json';
+import type { Tensor } from '../core/tensor';
+import type { Device } from '../core/options';
 import type { CalibrationReport, Convention, ScoreKind, SelectiveScore } from '../calibration';
 
 export interface CalibrateOptions {
@@ -34,6 +38,11 @@ export interface CalibrateOptions {
   title?: string;
   json?: boolean;
   device?: Device;
+  /** Fit a recalibrator with this method (calibration.fitCalibrator) and save it to `out`. */
+  fit?: string;
+  out?: string;
+  /** Apply the recalibrator saved in this file before reporting. */
+  calibrator?: string;
 }
 
 export interface Output {
@@ -66,6 +75,7 @@ const FLAGS = {
   smoothBand: '--band',
   selectiveScore: '--selective-score',
   kind: '--diagram',
+  method: '--fit',
 };
 
 const pct = (x: number | null): string => (x === null || Number.isNaN(x) ? '-' : `${(100 * x).toFixed(2)}%`);
@@ -118,9 +128,14 @@ export function runCalibrate(opts: CalibrateOptions, io: Output = stdout): numbe
 
 function calibrate(opts: CalibrateOptions, io: Output): number {
   requireDevice(opts.device);
-  const scores = load(opts.scores, '--scores');
+  let scores = load(opts.scores, '--scores');
   const labels = load(opts.labels, '--labels');
-  const from = opts.from ?? 'probs';
+  let from = opts.from ?? 'probs';
+  const recalibrated = recalibrate(opts, scores, labels, from);
+  if (recalibrated) {
+    scores = recalibrated.probs;
+    from = 'probs';
+  }
   let temperature = opts.temperature;
   let fit: ReturnType<typeof calibration.fitTemperature> | undefined;
   if (opts.fitTemperature) {
@@ -146,8 +161,13 @@ function calibrate(opts: CalibrateOptions, io: Output): number {
     plotted = opts.plot;
   }
   if (opts.json) {
-    io.out(JSON.stringify({ ...report, ...(fit ? { temperatureFit: fit } : {}), ...(plotted ? { plot: plotted } : {}) }, null, 2));
+    const calibrator = recalibrated ? { calibrator: { ...recalibrated.summary } } : {};
+    io.out(JSON.stringify({ ...report, ...(fit ? { temperatureFit: fit } : {}), ...calibrator, ...(plotted ? { plot: plotted } : {}) }, null, 2));
   } else {
+    if (recalibrated) {
+      io.out(recalibrated.line);
+      io.out('');
+    }
     for (const line of formatReport(report, from)) io.out(line);
     if (fit) {
       io.out('');
@@ -156,6 +176,52 @@ function calibrate(opts: CalibrateOptions, io: Output): number {
     if (plotted) io.out(`\nreliability diagram written to ${plotted}`);
   }
   return EXIT.OK;
+}
+
+interface Recalibrated {
+  probs: Tensor;
+  summary: { method: string; from: ScoreKind; file: string; action: 'fitted' | 'applied'; fit: calibration.FitInfo };
+  line: string;
+}
+
+/** --fit METHOD --out FILE, or --calibrator FILE: the calibrated probabilities of the scores (or undefined when neither is given). */
+function recalibrate(opts: CalibrateOptions, scores: Tensor, labels: Tensor, from: ScoreKind): Recalibrated | undefined {
+  if (opts.fit === undefined && opts.calibrator === undefined) {
+    if (opts.out !== undefined) throw rangeErrorMessage('--out names the file --fit saves the calibrator to: add --fit METHOD');
+    return undefined;
+  }
+  if (opts.fit !== undefined && opts.calibrator !== undefined) throw rangeErrorMessage('Expected one of --fit or --calibrator but received both');
+  if (opts.fitTemperature || opts.temperature !== undefined) {
+    throw rangeErrorMessage(`${opts.fitTemperature ? '--fit-temperature' : '--temperature'} cannot be combined with ${opts.fit !== undefined ? '--fit' : '--calibrator'}: use --fit temperature`);
+  }
+  let c: calibration.Calibrator;
+  let file: string;
+  if (opts.fit !== undefined) {
+    if (opts.out === undefined) throw rangeErrorMessage('--fit needs --out FILE (where to save the calibrator)');
+    c = calibration.fitCalibrator(scores, labels, { method: opts.fit as calibration.RecalibrationMethod, from });
+    file = opts.out;
+    fs.writeFileSync(file, JSON.stringify(c, null, 2) + '\n');
+  } else {
+    file = opts.calibrator!;
+    let text: string;
+    try {
+      text = readJsonText(file);
+    } catch (err) {
+      if (err instanceof Error) err.message = `--calibrator: ${err.message}`;
+      throw err;
+    }
+    c = calibration.Calibrator.fromJSON(text);
+    if (opts.from !== undefined && opts.from !== c.from) {
+      throw rangeErrorMessage(`--calibrator ${file} takes ${c.from} but received --from ${opts.from}`);
+    }
+  }
+  const probs = c.apply(scores);
+  const action = opts.fit !== undefined ? 'fitted' : 'applied';
+  const line =
+    `${c.method} calibrator ${action === 'fitted' ? `fitted on these rows, saved to ${file}` : `from ${file} applied`}` +
+    (action === 'fitted' ? `; NLL ${fix(c.fit.nllBefore)} -> ${fix(c.fit.nllAfter)}` : '') +
+    `; the report below is of the calibrated probabilities`;
+  return { probs, summary: { method: c.method, from: c.from, file, action, fit: { ...c.fit } }, line };
 }
 
 function integer(value: string): number {
@@ -193,6 +259,9 @@ export function register(program: Command): void {
     .addOption(new Option('--selective-score <score>', "what ranks rows for AURC: 'msp' (default) or 'normalized-max-logit' (--from logits)").choices(['msp', 'normalized-max-logit']))
     .option('--title <text>', 'title of the diagram')
     .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'", deviceFlag)
+    .addOption(new Option('--fit <method>', 'fit a recalibrator on these scores and labels, save it (--out) and report the calibrated scores').choices([...calibration.RECALIBRATION_METHODS]))
+    .option('--out <file>', 'where --fit saves the calibrator (JSON)')
+    .option('--calibrator <file>', 'apply a calibrator saved by --fit (or Calibrator.toJSON) before reporting')
     .option('--json', 'print the report as JSON')
     .action((opts: CalibrateOptions) => {
       process.exitCode = runCalibrate(opts);

@@ -3,9 +3,9 @@
  * up-front --device check, and the rewording of library errors so they name flags.
  */
 import { InvalidArgumentError } from 'commander';
-import { checkDevice } from '../device';
-import { ERROR_CODES, withCode } from '../errors';
-import { parseDevice, type Device } from '../options';
+import { checkDevice } from '../core/device';
+import { ERROR_CODES, withCode } from '../core/errors';
+import { parseDevice, type Device } from '../core/options';
 
 /** Exit codes of every command (also printed by --help). */
 export const EXIT = {

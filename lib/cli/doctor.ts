@@ -10,7 +10,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Command } from 'commander';
-import { packageRoot } from '../native';
+import { packageRoot } from '../core/native';
 
 interface Candidate {
   source: string;

@@ -7,10 +7,10 @@
  * case fails, 2 when a file cannot be read or is not a valid case file.
  */
 import { InvalidArgumentError, type Command } from 'commander';
-import { codedError, ERROR_CODES } from '../errors';
+import { codedError, ERROR_CODES } from '../core/errors';
 import { deviceFlag, EXIT, requireDevice } from './common';
 import { torchVersion } from '../index';
-import type { Device } from '../options';
+import type { Device } from '../core/options';
 import { findCaseFiles, loadCaseFile, type CaseFile } from '../parity/cases';
 import { checkParity, formatResult, summarise, type CaseResult, type ParityOptions } from '../parity/check';
 

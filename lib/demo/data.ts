@@ -6,7 +6,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
 import type { Rng } from './rng';
-import { codedError, ERROR_CODES } from '../errors';
+import { codedError, ERROR_CODES } from '../core/errors';
 
 export interface Dataset {
   /** Row-major features, n × d, scaled to [0, 1]. */

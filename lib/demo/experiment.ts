@@ -9,7 +9,7 @@
  */
 import * as calibration from '../calibration';
 import type { ReliabilityBin } from '../calibration';
-import { tensor } from '../tensor';
+import { tensor } from '../core/tensor';
 import { flipLabels, loadDigits, selectDigits, split, type Dataset } from './data';
 import { Rng } from './rng';
 import { pairedDifference, summarize, type Difference, type Summary } from './stats';

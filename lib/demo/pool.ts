@@ -8,7 +8,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { codedError, ERROR_CODES } from '../errors';
+import { codedError, ERROR_CODES } from '../core/errors';
 import { runJob, type JobSpec, type SeedRun } from './experiment';
 import type { JobMessage, JobRequest } from './worker';
 

@@ -8,7 +8,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { rangeError, typeError } from '../errors';
+import { rangeError, typeError } from '../core/errors';
 import { assembleSweep, jobsOf, type SweepReport, type SweepSpec } from './experiment';
 import { renderPng, sweepPlot } from './plot';
 import { jobCost, runJobs } from './pool';

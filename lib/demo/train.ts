@@ -3,8 +3,8 @@
  * the loss and d loss / d logits of every step computed by smoothce's crossEntropy with
  * label smoothing ε.
  */
-import { crossEntropy } from '../cross-entropy';
-import { tensor } from '../tensor';
+import { crossEntropy } from '../loss/cross-entropy';
+import { tensor } from '../core/tensor';
 import type { Dataset } from './data';
 import { Adam, Mlp } from './mlp';
 import { Rng } from './rng';

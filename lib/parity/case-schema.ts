@@ -11,7 +11,7 @@
  * keyword. Validation errors become CaseFormatError messages of the form
  * `<file>: case "<name>" (#i): <field>: expected <x-expected>, got <value>`.
  */
-import { DTYPES } from '../tensor';
+import { DTYPES } from '../core/tensor';
 
 const DTYPE_NAMES = Object.keys(DTYPES);
 const FLOAT_DTYPES = DTYPE_NAMES.filter((d) => DTYPES[d as keyof typeof DTYPES].float);

@@ -3,7 +3,7 @@
  * ajv error into the one problem a CaseFormatError reports. Internal: not re-exported.
  */
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
-import { codedError, ERROR_CODES } from '../errors';
+import { codedError, ERROR_CODES } from '../core/errors';
 import { CASE_FILE_SCHEMA } from './case-schema';
 
 let compiled: { file: ValidateFunction; case: ValidateFunction; tensor: ValidateFunction } | undefined;

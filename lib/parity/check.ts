@@ -2,10 +2,10 @@
  * checkParity: replays case files through crossEntropy and compares with the values
  * PyTorch produced, using torch.testing.assert_close's tolerances per dtype.
  */
-import { crossEntropy, type CrossEntropyResult } from '../cross-entropy';
-import type { CrossEntropyOptions, Device } from '../options';
-import type { Tensor } from '../tensor';
-import { typeError } from '../errors';
+import { crossEntropy, type CrossEntropyResult } from '../loss/cross-entropy';
+import type { CrossEntropyOptions, Device } from '../core/options';
+import type { Tensor } from '../core/tensor';
+import { typeError } from '../core/errors';
 import {
   isExpectedError,
   parseCase,
@@ -78,7 +78,7 @@ export interface ParityOptions extends ToleranceOptions {
 }
 
 /**
- * Inputs smoothce refuses on purpose although PyTorch takes them (README, "Where
+ * Inputs smoothce refuses on purpose although PyTorch takes them (docs/api.md, "Where
  * smoothce differs from PyTorch"): the reason, or undefined.
  */
 export function knownRejection(c: ParityCase): string | undefined {

@@ -3,7 +3,7 @@
  *   |actual - expected| <= atol + rtol * |expected|
  * with NaN equal to NaN and infinities equal only to the same infinity.
  */
-import type { DType } from '../tensor';
+import type { DType } from '../core/tensor';
 
 export interface Tolerance {
   rtol: number;

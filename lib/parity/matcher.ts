@@ -13,7 +13,7 @@
  *           { loss, gradInput } as parsed), a whole case, a tensor (case-file or
  *           smoothce form), a number, or { error: { type, message } }.
  */
-import { describe, typeErrorMessage } from '../errors';
+import { describe, typeErrorMessage } from '../core/errors';
 import { isExpectedError, parseTensor, type CaseTensor, type ParityCase } from './cases';
 import { compareArrays, describeComparison, toleranceFor, type Comparison } from './compare';
 

@@ -9,8 +9,8 @@
  * 'shape': (2, 3), } padded with spaces and a newline to a multiple of 64 bytes.
  */
 import * as fs from 'node:fs';
-import type { DType, TensorData } from '../tensor';
-import { ERROR_CODES } from '../errors';
+import type { DType, TensorData } from '../core/tensor';
+import { ERROR_CODES } from '../core/errors';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 

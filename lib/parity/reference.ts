@@ -17,9 +17,9 @@
  * It computes in float64 whatever the input dtype (bfloat16/float16 inputs are not
  * rounded), and accepts exactly what crossEntropy accepts (same validation).
  */
-import { prepare, type CrossEntropyOptions } from '../options';
-import type { NativeTensor } from '../native';
-import type { Tensor } from '../tensor';
+import { prepare, type CrossEntropyOptions } from '../core/options';
+import type { NativeTensor } from '../core/native';
+import type { Tensor } from '../core/tensor';
 
 export interface ReferenceResult {
   /** A number for 'mean'/'sum'; a float64 tensor shaped like the target positions for 'none'. */

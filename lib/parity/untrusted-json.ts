@@ -8,7 +8,7 @@
  * case-file loader) wraps it in its own typed error. See docs/security.md.
  */
 import * as fs from 'node:fs';
-import { rangeError, typeError } from '../errors';
+import { rangeError, typeError } from '../core/errors';
 
 export interface JsonLimits {
   /** Largest file read, in bytes. Default 8 MiB. */

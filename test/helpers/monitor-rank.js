@@ -1,6 +1,6 @@
 // One rank of the Monitor's distributed test: node test/helpers/monitor-rank.js '<json job>'
 // Rebuilds its monitor from job.state, all-reduces a clone over the group and prints one
-// JSON line: the global '1m' snapshot and counters, and its own counters afterwards.
+// JSON line: the global '1m' snapshot (whole and per segment) and counters, and its own counters afterwards.
 'use strict';
 const path = require('node:path');
 const smoothce = require(path.join(__dirname, '..', '..', 'dist', 'index.js'));
@@ -13,7 +13,13 @@ const job = JSON.parse(process.argv[2]);
   const global = await group.allReduce(local.clone());
   group.destroy();
   process.stdout.write(
-    JSON.stringify({ rank: job.rank, '1m': global.snapshot('1m'), counts: global.counts, localCounts: local.counts }) + '\n',
+    JSON.stringify({
+      rank: job.rank,
+      '1m': global.snapshot('1m'),
+      counts: global.counts,
+      localCounts: local.counts,
+      segments: Object.fromEntries(global.segments.map((s) => [s, global.snapshot('1m', s)])),
+    }) + '\n',
   );
 })().catch((err) => {
   process.stderr.write(String(err && err.stack ? err.stack : err) + '\n');

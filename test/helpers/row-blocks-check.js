@@ -6,8 +6,10 @@
 // come from the environment the test gives it.
 const path = require('node:path');
 const root = path.join(__dirname, '..', '..');
+// atenPathCounts is in the test addon only (binding/testing/); the test passes it in SMOOTHCE_NATIVE.
+process.env.SMOOTHCE_NATIVE ||= path.join(root, 'build', 'Testing', 'smoothce_testing.node');
 const { crossEntropy, tensor, setNumThreads } = require(path.join(root, 'dist', 'index.js'));
-const { native } = require(path.join(root, 'dist', 'native.js'));
+const { native } = require(path.join(root, 'dist', 'core', 'native.js'));
 
 const seeds = Number(process.argv[2] || 60);
 const firstSeed = Number(process.argv[3] || 1);

@@ -1,7 +1,7 @@
 /**
  * Validation of crossEntropy's arguments, entirely in TypeScript, before native code
  * runs. Produces the argument object the native binding takes. Stricter than PyTorch
- * where PyTorch is silent (see README, "Where smoothce differs from PyTorch").
+ * where PyTorch is silent (see docs/api.md, "Where smoothce differs from PyTorch").
  */
 import * as os from 'node:os';
 import { article, describe, ERROR_CODES, inconsistent, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from './errors';
@@ -10,7 +10,8 @@ import { checkTensor, DTYPES, numel, type DType, type Tensor } from './tensor';
 import { nativeTensorArg, resolveDevice, tensorArg } from './device';
 
 export type Reduction = 'mean' | 'sum' | 'none';
-export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
+import type { Device } from './types';
+export type { Device } from './types';
 
 export interface CrossEntropyOptions {
   /** ε in [0, 1]; default 0. */

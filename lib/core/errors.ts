@@ -61,6 +61,8 @@ export const ERROR_CODES = {
   JSON_TOO_MANY_VALUES: 'ERR_SMOOTHCE_JSON_TOO_MANY_VALUES',
   /** JsonLimitError: the path given as a JSON file is not a regular file (a pipe, device or folder). */
   JSON_NOT_A_FILE: 'ERR_SMOOTHCE_JSON_NOT_A_FILE',
+  /** TypeError/RangeError: a saved Monitor state (Monitor.fromJSON, Monitor.load) is not JSON, lacks a field, has a field of the wrong type or an unknown one, or breaks an invariant (negative or inconsistent counts, sub-windows outside their window, other bin edges or class counts). */
+  STATE_FORMAT: 'ERR_SMOOTHCE_STATE_FORMAT',
 } as const;
 
 export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];

@@ -1,8 +1,8 @@
-import { native, type NativeFusedResult, type NativeResult } from './native';
-import { prepare, type CrossEntropyOptions, type Prepared } from './options';
+import { native, type NativeFusedResult, type NativeResult } from '../core/native';
+import { prepare, type CrossEntropyOptions, type Prepared } from '../core/options';
 import { BATCH_OPTION_NAMES, crossEntropyChunked, crossEntropyChunkedAsync, readBatchSize, shouldChunk } from './batch';
-import type { FloatArray, Tensor } from './tensor';
-import type { DeviceTensor, TensorInput } from './device';
+import type { FloatArray, Tensor } from '../core/tensor';
+import type { DeviceTensor, TensorInput } from '../core/device';
 
 export interface CrossEntropyResult<L = number | Tensor<FloatArray>, G = Tensor<FloatArray>> {
   /** A number for 'mean'/'sum'; a tensor for 'none'. */
@@ -65,7 +65,7 @@ const CALL_OPTION_NAMES: readonly string[] = [...BATCH_OPTION_NAMES, 'gradOnDevi
 /** Where crossEntropyFusedFast puts the loss when it also returns a gradient buffer. */
 const LOSS_OUT = new Float64Array(1);
 
-/** Outputs of at least this many bytes are huge-page backed (binding/allocator.h, kHugeThreshold). */
+/** Outputs of at least this many bytes are huge-page backed (binding/memory/allocator.h, kHugeThreshold). */
 const HUGE_BYTES = 512 << 10;
 
 function outputArray(dtype: 'float32' | 'float64', n: number): Float32Array | Float64Array {
@@ -81,7 +81,7 @@ function outputArray(dtype: 'float32' | 'float64', n: number): Float32Array | Fl
  * Before a call that makes a large host output (a gradient not written into gradInto, or an
  * async call's snapshot of a large input): frees the large results of earlier calls that the
  * GC has collected but whose finalizers have not run, so that this call's output reuses their
- * memory instead of faulting in fresh pages (binding/result_registry.h).
+ * memory instead of faulting in fresh pages (binding/memory/result_registry.h).
  */
 function reclaimBeforeLargeOutput(prepared: Prepared, async: boolean): void {
   const a = prepared.args;
@@ -112,7 +112,7 @@ function tryFusedFast(prepared: Prepared): CrossEntropyResult | undefined {
   if (typeof a.gradOutput === 'number') gradScalar = a.gradOutput;
   else if (a.gradOutput) gradTensor = a.gradOutput.data;
   const weight = a.weight ? a.weight.data : null;
-  // Large gradients are allocated natively after the kernel has run (binding/fused_binding.cc).
+  // Large gradients are allocated natively after the kernel has run (binding/napi/fused_binding.cc).
   const gradBytes = x.length * (dtype === 'float64' ? 8 : 4);
   let grad = a.grad ? (a.gradInto ?? (gradBytes >= HUGE_BYTES ? null : outputArray(dtype, x.length))) : null;
   const lossInto = prepared.reduction === 'none' ? outputArray(dtype, x.length / prepared.classes) : null;
@@ -159,7 +159,7 @@ export function crossEntropy(input: TensorInput, target: TensorInput, options?: 
   const batchSize = readBatchSize(options);
   reclaimBeforeLargeOutput(prepared, false);
   if (shouldChunk(prepared, batchSize)) {
-    // Exact chunking of the batch dimension (lib/batch.ts).
+    // Exact chunking of the batch dimension (lib/loss/batch.ts).
     try {
       return crossEntropyChunked(prepared, batchSize, (args) =>
         viaFused(prepared) ? native().crossEntropyFused(args, false) : native().crossEntropy(args, false),

@@ -12,11 +12,11 @@
  *
  * Defaults follow torchrun's environment: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT.
  */
-import { ERROR_CODES, rangeError, typeError, type ErrorCode } from './errors';
-import { native } from './native';
-import { readOptions } from './options';
-import { replaceState } from './state';
-import { checkTensor, type Tensor } from './tensor';
+import { ERROR_CODES, rangeError, typeError, type ErrorCode } from '../core/errors';
+import { native } from '../core/native';
+import { readOptions } from '../core/options';
+import { replaceState } from '../core/state';
+import { checkTensor, type Tensor } from '../core/tensor';
 
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
 export type Backend = 'gloo' | 'nccl';
@@ -50,7 +50,7 @@ export function defaultStoreLayout(): StoreLayout {
 }
 
 /** What allReduce() can combine: anything that serialises, deserialises and merges exactly
- * (and, to be updated in place, implements the `replaceState` protocol of lib/state.ts or keeps
+ * (and, to be updated in place, implements the `replaceState` protocol of lib/core/state.ts or keeps
  * its state in own enumerable properties). */
 export interface Mergeable<T> {
   toJSON(): unknown;

@@ -1,7 +1,7 @@
 /**
  * Tensors of the frameworks Node users already run, taken as they are: an
  * onnxruntime-node (onnxruntime-common) Tensor `{ data, dims, type }` and a TensorFlow.js
- * tensor. checkTensor() (lib/tensor.ts) calls fromFrameworkTensor() first, so every entry
+ * tensor. checkTensor() (lib/core/tensor.ts) calls fromFrameworkTensor() first, so every entry
  * point that takes a tensor (crossEntropy, calibration.*, LossAccumulator, Batcher, ...)
  * takes these too. Neither package is imported: both are recognised by their own
  * properties, as their classes set them.
@@ -15,7 +15,7 @@
  *   a copy out of the wasm heap; on webgl/webgpu/tfjs-node a download.
  */
 import { codedError, ERROR_CODES, typeError } from './errors';
-import type { DType, TensorData } from './tensor';
+import type { DType, TensorData } from './types';
 
 /** An onnxruntime-node / onnxruntime-web Tensor, as far as smoothce reads it. */
 export interface OrtTensorLike {

@@ -13,11 +13,11 @@
  * Gradients of a chunked mean use gradOutput = g / D in every chunk, so each chunk's
  * gradient is the global mean's gradient restricted to its rows.
  */
-import { typeError, rangeError, rangeErrorMessage } from './errors';
-import { isDeviceTensor, tensorArg } from './device';
-import type { NativeArgs, NativeTensor } from './native';
-import type { Prepared } from './options';
-import { numel, type DType, type FloatArray, type Tensor, type TensorData } from './tensor';
+import { typeError, rangeError, rangeErrorMessage } from '../core/errors';
+import { isDeviceTensor, tensorArg } from '../core/device';
+import type { NativeArgs, NativeTensor } from '../core/native';
+import type { Prepared } from '../core/options';
+import { numel, type DType, type FloatArray, type Tensor, type TensorData } from '../core/tensor';
 
 /** Option names the chunked entry points accept on top of crossEntropy's. */
 export const BATCH_OPTION_NAMES: readonly string[] = ['batchSize'];

@@ -2,18 +2,18 @@
  * LossAccumulator: the exact mean (or sum) of the loss over any number of batches,
  * mergeable across workers and processes.
  *
- * It keeps two float64 numbers, Σ loss and the denominator D (lib/batch.ts), each with
+ * It keeps two float64 numbers, Σ loss and the denominator D (lib/loss/batch.ts), each with
  * a Neumaier compensation term, so that update(a); update(b) and merging accumulators
  * that saw a and b give crossEntropy over the concatenation of a and b: the same
  * sum / denominator combination the chunked call uses, never a mean of means.
  */
-import { native } from './native';
-import { prepare, readOptions, type Device, type Prepared } from './options';
+import { native } from '../core/native';
+import { prepare, readOptions, type Device, type Prepared } from '../core/options';
 import { BATCH_OPTION_NAMES, denominator, readBatchSize, sumLosses, sumLossesAsync, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
-import { checkDevice, type TensorInput } from './device';
-import { rangeError, rangeErrorMessage, typeError } from './errors';
-import { tensor } from './tensor';
-import { replaceState } from './state';
+import { checkDevice, type TensorInput } from '../core/device';
+import { rangeError, rangeErrorMessage, typeError } from '../core/errors';
+import { tensor } from '../core/tensor';
+import { replaceState } from '../core/state';
 
 export interface LossAccumulatorOptions {
   /** ε in [0, 1]; default 0. */

@@ -7,18 +7,18 @@
  * then gets what a lone crossEntropy call with the Batcher's options would give:
  *   none: its own per-position losses (bitwise the lone call's);
  *   sum:  Σ of its positions;
- *   mean: Σ of its positions / its own denominator D_r (lib/batch.ts), NaN when D_r = 0;
+ *   mean: Σ of its positions / its own denominator D_r (lib/loss/batch.ts), NaN when D_r = 0;
  *   grad: its rows of the batch gradient, computed with gradOutput 1/D_r (mean) or 1
  *         on its positions, i.e. its lone call's gradient.
  * Only compatible requests share a call: same input dtype, same row shape (C and
  * d1..dk), same kind and dtype of target. Others wait for their own batch.
  */
-import { native, type NativeArgs, type NativeResult, type NativeTensor } from './native';
-import { prepare, readOptions, type Device, type Prepared, type Reduction } from './options';
-import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from './batch';
-import { checkDevice, isDeviceTensor, type HostTensorInput } from './device';
-import { codedError, ERROR_CODES, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from './errors';
-import { numel, tensor, type FloatArray, type Tensor, type TensorData } from './tensor';
+import { native, type NativeArgs, type NativeResult, type NativeTensor } from '../core/native';
+import { prepare, readOptions, type Device, type Prepared, type Reduction } from '../core/options';
+import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from '../loss/batch';
+import { checkDevice, isDeviceTensor, type HostTensorInput } from '../core/device';
+import { codedError, ERROR_CODES, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from '../core/errors';
+import { numel, tensor, type FloatArray, type Tensor, type TensorData } from '../core/tensor';
 
 export interface BatcherOptions {
   /** Most rows (dim 0; a 1-D input is one row) in one native call. Default 256. */

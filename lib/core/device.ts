@@ -11,8 +11,8 @@
 import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './errors';
 import type { FrameworkTensor } from './framework-tensor';
 import { native, type NativeDeviceTensor } from './native';
-import type { Device } from './options';
-import { checkTensor, DTYPES, type DType, type Tensor, type TensorData } from './tensor';
+import { checkTensor, DTYPES } from './tensor';
+import type { Device, DType, Tensor, TensorData } from './types';
 
 /** A tensor held on a device by the native addon. */
 export interface DeviceTensor {
@@ -77,7 +77,7 @@ export function checkDevice(device: Device): string {
   return native().checkDevice(deviceString(device, 'device'));
 }
 
-/** A tensor on the host: { data, shape, dtype }, or an onnxruntime / TensorFlow.js tensor (lib/framework-tensor.ts). */
+/** A tensor on the host: { data, shape, dtype }, or an onnxruntime / TensorFlow.js tensor (lib/core/framework-tensor.ts). */
 export type HostTensorInput = Tensor | FrameworkTensor;
 
 /**

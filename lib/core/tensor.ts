@@ -1,19 +1,7 @@
 import { inconsistent, rangeError, typeError } from './errors';
 import { fromFrameworkTensor } from './framework-tensor';
-
-/** Element types a tensor may have. bfloat16/float16 are carried as float32 data and
- * converted at the native boundary (ATen computes in that dtype). */
-export type DType = 'float32' | 'float64' | 'int32' | 'int64' | 'uint8' | 'bfloat16' | 'float16';
-
-export type FloatArray = Float32Array | Float64Array;
-export type TensorData = Float32Array | Float64Array | Int32Array | BigInt64Array | Uint8Array;
-
-/** A tensor is a plain object: row-major data, its shape, and its dtype. */
-export interface Tensor<D extends TensorData = TensorData> {
-  data: D;
-  shape: number[];
-  dtype: DType;
-}
+import type { DType, TensorData, Tensor } from './types';
+export type { DType, FloatArray, TensorData, Tensor } from './types';
 
 interface DTypeInfo {
   array: string;
@@ -132,7 +120,7 @@ export function tensor(data: unknown, shape?: readonly number[], dtype?: DType):
  * Validates a tensor-like argument ({ data, shape, dtype }) as it arrives from a caller:
  * own properties only, typed array matching the dtype, length matching the shape.
  * An onnxruntime Tensor ({ data, dims, type }) or a TensorFlow.js tensor is taken as it
- * is (lib/framework-tensor.ts): its data viewed without copying where its memory allows,
+ * is (lib/core/framework-tensor.ts): its data viewed without copying where its memory allows,
  * a tfjs tensor read once with dataSync().
  * Returns a fresh object (the caller's object is never modified).
  */

@@ -17,7 +17,7 @@ export interface NativeTensor {
   dtype: DType;
 }
 
-/** A device-resident tensor (binding/device_tensor.cc). */
+/** A device-resident tensor (binding/napi/device_tensor.cc). */
 export interface NativeDeviceTensor {
   readonly shape: number[];
   readonly dtype: string;
@@ -28,9 +28,9 @@ export interface NativeDeviceTensor {
 }
 
 export interface NativeArgs {
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   input: NativeTensor;
-  /** May be a NativeDeviceTensor at run time (see lib/device.ts, nativeTensorArg). */
+  /** May be a NativeDeviceTensor at run time (see lib/core/device.ts, nativeTensorArg). */
   target: NativeTensor;
   weight: NativeTensor | null;
   reduction: 0 | 1 | 2;
@@ -62,7 +62,7 @@ export interface NativeResult {
   grad?: NativeTensor;
 }
 
-/** Arguments of calibrationStats (binding/calibration_binding.cc). */
+/** Arguments of calibrationStats (binding/napi/calibration_binding.cc). */
 export interface NativeCalibrationArgs {
   scores: NativeTensor;
   labels: NativeTensor;
@@ -120,7 +120,24 @@ export interface NativeTemperatureResult {
   atBound: boolean;
 }
 
-export interface NativeBinding {
+/**
+ * Test and benchmark hooks (binding/testing/): only in the test addon,
+ * build/Testing/smoothce_testing.node, never in the shipped smoothce.node. Tests and bench scripts
+ * load the test addon as the addon (SMOOTHCE_NATIVE; test/helpers/testing-addon.ts).
+ */
+export interface TestingHooks {
+  /** Calls of the ATen path per route since load (binding/aten/cross_entropy.cc). */
+  atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number; rowBlocks: number };
+  /** One read pass (returns the sum), or with `out` one read+write pass; for benchmarks. */
+  memoryFloor(data: Float32Array | Float64Array, out?: Float32Array | Float64Array | null): number | undefined;
+  /** Register-only multiply-add work over the kernel's threads (returns a sum); for benchmarks. */
+  computeFloor(units: number): number;
+  /** The intra-op thread count a libuv pool thread uses for an async call. */
+  probeAsyncThreads(): Promise<number>;
+}
+
+/** The addon's exports; the TestingHooks are present only when the test addon is loaded. */
+export interface NativeBinding extends Partial<TestingHooks> {
   crossEntropy(args: NativeArgs, async: false): NativeResult;
   crossEntropy(args: NativeArgs, async: true): Promise<NativeResult>;
   torchVersion(): string;
@@ -129,9 +146,7 @@ export interface NativeBinding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
-  /** Calls of the ATen path per route since load (binding/cross_entropy.cc), for tests. */
-  atenPathCounts(): { shortcutForward: number; explicitBackward: number; reference: number; rowBlocks: number };
-  /** binding/fused_binding.cc */
+  /** binding/napi/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;
   /**
@@ -161,28 +176,23 @@ export interface NativeBinding {
   hugeBuffer(bytes: number): ArrayBuffer;
   /** The fused kernel's instruction set: 'avx2' or 'baseline'. */
   fusedIsa(isa?: string): string;
-  /** One read pass (returns the sum), or with `out` one read+write pass; for benchmarks. */
-  memoryFloor(data: Float32Array | Float64Array, out?: Float32Array | Float64Array | null): number | undefined;
-  /** Register-only multiply-add work over the kernel's threads (returns a sum); for benchmarks. */
-  computeFloor(units: number): number;
   /**
    * Installs/removes the addon's CPU allocator for ATen (large blocks cached and reused; installed when the
    * addon loads unless SMOOTHCE_ATEN_ALLOCATOR=default); returns whether it is installed. Process-wide.
    */
   hugePageAllocator(enable?: boolean): boolean;
   /**
-   * Early release of large results the GC has collected (binding/result_registry.h): switches it, and
+   * Early release of large results the GC has collected (binding/memory/result_registry.h): switches it, and
    * reports what is tracked and what was released early since load.
    */
   earlyRelease(on?: boolean): { enabled: boolean; tracked: number; released: number; forcedCollections: number; externalBytes: number };
-  /** Frees collected large results now, asking V8 for a full collection when that may pay (binding/result_registry.h). */
+  /** Frees collected large results now, asking V8 for a full collection when that may pay (binding/memory/result_registry.h). */
   reclaim(): void;
-  /** binding/device_tensor.cc */
+  /** binding/napi/device_tensor.cc */
   DeviceTensor: new (tensor: NativeTensor, device: string) => NativeDeviceTensor;
   checkDevice(device: string): string;
   liveDeviceTensors(): number;
   workerNumThreads(): number;
-  probeAsyncThreads(): Promise<number>;
   calibrationStats(args: NativeCalibrationArgs, async?: false): NativeCalibrationStats;
   /** The same computation on a libuv pool thread (inputs snapshot as crossEntropy's async form does). */
   calibrationStats(args: NativeCalibrationArgs, async: true): Promise<NativeCalibrationStats>;
@@ -190,7 +200,7 @@ export interface NativeBinding {
   calibrationFitTemperature(args: { logits: NativeTensor; labels: NativeTensor; device: string }, async: true): Promise<NativeTemperatureResult>;
 }
 
-export const packageRoot = path.resolve(__dirname, '..');
+export const packageRoot = path.resolve(__dirname, '..', '..');
 
 const DOCTOR = '`npx smoothce doctor`';
 const BUILD = '`npx smoothce build`';
@@ -216,7 +226,7 @@ function hints(message: string): string[] {
         `compiler and LibTorch; ${DOCTOR} says which of them is missing and how to get it).`,
     );
   }
-  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See README.md, Troubleshooting.`);
+  if (out.length === 0) out.push(`Rebuild the addon with ${BUILD}; ${DOCTOR} says what is wrong. See docs/install.md, Troubleshooting.`);
   out.push('In a clone of the smoothce repository itself, `npm run build:native` (or `bash scripts/setup.sh`) does the same.');
   return out;
 }
@@ -345,7 +355,7 @@ export function native(): NativeBinding {
 }
 
 /**
- * The early release of collected results (binding/result_registry.h) relies on a collected
+ * The early release of collected results (binding/memory/result_registry.h) relies on a collected
  * ArrayBuffer meaning that no JavaScript can reach its memory. Node 20 copies the addon's external
  * buffers when asked to transfer them; where ArrayBuffer.prototype.transfer could move one's memory
  * into a new buffer, the early release is switched off.

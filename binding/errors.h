@@ -70,14 +70,25 @@ void run_or_throw(Napi::Env env, F&& fn) {
 }
 
 // Argument checks in the marshalling layer (defence in depth behind the TypeScript
-// validation): throw a TypeError / RangeError naming the parameter.
-#define SMOOTHCE_THROW_TYPE_IF(env, cond, msg) \
-  do {                                         \
-    if (cond) throw Napi::TypeError::New(env, msg); \
+// validation): a TypeError / RangeError naming the parameter, with the code the TypeScript
+// checks give (lib/errors.ts: ERR_SMOOTHCE_INVALID_ARG_TYPE / ERR_SMOOTHCE_INVALID_ARG_VALUE).
+inline Napi::Error coded(Napi::Error err, const char* code) {
+  err.Set("code", Napi::String::New(err.Env(), code));
+  return err;
+}
+inline Napi::Error type_error(Napi::Env env, const std::string& msg) {
+  return coded(Napi::TypeError::New(env, msg), "ERR_SMOOTHCE_INVALID_ARG_TYPE");
+}
+inline Napi::Error range_error(Napi::Env env, const std::string& msg) {
+  return coded(Napi::RangeError::New(env, msg), "ERR_SMOOTHCE_INVALID_ARG_VALUE");
+}
+#define SMOOTHCE_THROW_TYPE_IF(env, cond, msg)      \
+  do {                                              \
+    if (cond) throw ::smoothce::type_error(env, msg); \
   } while (0)
-#define SMOOTHCE_THROW_RANGE_IF(env, cond, msg) \
-  do {                                          \
-    if (cond) throw Napi::RangeError::New(env, msg); \
+#define SMOOTHCE_THROW_RANGE_IF(env, cond, msg)      \
+  do {                                               \
+    if (cond) throw ::smoothce::range_error(env, msg); \
   } while (0)
 
 }  // namespace smoothce

@@ -174,6 +174,80 @@ describe('Batcher', () => {
     expect((await good).loss).toBeCloseTo(Math.log(3), 14);
   });
 
+  it("one request's detached buffer rejects that request alone, with a code; the nine coalesced with it resolve", async () => {
+    const batcher = new Batcher({ maxDelayMs: 20 });
+    const x = (i: number): Tensor => tensor(Float64Array.from([i, 0.5, -i]), [1, 3]);
+    const y = tensor([1], [1], 'int64');
+    const detached = x(99);
+    structuredClone(detached.data.buffer, { transfer: [detached.data.buffer as ArrayBuffer] });
+    const all = Array.from({ length: 10 }, (_, i) => (i === 4 ? batcher.score(detached, y) : batcher.score(x(i), y)));
+    const settled = await Promise.allSettled(all);
+    settled.forEach((s, i) => {
+      if (i === 4) {
+        expect(s.status).toBe('rejected');
+        // Its data has no elements left: the shape disagrees with it.
+        const err = (s as PromiseRejectedResult).reason as { code: string; message: string };
+        expect(err).toBeInstanceOf(RangeError);
+        expect(err.code).toBe('ERR_SMOOTHCE_INVALID_ARG_VALUE');
+        expect(err.message).toMatch(/detached/);
+      } else {
+        expect(s.status).toBe('fulfilled');
+        expect((s as PromiseFulfilledResult<{ loss: number }>).value.loss).toBe(crossEntropy(x(i), y).loss);
+      }
+    });
+    expect(batcher.stats.batches).toBe(1);
+    await batcher.close();
+  });
+
+  it("copies each request's buffers at score(): a buffer overwritten or transferred afterwards does not change any result", async () => {
+    const batcher = new Batcher({ maxDelayMs: 20 });
+    const a = tensor(Float64Array.from([1, 2, 3, 0, 1, 0]), [2, 3]);
+    const b = tensor(Float64Array.from([3, 2, 1]), [1, 3]);
+    const ya = tensor([2, 0], [2], 'int64');
+    const yb = tensor([0], [1], 'int64');
+    const expected = [crossEntropy(a, ya).loss, crossEntropy(b, yb).loss];
+    const p = [batcher.score(a, ya), batcher.score(b, yb)];
+    a.data.fill(100);
+    (ya.data as BigInt64Array).fill(1n);
+    structuredClone(b.data.buffer, { transfer: [b.data.buffer as ArrayBuffer] });
+    expect((await Promise.all(p)).map((r) => r.loss)).toEqual(expected);
+    await batcher.close();
+  });
+
+  it('rejects beyond maxQueueBytes pending bytes (ERR_SMOOTHCE_QUEUE_FULL), refuses a request larger than it (ERR_SMOOTHCE_REQUEST_TOO_LARGE), and recovers', async () => {
+    // Each request: 4 rows × 3 float64 (96 bytes) + 4 int64 targets (32 bytes) = 128 bytes.
+    const batcher = new Batcher({ maxQueueBytes: 300, maxDelayMs: 20 });
+    const x = tensor(new Float64Array(4 * 3), [4, 3]);
+    const y = tensor([0, 1, 2, 0], [4], 'int64');
+    const ok = [batcher.score(x, y), batcher.score(x, y)];
+    expect(batcher.stats.pendingBytes).toBe(256);
+    const full = await batcher.score(x, y).then(
+      () => null,
+      (e: unknown) => e as RangeError & { code: string },
+    );
+    expect(full).toBeInstanceOf(RangeError);
+    expect(full!.code).toBe('ERR_SMOOTHCE_QUEUE_FULL');
+    expect(full!.message).toMatch(/256 bytes pending \+ 128 requested > maxQueueBytes \(300\)/);
+    const big = tensor(new Float64Array(40 * 3), [40, 3]);
+    await expect(batcher.score(big, tensor(new BigInt64Array(40), [40]))).rejects.toMatchObject({ code: 'ERR_SMOOTHCE_REQUEST_TOO_LARGE' });
+    await Promise.all(ok);
+    expect(batcher.stats.pendingBytes).toBe(0);
+    await expect(batcher.score(x, y)).resolves.toHaveProperty('loss');
+    await batcher.close();
+  });
+
+  it('validates maxDelayMs (a timer past 2^31 - 1 ms would fire at once) and maxQueueBytes', () => {
+    for (const bad of [3e9, 2 ** 31, Infinity, NaN, -1]) {
+      expect(() => new Batcher({ maxDelayMs: bad }), String(bad)).toThrow(RangeError);
+      expect(() => new Batcher({ maxDelayMs: bad })).toThrow(expect.objectContaining({ code: 'ERR_SMOOTHCE_INVALID_ARG_VALUE', message: expect.stringMatching(/maxDelayMs/) }));
+    }
+    expect(() => new Batcher({ maxDelayMs: '5' as unknown as number })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_SMOOTHCE_INVALID_ARG_TYPE' }));
+    expect(new Batcher({ maxDelayMs: 2 ** 31 - 1 })).toBeInstanceOf(Batcher);
+    expect(() => new Batcher({ maxQueueBytes: 0 })).toThrow(expect.objectContaining({ name: 'RangeError', code: 'ERR_SMOOTHCE_INVALID_ARG_VALUE' }));
+    expect(() => new Batcher({ maxQueueBytes: '1' as unknown as number })).toThrow(expect.objectContaining({ name: 'TypeError', code: 'ERR_SMOOTHCE_INVALID_ARG_TYPE' }));
+    expect(new Batcher({ maxQueueBytes: Infinity })).toBeInstanceOf(Batcher);
+  });
+
   it('validates its options', () => {
     expect(() => new Batcher({ maxBatchSize: 0 })).toThrow(RangeError);
     expect(() => new Batcher({ maxDelayMs: -1 })).toThrow(RangeError);

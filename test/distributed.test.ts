@@ -16,6 +16,16 @@ interface RankOutput {
   stderr: string;
 }
 
+/** The last line of a rank's stdout, parsed (a rank prints one JSON line last). */
+function lastJson(stdout: string): Record<string, unknown> {
+  const line = stdout.trim().split('\n').filter(Boolean).pop() ?? '{}';
+  try {
+    return JSON.parse(line);
+  } catch {
+    return { unparsable: stdout };
+  }
+}
+
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<RankOutput & { stdout: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -24,13 +34,7 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<
     child.stdout.on('data', (d) => (stdout += d));
     child.stderr.on('data', (d) => (stderr += d));
     child.on('close', (code) => {
-      const line = stdout.trim().split('\n').filter(Boolean).pop() ?? '{}';
-      let json: Record<string, unknown> = {};
-      try {
-        json = JSON.parse(line);
-      } catch {
-        json = { unparsable: stdout };
-      }
+      const json = lastJson(stdout);
       resolve({ rank: Number(json.rank ?? -1), code, json, stderr, stdout });
     });
   });
@@ -134,6 +138,112 @@ describe('distributed (c10d/Gloo over loopback)', () => {
     expect(res.name).toBe('DistributedError');
   });
 
+  it('init fails after one timeoutMs when a rank never arrives, not after several', async () => {
+    const store = `tcp://127.0.0.1:${await freePort()}`;
+    const timeoutMs = 2000;
+    const outs = await Promise.all([0, 1].map((r) => rank({ rank: r, worldSize: 3, store, timeoutMs, tensor: [1] })));
+    for (const o of outs) {
+      expect((o.json.error as { code: string }).code, JSON.stringify(o.json)).toBe('ERR_SMOOTHCE_DIST_TIMEOUT');
+      // A behaviour bound (one deadline for the whole init), with slack for a loaded machine;
+      // before it was about 2x timeoutMs + 1 s.
+      expect(o.json.elapsedMs as number).toBeGreaterThanOrEqual(timeoutMs - 50);
+      expect(o.json.elapsedMs as number).toBeLessThan(1.5 * timeoutMs + 1500);
+    }
+  });
+
+  describe('mismatched collectives: a typed error on every rank, no abort, no wrong value, and the group still works', () => {
+    type Job = Record<string, unknown>;
+    async function pair(a: Job, b: Job, field: string): Promise<RankOutput[]> {
+      const store = `tcp://127.0.0.1:${await freePort()}`;
+      const outs = await Promise.all([a, b].map((job, r) => rank({ rank: r, worldSize: 2, store, timeoutMs: 10_000, expectFailure: true, after: [r + 0.5], ...job })));
+      for (const o of outs) {
+        // No abort: each rank ran to its end and reported.
+        expect(o.code, o.stderr + JSON.stringify(o.json)).toBe(0);
+        const err = o.json[field] as { name: string; code: string; message: string };
+        expect(err.name, JSON.stringify(o.json)).toBe('DistributedError');
+        expect(err.code).toBe('ERR_SMOOTHCE_DIST_MISMATCH');
+        // The next collective is exact: 0.5 + 1.5.
+        expect(o.json.after).toEqual([2]);
+      }
+      return outs;
+    }
+
+    it('dtype and length (float64[2] against float32[4]: a SIGABRT of rank 1 before)', async () => {
+      const outs = await pair({ tensor: [1, 2], dtype: 'float64' }, { tensor: [1, 2, 3, 4], dtype: 'float32' }, 'tensor');
+      for (const o of outs) expect((o.json.tensor as { message: string }).message).toMatch(/disagree on the dtype: rank 0 float64, rank 1 float32/);
+      expect(outs[0].json.inputAfter).toEqual([1, 2]);
+    });
+
+    it('length alone (2 against 3: a wrong sum on rank 0 before)', async () => {
+      const outs = await pair({ tensor: [1, 2] }, { tensor: [1, 1, 1] }, 'tensor');
+      for (const o of outs) expect((o.json.tensor as { message: string }).message).toMatch(/disagree on the shape: rank 0 \[2\] \(2 elements\), rank 1 \[3\] \(3 elements\)/);
+    });
+
+    it('shape with the same length, reduce op, and collective', async () => {
+      const shape = await pair({ tensor: [1, 2, 3, 4], shape: [2, 2] }, { tensor: [1, 2, 3, 4], shape: [4] }, 'tensor');
+      expect((shape[1].json.tensor as { message: string }).message).toMatch(/shape: rank 0 \[2, 2\]/);
+      const op = await pair({ tensor: [1, 2], op: 'sum' }, { tensor: [1, 2], op: 'max' }, 'tensor');
+      expect((op[0].json.tensor as { message: string }).message).toMatch(/reduce op: rank 0 sum, rank 1 max/);
+      const kind = await pair({ tensor: [1, 2] }, { tensor: [1, 2], gather: true }, 'tensor');
+      expect((kind[0].json.tensor as { message: string }).message).toMatch(/collective: rank 0 allReduce, rank 1 allGather/);
+    });
+
+    it('accumulator kind (a LossAccumulator against a calibration.Accumulator) and options (15 bins against 10)', async () => {
+      const kind = await pair({ accumulator: 'LossAccumulator' }, { accumulator: 'Accumulator' }, 'accumulator');
+      for (const o of kind) expect((o.json.accumulator as { message: string }).message).toMatch(/disagree on the accumulator class/);
+      const opts = await pair({ accumulator: 'Accumulator' }, { accumulator: 'Accumulator', calibrationOptions: { from: 'logits', bins: 10 } }, 'accumulator');
+      for (const o of opts) expect((o.json.accumulator as { message: string }).message).toMatch(/cannot be merged/);
+    });
+
+    it('a peer that claims a huge accumulator state: every rank refuses before allocating it', async () => {
+      const store = `tcp://127.0.0.1:${await freePort()}`;
+      const [honest, hostile] = await Promise.all([
+        rank({ rank: 0, worldSize: 2, store, timeoutMs: 10_000, accumulator: 'LossAccumulator', after: [0.5] }),
+        rank({ rank: 1, worldSize: 2, store, timeoutMs: 10_000, accumulator: 'LossAccumulator', claimBytes: 2 ** 40, after: [1.5] }),
+      ]);
+      expect(hostile.json.accumulator).toBe('sent a claim');
+      expect(honest.code, honest.stderr).toBe(0);
+      const err = honest.json.accumulator as { name: string; code: string; message: string };
+      expect(err.code).toBe('ERR_SMOOTHCE_DIST_STATE_TOO_LARGE');
+      expect(err.message).toMatch(/rank 1 claims an accumulator state of 1099511627776 bytes, past maxStateBytes \(268435456/);
+      expect(honest.json.after).toEqual([2]);
+    });
+  });
+
+  it('a rank SIGKILLed in a loop of all-reduces leaves the others with a typed error; they form a new group with exact results', async () => {
+    const store = `tcp://127.0.0.1:${await freePort()}`;
+    const regroupStore = `tcp://127.0.0.1:${await freePort()}`;
+    let looping = 0;
+    const children: ReturnType<typeof spawn>[] = [];
+    const outs = await Promise.all(
+      [0, 1, 2].map(
+        (r) =>
+          new Promise<{ code: number | null; signal: string | null; json: Record<string, unknown>; stderr: string }>((resolve) => {
+            const job = { rank: r, worldSize: 3, store, timeoutMs: 10_000, loop: true, ...(r < 2 ? { regroup: { rank: r, worldSize: 2, store: regroupStore } } : {}) };
+            const child = spawn(process.execPath, [RANK_SCRIPT, JSON.stringify(job)], { stdio: ['ignore', 'pipe', 'pipe'] });
+            children.push(child);
+            let stdout = '';
+            let stderr = '';
+            child.stdout!.on('data', (d) => {
+              stdout += d;
+              if (/looping\n/.test(String(d)) && ++looping === 3) children[2].kill('SIGKILL');
+            });
+            child.stderr!.on('data', (d) => (stderr += d));
+            child.on('close', (code, signal) => resolve({ code, signal, json: lastJson(stdout), stderr }));
+          }),
+      ),
+    );
+    expect(outs[2].signal).toBe('SIGKILL');
+    for (const o of outs.slice(0, 2)) {
+      expect(o.code, o.stderr + JSON.stringify(o.json)).toBe(0);
+      const err = o.json.loopError as { name: string; code: string };
+      expect(err.name).toBe('DistributedError');
+      expect(['ERR_SMOOTHCE_DIST', 'ERR_SMOOTHCE_DIST_TIMEOUT']).toContain(err.code);
+      expect(o.json.iterations as number).toBeGreaterThanOrEqual(20);
+      expect(o.json.regroup).toEqual([3]);
+    }
+  });
+
   it('an init that fails for another reason than a timeout has its own code and says why', async () => {
     // The store's port is taken (by a listening socket of this process): no rank is late.
     const net = await import('node:net');
@@ -195,7 +305,7 @@ describe('distributed (c10d/Gloo over loopback)', () => {
         ].join('\n');
         // Debian's torch 2.x is built without libuv, which its TCPStore asks for by default.
         const [node, pyOut] = await Promise.all([
-          rank({ rank: nodeRank, worldSize: 2, store: `tcp://127.0.0.1:${port}`, tensor: [1.5, 2, -3], storeLayout: pyLayout }),
+          rank({ rank: nodeRank, worldSize: 2, store: `tcp://127.0.0.1:${port}`, tensor: [1.5, 2, -3], storeLayout: pyLayout, checkCollectives: false }),
           run(ORACLE, ['-c', py], { GLOO_SOCKET_IFNAME: 'lo', USE_LIBUV: '0' }),
         ]);
         expect(node.code, `torch ${pyVersion}: ` + node.stderr + JSON.stringify(node.json)).toBe(0);
@@ -221,6 +331,9 @@ describe('distributed (c10d/Gloo over loopback)', () => {
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', timout: 5 }, TypeError, /Unknown option 'timout'/],
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', storeLayout: '3.x' }, RangeError, /storeLayout/],
       [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', storeLayout: 2 }, TypeError, /storeLayout/],
+      [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', checkCollectives: 'yes' }, TypeError, /checkCollectives/],
+      [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', maxStateBytes: -1 }, RangeError, /maxStateBytes/],
+      [{ rank: 0, worldSize: 2, store: 'tcp://127.0.0.1:29500', maxStateBytes: '1' }, TypeError, /maxStateBytes/],
     ])('init(%j) rejects', async (opts, cls, re) => {
       const p = distributed.init(opts as never);
       await expect(p).rejects.toThrow(cls);

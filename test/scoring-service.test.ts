@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import * as http from 'node:http';
+import * as net from 'node:net';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -181,6 +182,61 @@ describe('scoring service (examples/scoring-service)', () => {
         expectJsonError(r, r.status);
       }
     }
+    expect((await request(port, 'GET', '/healthz')).status).toBe(200);
+  });
+
+  /** Sends `head` at once, then `trickle` one byte a second; resolves when the server closes the connection. */
+  function slowClient(head: string, trickle: string): Promise<{ ms: number; reply: string }> {
+    return new Promise((resolve, reject) => {
+      const t0 = Date.now();
+      const socket = net.connect(port, '127.0.0.1');
+      let reply = '';
+      let i = 0;
+      let timer: NodeJS.Timeout | undefined;
+      socket.on('connect', () => {
+        socket.write(head);
+        timer = setInterval(() => {
+          if (i < trickle.length && !socket.destroyed) socket.write(trickle[i++]);
+        }, 1000);
+      });
+      socket.on('data', (d) => (reply += d));
+      socket.on('error', () => undefined);
+      socket.on('close', () => {
+        clearInterval(timer);
+        resolve({ ms: Date.now() - t0, reply });
+      });
+      setTimeout(() => {
+        socket.destroy();
+        reject(new Error(`not cut after 25 s (sent ${i} bytes slowly)`));
+      }, 25_000).unref();
+    });
+  }
+
+  it('cuts a client that sends its headers or its body one byte a second, at about the 5 s header and 10 s request timeouts', async () => {
+    const [headers, body] = await Promise.all([
+      slowClient('GET /healthz HTTP/1.1\r\n', 'Host: 127.0.0.1\r\nX-Slow: ' + 'a'.repeat(40)),
+      slowClient('POST /predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n', ' '.repeat(200)),
+    ]);
+    // Behaviour bounds (Node checks its connections every connectionsCheckingInterval, 1 s here;
+    // with its default of 30 s both ran to about 30 s), with slack for a loaded machine.
+    expect(headers.ms, headers.reply).toBeGreaterThanOrEqual(4_500);
+    expect(headers.ms).toBeLessThan(9_000);
+    expect(headers.reply).toMatch(/^HTTP\/1\.1 408/);
+    expect(body.ms, body.reply).toBeGreaterThanOrEqual(9_500);
+    expect(body.ms).toBeLessThan(15_000);
+    expect((await request(port, 'GET', '/healthz')).status).toBe(200);
+  }, 40_000);
+
+  it('answers a request target that is not a valid URL (GET http://a:99999/) with 400, not 500', async () => {
+    const reply = await new Promise<string>((resolve) => {
+      const socket = net.connect(port, '127.0.0.1', () => socket.end('GET http://a:99999/ HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (d) => (text += d));
+      socket.on('close', () => resolve(text));
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4));
+    expect(body.error.code).toBe('invalid_url');
     expect((await request(port, 'GET', '/healthz')).status).toBe(200);
   });
 

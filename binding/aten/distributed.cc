@@ -162,6 +162,135 @@ void wait(Group& g, const c10::intrusive_ptr<c10d::Work>& work, const char* what
   }
 }
 
+// The header every rank all-gathers before a checked collective's data moves. A mismatch
+// would otherwise reach Gloo, whose transport thread aborts the process (GLOO_ENFORCE on a
+// preamble longer than the posted buffer: a bigger peer tensor) or which returns a wrong
+// result (a smaller one); now every rank sees every header and throws the same error.
+enum Field : int {
+  kMagic, kCollective, kReduceOp, kDType, kLayout, kDims, kNumel, kShapeHash, kDim0,
+  kHeaderFields = kDim0 + 8,  // the first 8 dimensions, for the message
+};
+constexpr int64_t kHeaderMagic = 0x534d43450001;  // "SMCE", version 1
+enum class Collective : int64_t { AllReduce = 1, AllGather = 2, Barrier = 3 };
+
+const char* collective_name(int64_t c) {
+  switch (c) {
+    case 1: return "allReduce";
+    case 2: return "allGather";
+    case 3: return "barrier";
+    default: return "an unknown collective";
+  }
+}
+
+const char* op_name(int64_t op) {
+  switch (op) {
+    case 0: return "sum";
+    case 1: return "product";
+    case 2: return "min";
+    case 3: return "max";
+    default: return "none";
+  }
+}
+
+// smoothce's names for the dtypes (lib/tensor.ts), ATen's for the rest.
+std::string dtype_name(int64_t st) {
+  if (st < 0 || st >= static_cast<int64_t>(at::ScalarType::NumOptions)) return "dtype #" + std::to_string(st);
+  switch (static_cast<at::ScalarType>(st)) {
+    case at::kFloat: return "float32";
+    case at::kDouble: return "float64";
+    case at::kLong: return "int64";
+    case at::kInt: return "int32";
+    case at::kByte: return "uint8";
+    case at::kHalf: return "float16";
+    case at::kBFloat16: return "bfloat16";
+    default: return c10::toString(static_cast<at::ScalarType>(st));
+  }
+}
+
+std::string describe_field(const std::vector<int64_t>& h, int field) {
+  switch (field) {
+    case kMagic: return h[kMagic] == kHeaderMagic ? "checked" : "not a smoothce header";
+    case kCollective: return collective_name(h[kCollective]);
+    case kReduceOp: return op_name(h[kReduceOp]);
+    case kDType: return h[kDType] == -1 ? "none" : dtype_name(h[kDType]);
+    case kLayout: return h[kLayout] == 0 ? "strided" : "layout #" + std::to_string(h[kLayout]);
+    default: {
+      // Dimensions, element count or shape: the shape as far as the header carries it.
+      const int64_t n = h[kDims];
+      if (n < 0 || n > 64) return "a shape of " + std::to_string(n) + " dimensions";
+      std::string out = "[";
+      for (int64_t d = 0; d < n && d < 8; ++d) out += (d ? ", " : "") + std::to_string(h[kDim0 + d]);
+      if (n > 8) out += ", ...";
+      return out + "] (" + std::to_string(h[kNumel]) + " elements)";
+    }
+  }
+}
+
+const char* field_name(int field) {
+  switch (field) {
+    case kMagic: return "the collective check (a rank without it: checkCollectives off, or not smoothce)";
+    case kCollective: return "the collective";
+    case kReduceOp: return "the reduce op";
+    case kDType: return "the dtype";
+    case kLayout: return "the layout";
+    default: return "the shape";
+  }
+}
+
+std::vector<int64_t> header_of(Collective c, int64_t op, const at::Tensor* t) {
+  std::vector<int64_t> h(kHeaderFields, 0);
+  h[kMagic] = kHeaderMagic;
+  h[kCollective] = static_cast<int64_t>(c);
+  h[kReduceOp] = op;
+  if (t) {
+    h[kDType] = static_cast<int64_t>(t->scalar_type());
+    h[kLayout] = static_cast<int64_t>(t->layout());
+    h[kDims] = t->dim();
+    h[kNumel] = t->numel();
+    uint64_t hash = 14695981039346656037ull;  // FNV-1a over the dimensions
+    for (int64_t d = 0; d < t->dim(); ++d) {
+      const uint64_t v = static_cast<uint64_t>(t->size(d));
+      for (int b = 0; b < 8; ++b) hash = (hash ^ ((v >> (8 * b)) & 0xff)) * 1099511628211ull;
+      if (d < 8) h[kDim0 + d] = t->size(d);
+    }
+    h[kShapeHash] = static_cast<int64_t>(hash);
+  } else {
+    h[kDType] = -1;
+  }
+  return h;
+}
+
+// All-gathers this rank's header; throws the same "distributed <what> mismatch" error on every
+// rank when any rank's header differs from rank 0's (each rank compares the same gathered rows).
+void agree(Group& g, const char* what, Collective c, int64_t op, const at::Tensor* t) {
+  if (!g.opts.check_collectives) return;
+  const std::vector<int64_t> mine = header_of(c, op, t);
+  at::Tensor in = at::from_blob(const_cast<int64_t*>(mine.data()), {kHeaderFields}, at::kLong).clone();
+  std::vector<at::Tensor> ins{in};
+  std::vector<std::vector<at::Tensor>> outs(1);
+  for (int r = 0; r < g.opts.world_size; ++r) outs[0].push_back(at::empty_like(in));
+  c10d::AllgatherOptions ao;
+  ao.timeout = g.opts.timeout;
+  wait(g, g.pg->allgather(outs, ins, ao), what);
+  std::vector<std::vector<int64_t>> all;
+  for (const at::Tensor& row : outs[0]) {
+    const int64_t* p = row.data_ptr<int64_t>();
+    all.emplace_back(p, p + kHeaderFields);
+  }
+  for (int field = 0; field < kDim0; ++field) {
+    bool same = true;
+    for (const auto& h : all) same = same && h[field] == all[0][field];
+    if (same) continue;
+    std::string values;
+    for (size_t r = 0; r < all.size() && r < 16; ++r) {
+      values += (r ? ", " : "") + std::string("rank ") + std::to_string(r) + " " + describe_field(all[r], field);
+    }
+    if (all.size() > 16) values += ", ...";
+    TORCH_CHECK(false, "distributed ", what, " mismatch ", where(g), ": the ranks disagree on ", field_name(field), ": ",
+                values, "; no data was exchanged");
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<Group> create_group(const GroupOptions& o) {
@@ -171,11 +300,25 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
                     " is not in [0, worldSize = ", o.world_size, ")");
   auto g = std::make_shared<Group>();
   g->opts = o;
+  // One deadline for the whole init: each phase (the store's join, Gloo's full-mesh
+  // rendezvous, the start-up barrier, the sequence number) gets what is left of timeoutMs.
+  const auto deadline = std::chrono::steady_clock::now() + o.timeout;
+  auto left = [&] {
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (ms.count() <= 0) {
+      init_failed(*g, "timed out after " + std::to_string(o.timeout.count()) + " ms waiting for all " +
+                          std::to_string(o.world_size) + " ranks to join", true);
+    }
+    return ms;
+  };
   c10d::TCPStoreOptions so;
   so.port = o.port;
   so.isServer = o.rank == 0;
   so.numWorkers = static_cast<std::size_t>(o.world_size);
-  so.waitWorkers = true;
+  // Clients announce themselves on the store's join counter (a Python rank 0 waits for it);
+  // rank 0 does not wait on that counter itself (c10d's wait there overshoots timeoutMs by up to
+  // a second): Gloo's rendezvous below waits for every rank, within what is left of the deadline.
+  so.waitWorkers = o.rank != 0;
   so.timeout = o.timeout;
   so.multiTenant = true;
 #ifdef SMOOTHCE_STORE_LISTEN_FD
@@ -210,7 +353,8 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
     } else {
       group_store = c10::make_intrusive<c10d::PrefixStore>("0", default_pg);
     }
-    auto options = c10d::ProcessGroupGloo::Options::create(o.timeout);
+    g->tcp->setTimeout(left());
+    auto options = c10d::ProcessGroupGloo::Options::create(left());
     if (!o.interface.empty()) {
       options->devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(o.interface));
     } else if (is_loopback(o.host)) {
@@ -225,16 +369,14 @@ std::shared_ptr<Group> create_group(const GroupOptions& o) {
       // _store_based_barrier(rank, store, timeout) with _group_count == 1.
       const std::string key = "store_based_barrier_key:1";
       default_pg->add(key, 1);
-      const auto start = std::chrono::steady_clock::now();
       while (default_pg->add(key, 0) != o.world_size) {
-        if (std::chrono::steady_clock::now() - start >= o.timeout) {
-          init_failed(*g, "timed out after " + std::to_string(o.timeout.count()) + " ms waiting for all " +
-                              std::to_string(o.world_size) + " ranks to join", true);
-        }
+        left();
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
+    g->tcp->setTimeout(left());
     g->pg->setSequenceNumberForGroup();
+    g->tcp->setTimeout(o.timeout);
   } catch (const c10::Error& e) {
     const std::string m = e.what_without_backtrace();
     if (m.rfind("distributed init ", 0) == 0) throw;  // already ours
@@ -257,6 +399,7 @@ at::Tensor all_reduce(Group& g, const at::Tensor& t, ReduceOp op) {
     case ReduceOp::Max: ao.reduceOp = c10d::ReduceOp::MAX; break;
   }
   ao.timeout = g.opts.timeout;
+  agree(g, "allReduce", Collective::AllReduce, static_cast<int64_t>(op), &tensors[0]);
   wait(g, g.pg->allreduce(tensors, ao), "allReduce");
   return tensors[0];
 }
@@ -269,6 +412,7 @@ std::vector<at::Tensor> all_gather(Group& g, const at::Tensor& t) {
   for (int r = 0; r < g.opts.world_size; ++r) out[0].push_back(at::empty_like(in[0]));
   c10d::AllgatherOptions ao;
   ao.timeout = g.opts.timeout;
+  agree(g, "allGather", Collective::AllGather, -1, &in[0]);
   wait(g, g.pg->allgather(out, in, ao), "allGather");
   return out[0];
 }
@@ -278,6 +422,12 @@ void barrier(Group& g) {
   check_alive(g);
   c10d::BarrierOptions bo;
   bo.timeout = g.opts.timeout;
+  if (g.opts.check_collectives) {
+    // The header exchange is itself a barrier: no rank's all-gather completes before every
+    // rank has sent its header.
+    agree(g, "barrier", Collective::Barrier, -1, nullptr);
+    return;
+  }
   wait(g, g.pg->barrier(bo), "barrier");
 }
 

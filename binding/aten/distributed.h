@@ -25,6 +25,11 @@ struct GroupOptions {
   std::string interface;  // GLOO_SOCKET_IFNAME; empty: loopback for loopback hosts, else the default device
   // Which torch.distributed's store layout to use; Default: the linked LibTorch's major version.
   enum class StoreLayout { Default, Torch1, Torch2 } layout = StoreLayout::Default;
+  // Before each collective's data moves, the ranks all-gather a small header (which collective,
+  // reduce op, dtype, layout, shape) and every rank throws "distributed <op> mismatch ..." when
+  // they disagree, instead of letting Gloo abort a process or return a wrong result. Off: no
+  // header (ranks that do not speak it, such as Python's torch.distributed, can join).
+  bool check_collectives = true;
 };
 
 // The layout a Default group uses with this build: 1 or 2 (the linked LibTorch's major version).
@@ -42,7 +47,8 @@ class Group;
 // then runs PyTorch's store-based barrier and sequence-number handshake.
 std::shared_ptr<Group> create_group(const GroupOptions& opts);
 
-// Blocking collectives. all_reduce returns the reduced copy of t (t is not modified).
+// Blocking collectives (each checked first when opts.check_collectives; see kHeaderFields).
+// all_reduce returns the reduced copy of t (t is not modified).
 at::Tensor all_reduce(Group& g, const at::Tensor& t, ReduceOp op);
 // Every rank's tensor, in rank order (all tensors must have the same shape and dtype).
 std::vector<at::Tensor> all_gather(Group& g, const at::Tensor& t);

@@ -216,7 +216,7 @@ std::optional<DeviceTensorRef> device_tensor_of(Napi::Env env, const Napi::Value
 
 Napi::Value wrap_device_tensor(Napi::Env env, at::Tensor tensor) {
   Napi::FunctionReference& ctor = env_data(env).device_tensor_ctor;
-  if (ctor.IsEmpty()) throw Napi::Error::New(env, "DeviceTensor is not initialised in this environment");
+  if (ctor.IsEmpty()) throw coded(Napi::Error::New(env, "DeviceTensor is not initialised in this environment"), "ERR_SMOOTHCE_NATIVE");
   Napi::External<at::Tensor> ext = Napi::External<at::Tensor>::New(env, &tensor);
   ext.TypeTag(&kAdoptTag);
   return ctor.New({ext});  // the constructor moves the tensor out of `tensor`

@@ -64,6 +64,12 @@ Napi::Value Init(const Napi::CallbackInfo& info) {
     SMOOTHCE_THROW_RANGE_IF(env, l != 1 && l != 2, "storeLayout must be 1 or 2");
     opts.layout = l == 1 ? dist::GroupOptions::StoreLayout::Torch1 : dist::GroupOptions::StoreLayout::Torch2;
   }
+  // checkCollectives: false leaves out the header each collective starts with (default true).
+  Napi::Value check = o.Get("checkCollectives");
+  if (!check.IsUndefined()) {
+    SMOOTHCE_THROW_TYPE_IF(env, !check.IsBoolean(), "Expected a boolean for checkCollectives");
+    opts.check_collectives = check.As<Napi::Boolean>().Value();
+  }
   return queue_task<GroupPtr>(
       env, "smoothce:distInit", [opts] { return dist::create_group(opts); },
       [](Napi::Env e, GroupPtr& g) -> Napi::Value {
@@ -80,7 +86,7 @@ dist::ReduceOp parse_op(Napi::Env env, const Napi::Value& v) {
   if (s == "product") return dist::ReduceOp::Product;
   if (s == "min") return dist::ReduceOp::Min;
   if (s == "max") return dist::ReduceOp::Max;
-  throw Napi::RangeError::New(env, "Expected 'sum', 'product', 'min' or 'max' for op but received '" + s + "'");
+  throw range_error(env, "Expected 'sum', 'product', 'min' or 'max' for op but received '" + s + "'");
 }
 
 // Input tensors are snapshot-copied on the JS thread (tensor_view), so the caller's

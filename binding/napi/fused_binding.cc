@@ -424,8 +424,9 @@ Napi::Value HugeBuffer(const Napi::CallbackInfo& info) {
   try {
     return new_output_buffer(env, static_cast<size_t>(bytes));
   } catch (const std::bad_alloc&) {
-    throw Napi::RangeError::New(env, "hugeBuffer: out of memory allocating " +
-                                         std::to_string(static_cast<uint64_t>(bytes)) + " bytes");
+    throw coded(Napi::RangeError::New(env, "hugeBuffer: out of memory allocating " +
+                                               std::to_string(static_cast<uint64_t>(bytes)) + " bytes"),
+                "ERR_SMOOTHCE_NATIVE");
   }
 }
 

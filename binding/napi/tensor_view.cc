@@ -180,9 +180,10 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
   // finalizer data again (a double free, abort). Refuse such results before creating one.
   constexpr int64_t kMaxResultBytes = int64_t{1} << 32;
   if (bytes > kMaxResultBytes) {
-    throw Napi::RangeError::New(env, "the result has " + std::to_string(numel) + " elements (" +
+    throw coded(Napi::RangeError::New(env, "the result has " + std::to_string(numel) + " elements (" +
                                          std::to_string(bytes) + " bytes), more than the 2^32 bytes " +
-                                         "one ArrayBuffer can hold");
+                                         "one ArrayBuffer can hold"),
+                "ERR_SMOOTHCE_NATIVE");
   }
   Napi::ArrayBuffer ab;
   // Small results are copied into a plain ArrayBuffer: cheaper than an external buffer,
@@ -210,7 +211,7 @@ Napi::Object tensor_to_js(Napi::Env env, const at::Tensor& t) {
     case at::kLong: data = Napi::BigInt64Array::New(env, numel, ab, 0); break;
     case at::kInt: data = Napi::Int32Array::New(env, numel, ab, 0); break;
     case at::kByte: data = Napi::Uint8Array::New(env, numel, ab, 0); break;
-    default: throw Napi::TypeError::New(env, std::string("cannot return a tensor of dtype ") + c10::toString(st));
+    default: throw coded(Napi::TypeError::New(env, std::string("cannot return a tensor of dtype ") + c10::toString(st)), "ERR_SMOOTHCE_NATIVE");
   }
   Napi::Array shape = Napi::Array::New(env, t.dim());
   for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(t.size(i))));

@@ -104,6 +104,11 @@ function readBody(req, limit) {
       if (!done) reject(new HttpError(400, 'bad_request', `could not read the body: ${err.code ?? 'error'}`));
       done = true;
     });
+    // The connection closed before the body ended (the client left, or requestTimeout cut it).
+    req.on('close', () => {
+      if (!done) reject(new HttpError(400, 'bad_request', 'the connection closed before the body ended'));
+      done = true;
+    });
   });
 }
 
@@ -207,7 +212,13 @@ function createService(options = {}) {
   }
 
   async function handle(req, res) {
-    const url = new URL(req.url ?? '/', 'http://localhost');
+    let url;
+    try {
+      url = new URL(req.url ?? '/', 'http://localhost');
+    } catch {
+      // An absolute-form request target that is not a valid URL (GET http://a:99999/).
+      throw new HttpError(400, 'invalid_url', 'the request target is not a valid URL');
+    }
     const route = `${req.method} ${url.pathname}`;
     switch (route) {
       case 'POST /predict':
@@ -233,7 +244,10 @@ function createService(options = {}) {
     }
   }
 
-  const server = http.createServer((req, res) => {
+  // Node enforces headersTimeout and requestTimeout when it checks its connections, every
+  // connectionsCheckingInterval (30 s by default): at 1 s they act at about 5 s and 10 s. Both
+  // count from the request's first byte, so a client that sends one byte a second is cut too.
+  const server = http.createServer({ connectionsCheckingInterval: 1_000, headersTimeout: 5_000, requestTimeout: 10_000 }, (req, res) => {
     if (inFlight >= o.maxInFlight) {
       sendError(res, new HttpError(503, 'overloaded', 'too many requests in flight; retry later'));
       req.resume();
@@ -246,8 +260,6 @@ function createService(options = {}) {
       sendError(res, err);
     });
   });
-  server.requestTimeout = 10_000;
-  server.headersTimeout = 5_000;
   server.keepAliveTimeout = 5_000;
   server.maxHeadersCount = 50;
   server.maxRequestsPerSocket = 0;

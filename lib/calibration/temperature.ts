@@ -4,7 +4,7 @@
  * report() uses.
  */
 import type { TensorInput } from '../core/device';
-import type { Tensor } from '../core/tensor';
+import { sharedTensor } from '../core/tensor';
 import { native } from '../core/native';
 import { readOptions } from '../core/options';
 import { computeStats, computeStatsAsync, withCallSite } from './compute';
@@ -60,16 +60,6 @@ export function fitTemperature(logits: TensorInput, labels: TensorInput, options
   };
 }
 
-/** A copy of t on a SharedArrayBuffer, unless it is on one already (then t itself). */
-function shared(t: Tensor): Tensor {
-  const d = t.data;
-  if (typeof SharedArrayBuffer !== 'undefined' && d.buffer instanceof SharedArrayBuffer) return t;
-  const Ctor = d.constructor as new (b: SharedArrayBuffer) => typeof d;
-  const copy = new Ctor(new SharedArrayBuffer(d.byteLength));
-  (copy as Float64Array).set(d as Float64Array);
-  return { ...t, data: copy };
-}
-
 /**
  * fitTemperature() on the libuv thread pool: the same native search and the same ECE
  * passes, so the same bits. The fit needs three native passes over the data (the search,
@@ -83,8 +73,8 @@ export async function fitTemperatureAsync(logits: TensorInput, labels: TensorInp
   const opts = readOptions(options, ['bins', 'convention', 'device'], 'calibration.fitTemperatureAsync');
   const r = resolveCommon({ ...opts, from: 'logits' });
   const inp = checkInputs(logits, labels, 'logits');
-  const z = shared(inp.scores);
-  const y = shared(inp.labels);
+  const z = sharedTensor(inp.scores);
+  const y = sharedTensor(inp.labels);
   const eceAt = (temperature: number): Promise<number> =>
     computeStatsAsync(z, y, { ...r, temperature }, { classwise: false, adaptive: false }, 'logits', callSite).then((s) => binError(s.top, s.n, 'l1'));
   {

@@ -35,6 +35,10 @@ export const ERROR_CODES = {
   DIST_TIMEOUT: 'ERR_SMOOTHCE_DIST_TIMEOUT',
   /** DistributedError: distributed.init failed for a reason other than a timeout (a port in use, an unreachable host, a LibTorch limitation). */
   DIST_INIT: 'ERR_SMOOTHCE_DIST_INIT',
+  /** DistributedError: the ranks issued different collectives (collective, reduce op, dtype, shape, accumulator class) or a rank's accumulator state could not be read or merged; every rank rejects, no data was combined. */
+  DIST_MISMATCH: 'ERR_SMOOTHCE_DIST_MISMATCH',
+  /** DistributedError: a rank claims an accumulator state larger than maxStateBytes. */
+  DIST_STATE_TOO_LARGE: 'ERR_SMOOTHCE_DIST_STATE_TOO_LARGE',
   /** DistributedError: the process group was destroyed. */
   DIST_DESTROYED: 'ERR_SMOOTHCE_DIST_DESTROYED',
   /** DistributedError: this build has no distributed support (no Gloo) or the call is not available. */

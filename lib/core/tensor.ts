@@ -19,6 +19,26 @@ export const DTYPES: Readonly<Record<DType, DTypeInfo>> = Object.freeze({
   uint8: { array: 'Uint8Array', ctor: Uint8Array as never, float: false },
 });
 
+/**
+ * An array of the same type holding `length` elements (default: all of `data`'s) in a new
+ * SharedArrayBuffer, with `data` copied in when `copy`: async native calls read such arrays in
+ * place, so a multi-pass or chunked async call snapshots its inputs once, at call time, and the
+ * caller may then overwrite, transfer or drop its own buffers.
+ */
+export function sharedArray<D extends TensorData>(data: D, length = data.length, copy = true): D {
+  const Ctor = data.constructor as { new (buffer: SharedArrayBuffer): D; BYTES_PER_ELEMENT: number };
+  const out = new Ctor(new SharedArrayBuffer(Math.max(1, length) * Ctor.BYTES_PER_ELEMENT)).subarray(0, length) as D;
+  if (copy) (out as Float64Array).set(data as Float64Array);
+  return out;
+}
+
+/** t itself when its data is already in a SharedArrayBuffer (read in place, as documented), else a
+ * tensor over a SharedArrayBuffer copy of its data (sharedArray). */
+export function sharedTensor<T extends Tensor>(t: T): T {
+  if (typeof SharedArrayBuffer !== 'undefined' && t.data.buffer instanceof SharedArrayBuffer) return t;
+  return { ...t, data: sharedArray(t.data) };
+}
+
 export function isDType(value: unknown): value is DType {
   return typeof value === 'string' && Object.prototype.hasOwnProperty.call(DTYPES, value);
 }

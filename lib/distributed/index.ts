@@ -16,7 +16,7 @@ import { ERROR_CODES, rangeError, typeError, type ErrorCode } from '../core/erro
 import { native } from '../core/native';
 import { readOptions } from '../core/options';
 import { replaceState } from '../core/state';
-import { checkTensor, type Tensor } from '../core/tensor';
+import { checkTensor, sharedTensor, type Tensor } from '../core/tensor';
 
 export type ReduceOp = 'sum' | 'product' | 'min' | 'max';
 export type Backend = 'gloo' | 'nccl';
@@ -40,6 +40,15 @@ export interface InitOptions {
    * the same one. Default: the linked LibTorch's major version (`torchVersion()`), which is right
    * when the Python ranks run the same major version of torch. */
   storeLayout?: StoreLayout;
+  /** Check before each collective that every rank issues the same one (collective, reduce op,
+   * dtype, shape): the ranks all-gather a 16-int64 header first, and a mismatch rejects on every
+   * rank with ERR_SMOOTHCE_DIST_MISMATCH instead of aborting a peer or giving a wrong result.
+   * Every rank of a group must use the same setting; turn it off only where ranks that do not
+   * speak the header (Python's torch.distributed) join. Default true. */
+  checkCollectives?: boolean;
+  /** The largest accumulator state (bytes of its JSON) allReduce() accepts from any rank; the
+   * smallest value over the ranks applies. Default 268435456 (256 MiB). */
+  maxStateBytes?: number;
 }
 
 export type StoreLayout = '1.x' | '2.x';
@@ -70,7 +79,10 @@ function nd(): NativeDist {
   return native() as unknown as NativeDist;
 }
 
-const OPTION_NAMES = ['rank', 'worldSize', 'store', 'backend', 'timeoutMs', 'interface', 'storeLayout'];
+const OPTION_NAMES = ['rank', 'worldSize', 'store', 'backend', 'timeoutMs', 'interface', 'storeLayout', 'checkCollectives', 'maxStateBytes'];
+
+/** Default for InitOptions.maxStateBytes. */
+export const DEFAULT_MAX_STATE_BYTES = 256 * 1024 * 1024;
 
 function envInt(name: string): number | undefined {
   const v = process.env[name];
@@ -93,6 +105,13 @@ export function parseStore(store: unknown): { host: string; port: number } {
   return { host: m[1].replace(/^\[|\]$/g, ''), port };
 }
 
+/** 64-bit FNV-1a of a string's UTF-16 code units, as a signed int64 (an accumulator class's tag). */
+function fnv1a(text: string): bigint {
+  let h = 0xcbf29ce484222325n;
+  for (let i = 0; i < text.length; i++) h = BigInt.asUintN(64, (h ^ BigInt(text.charCodeAt(i))) * 0x100000001b3n);
+  return BigInt.asIntN(64, h);
+}
+
 export class DistributedError extends Error {
   code: ErrorCode;
   constructor(message: string, code: ErrorCode, cause?: unknown) {
@@ -113,7 +132,9 @@ export class DistributedError extends Error {
 function wrap(err: unknown, what: string, init: boolean): unknown {
   if (!(err instanceof Error)) return err;
   let code: ErrorCode;
-  if (init) {
+  if (!init && /^distributed \w+ mismatch /.test(err.message)) {
+    code = ERROR_CODES.DIST_MISMATCH;
+  } else if (init) {
     code = /^distributed init timed out/.test(err.message) ? ERROR_CODES.DIST_TIMEOUT : ERROR_CODES.DIST_INIT;
   } else {
     const inner = err.message.replace(/^[^:]*\(rank \d+ of \d+, store [^)]*\)/, '');
@@ -126,15 +147,20 @@ export class ProcessGroup {
   readonly rank: number;
   readonly worldSize: number;
   readonly backend: Backend;
+  /** Whether each collective is checked first (InitOptions.checkCollectives). */
+  readonly checkCollectives: boolean;
+  readonly #maxStateBytes: number;
   #handle: unknown;
   #chain: Promise<unknown> = Promise.resolve();
 
   /** @internal use distributed.init() */
-  constructor(handle: unknown, rank: number, worldSize: number, backend: Backend) {
+  constructor(handle: unknown, rank: number, worldSize: number, backend: Backend, checkCollectives = true, maxStateBytes = DEFAULT_MAX_STATE_BYTES) {
     this.#handle = handle;
     this.rank = rank;
     this.worldSize = worldSize;
     this.backend = backend;
+    this.checkCollectives = checkCollectives;
+    this.#maxStateBytes = maxStateBytes;
   }
 
   get destroyed(): boolean {
@@ -157,9 +183,11 @@ export class ProcessGroup {
     });
   }
 
-  /** Reduces a tensor over all ranks; returns the result (the argument is not modified). */
+  /** Reduces a tensor over all ranks; returns the result (the argument is not modified). Its data
+   * is copied when the call is made (collectives queue behind earlier ones), so the caller may
+   * change, transfer or drop it at once. */
   allReduceTensor(tensor: Tensor, op: ReduceOp = 'sum'): Promise<Tensor> {
-    const t = checkTensor(tensor, 'tensor');
+    const t = sharedTensor(checkTensor(tensor, 'tensor'));
     if (t.dtype !== 'float32' && t.dtype !== 'float64' && t.dtype !== 'int64') {
       throw typeError('tensor.dtype', 'float32, float64 or int64', t.dtype);
     }
@@ -169,9 +197,10 @@ export class ProcessGroup {
     return this.#enqueue('allReduceTensor', (h) => nd().distAllReduce(h, t, op));
   }
 
-  /** Every rank's tensor, in rank order (same shape and dtype on every rank). */
+  /** Every rank's tensor, in rank order (same shape and dtype on every rank). Its data is copied
+   * when the call is made, as for allReduceTensor. */
   allGather(tensor: Tensor): Promise<Tensor[]> {
-    const t = checkTensor(tensor, 'tensor');
+    const t = sharedTensor(checkTensor(tensor, 'tensor'));
     return this.#enqueue('allGather', (h) => nd().distAllGather(h, t));
   }
 
@@ -180,33 +209,71 @@ export class ProcessGroup {
    * toJSON(), merge() and a static fromJSON()) over all ranks. Each rank's state is
    * gathered and merged in rank order, so every rank ends with the same, exact global
    * state: `acc` is updated in place and also returned.
+   *
+   * The ranks first all-gather what each is about to send (its accumulator's class and the
+   * length of its state), so every rank rejects alike, with ERR_SMOOTHCE_DIST_MISMATCH, when
+   * the classes differ or a state cannot be read or merged, and with
+   * ERR_SMOOTHCE_DIST_STATE_TOO_LARGE when any rank claims more than maxStateBytes (the
+   * smallest over the ranks), before any rank allocates room for it.
    */
   async allReduce<T extends Mergeable<T>>(acc: T): Promise<T> {
     if (acc === null || typeof acc !== 'object' || typeof acc.toJSON !== 'function' || typeof acc.merge !== 'function') {
       throw typeError('accumulator', 'an accumulator with toJSON() and merge()', acc);
     }
-    const Ctor = acc.constructor as { fromJSON?: (json: unknown) => T };
+    const Ctor = acc.constructor as { name?: string; fromJSON?: (json: unknown) => T };
     if (typeof Ctor.fromJSON !== 'function') {
       throw typeError('accumulator', 'an accumulator whose class has a static fromJSON()', acc);
     }
+    const kind = String(Ctor.name || 'anonymous');
     const bytes = new TextEncoder().encode(JSON.stringify(acc.toJSON()));
-    const longest = await this.allReduceTensor(
-      { data: new BigInt64Array([BigInt(bytes.length)]), shape: [1], dtype: 'int64' },
-      'max',
-    );
-    const width = Number((longest.data as BigInt64Array)[0]);
+    const claims = await this.allGather({
+      data: new BigInt64Array([fnv1a(kind), BigInt(bytes.length), BigInt(this.#maxStateBytes)]),
+      shape: [3],
+      dtype: 'int64',
+    });
+    const rows = claims.map((c) => c.data as BigInt64Array);
+    const mismatch = (message: string, cause?: unknown): DistributedError =>
+      new DistributedError(`allReduce (rank ${this.rank} of ${this.worldSize}): ${message}`, ERROR_CODES.DIST_MISMATCH, cause);
+    const other = rows.findIndex((r) => r[0] !== rows[0][0]);
+    if (other >= 0) {
+      throw mismatch(
+        `the ranks disagree on the accumulator class: rank 0 sent ${rows[0][0] === fnv1a(kind) ? kind : 'another class'}, rank ${other} ${rows[other][0] === fnv1a(kind) ? kind : 'another class'} (this rank: ${kind}); every rank must all-reduce the same kind of accumulator in the same order`,
+      );
+    }
+    const limit = rows.reduce((m, r) => (r[2] < m ? r[2] : m), rows[0][2]);
+    for (let r = 0; r < rows.length; r++) {
+      if (rows[r][1] < 0n || rows[r][1] > limit) {
+        throw new DistributedError(
+          `allReduce (rank ${this.rank} of ${this.worldSize}): rank ${r} claims an accumulator state of ${rows[r][1]} bytes, past maxStateBytes (${limit}, the smallest over the ranks); nothing was allocated for it`,
+          ERROR_CODES.DIST_STATE_TOO_LARGE,
+        );
+      }
+    }
+    const width = Number(rows.reduce((m, r) => (r[1] > m ? r[1] : m), 0n));
     const padded = new Uint8Array(width + 8);
     new DataView(padded.buffer).setBigUint64(0, BigInt(bytes.length), true);
     padded.set(bytes, 8);
     const parts = await this.allGather({ data: padded, shape: [width + 8], dtype: 'uint8' });
-    const decoder = new TextDecoder();
+    const decoder = new TextDecoder('utf-8', { fatal: true });
     let merged: T | undefined;
-    for (const part of parts) {
-      const buf = part.data as Uint8Array;
-      const n = Number(new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true));
-      const state = Ctor.fromJSON(JSON.parse(decoder.decode(buf.subarray(8, 8 + n))));
+    for (let r = 0; r < parts.length; r++) {
+      const buf = parts[r].data as Uint8Array;
+      const n = new DataView(buf.buffer, buf.byteOffset, 8).getBigUint64(0, true);
+      if (n !== BigInt.asUintN(64, rows[r][1])) throw mismatch(`rank ${r} sent ${n} bytes of state after claiming ${rows[r][1]}`);
+      let state: T;
+      try {
+        state = Ctor.fromJSON(JSON.parse(decoder.decode(buf.subarray(8, 8 + Number(n)))));
+      } catch (err) {
+        throw mismatch(`rank ${r}'s ${kind} state was refused: ${(err as Error)?.message ?? String(err)}`, err);
+      }
       if (merged === undefined) merged = state;
-      else merged.merge(state);
+      else {
+        try {
+          merged.merge(state);
+        } catch (err) {
+          throw mismatch(`rank ${r}'s ${kind} cannot be merged with rank 0's (created with other options?): ${(err as Error)?.message ?? String(err)}`, err);
+        }
+      }
     }
     const global = Ctor.fromJSON(JSON.parse(JSON.stringify(merged!.toJSON())));
     const replace = (acc as unknown as Record<symbol, unknown>)[replaceState];
@@ -263,6 +330,13 @@ export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
     if (typeof layout !== 'string') throw typeError('storeLayout', "'1.x' or '2.x'", layout);
     throw rangeError('storeLayout', "'1.x' or '2.x'", layout);
   }
+  const checkCollectives = o.checkCollectives ?? true;
+  if (typeof checkCollectives !== 'boolean') throw typeError('checkCollectives', 'a boolean', checkCollectives);
+  const maxStateBytes = o.maxStateBytes ?? DEFAULT_MAX_STATE_BYTES;
+  if (typeof maxStateBytes !== 'number') throw typeError('maxStateBytes', 'an integer number of bytes in [0, 2^31 - 9]', maxStateBytes);
+  if (!Number.isInteger(maxStateBytes) || maxStateBytes < 0 || maxStateBytes > 2 ** 31 - 9) {
+    throw rangeError('maxStateBytes', 'an integer number of bytes in [0, 2^31 - 9]', maxStateBytes);
+  }
   if (!available()) {
     throw new DistributedError(
       'distributed.init: this build of smoothce has no c10d/Gloo support (install libgloo-dev and rebuild: npm run build:native)',
@@ -278,10 +352,10 @@ export async function init(options: InitOptions = {}): Promise<ProcessGroup> {
   let handle: unknown;
   try {
     const storeLayout = (layout ?? defaultStoreLayout()) === '2.x' ? 2 : 1;
-    handle = await nd().distInit({ host, port, rank, worldSize, backend, timeoutMs, interface: iface || undefined, storeLayout });
+    handle = await nd().distInit({ host, port, rank, worldSize, backend, timeoutMs, interface: iface || undefined, storeLayout, checkCollectives });
   } catch (err) {
     throw wrap(err, `distributed.init (rank ${rank} of ${worldSize}, store ${storeAddr}, timeout ${timeoutMs} ms)`, true);
   }
-  return new ProcessGroup(handle, rank, worldSize, backend);
+  return new ProcessGroup(handle, rank, worldSize, backend, checkCollectives, maxStateBytes);
 }
 

@@ -139,9 +139,9 @@ export class LossAccumulator {
     }
   }
 
-  private account(prepared: Prepared, target: unknown, sum: number): void {
+  private account(prepared: Prepared, den: number, sum: number): void {
     this.total.add(sum);
-    this.den.add(denominator(prepared, target));
+    this.den.add(den);
     this.seenPositions += prepared.lossShape.reduce((a, b) => a * b, 1);
     this.seenUpdates++;
   }
@@ -152,6 +152,12 @@ export class LossAccumulator {
       const wrapped = wrappedIgnoreTarget(prepared, target);
       if (wrapped !== null) throw wrappedIgnoreError(fn, wrapped, prepared.args.ignoreIndex);
     }
+    this.checkKind(prepared, fn);
+    return prepared;
+  }
+
+  /** The batch has the classes and the kind of target this accumulator has seen. */
+  private checkKind(prepared: Prepared, fn: string): void {
     const kind = prepared.probabilityTarget ? 'probability' : 'index';
     if (this.classes !== null && prepared.classes !== this.classes) {
       throw rangeErrorMessage(
@@ -164,7 +170,6 @@ export class LossAccumulator {
           `${this.targetKind === 'index' ? 'class indices' : 'probabilities'} (their means have different denominators)`,
       );
     }
-    return prepared;
   }
 
   private noteKind(prepared: Prepared): void {
@@ -177,19 +182,21 @@ export class LossAccumulator {
     const prepared = this.prepareUpdate(input, target, 'LossAccumulator.update');
     const sum = sumLosses(prepared, this.batchSize, (args) => native().crossEntropy(args, false));
     this.noteKind(prepared);
-    this.account(prepared, target, sum);
+    this.account(prepared, denominator(prepared, target), sum);
     return this;
   }
 
   /** update() computed on the libuv pool. Host inputs are copied when the call starts. */
   async updateAsync(input: TensorInput, target: TensorInput): Promise<this> {
     const prepared = this.prepareUpdate(input, target, 'LossAccumulator.updateAsync');
+    // Everything read from the caller's arrays is read now: the native call snapshots them
+    // (a chunked one once, for all its chunks), and the caller may change them once this returns.
+    const den = denominator(prepared, target);
     const sum = await sumLossesAsync(prepared, this.batchSize, (args) => native().crossEntropy(args, true));
-    // Checked again: another update may have run meanwhile. The validated arguments are
-    // checked, not the caller's objects, so a framework tensor is read once (dataSync).
-    this.prepareUpdate(prepared.args.input, prepared.args.target, 'LossAccumulator.updateAsync');
+    // Checked again: another update may have run meanwhile.
+    this.checkKind(prepared, 'LossAccumulator.updateAsync');
     this.noteKind(prepared);
-    this.account(prepared, target, sum);
+    this.account(prepared, den, sum);
     return this;
   }
 

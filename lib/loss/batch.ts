@@ -17,7 +17,7 @@ import { typeError, rangeError, rangeErrorMessage } from '../core/errors';
 import { isDeviceTensor, tensorArg } from '../core/device';
 import type { NativeArgs, NativeTensor } from '../core/native';
 import type { Prepared } from '../core/options';
-import { numel, type DType, type FloatArray, type Tensor, type TensorData } from '../core/tensor';
+import { numel, sharedTensor, type DType, type FloatArray, type Tensor, type TensorData } from '../core/tensor';
 
 /** Option names the chunked entry points accept on top of crossEntropy's. */
 export const BATCH_OPTION_NAMES: readonly string[] = ['batchSize'];
@@ -197,6 +197,20 @@ export function shouldChunk(prepared: Prepared, batchSize: number | undefined): 
   return !(prepared.reduction === 'mean' && wrappedIgnoreTarget(prepared) !== null);
 }
 
+/**
+ * The prepared call with its host inputs (input, target, a gradOutput tensor, weight) copied
+ * once into SharedArrayBuffers, which async native calls read in place: the snapshot a
+ * chunked or multi-pass async call takes when it starts, so that its later chunks never read
+ * the caller's arrays (which the caller may overwrite, transfer or drop as soon as the call
+ * returns). Arrays already on a SharedArrayBuffer stay as they are (read in place, as
+ * documented); gradInto is an output and stays the caller's.
+ */
+export function snapshotPrepared(prepared: Prepared): Prepared {
+  const a = prepared.args;
+  const copy = <T>(t: T): T => (t !== null && typeof t === 'object' && !isDeviceTensor(t) ? (sharedTensor(t as unknown as Tensor) as unknown as T) : t);
+  return { ...prepared, args: { ...a, input: copy(a.input), target: copy(a.target), gradOutput: copy(a.gradOutput), weight: copy(a.weight) } };
+}
+
 function sliceRows<T extends NativeTensor>(t: T, start: number, end: number): T {
   const row = numel(t.shape.slice(1));
   return { ...t, data: t.data.subarray(start * row, end * row), shape: [end - start, ...t.shape.slice(1)] };
@@ -333,8 +347,10 @@ export function sumLosses(prepared: Prepared, batchSize: number | undefined, run
   return c.rawTotal();
 }
 
+/** sumLosses on the libuv pool; a chunked call works on snapshotPrepared(prepared). */
 export async function sumLossesAsync(prepared: Prepared, batchSize: number | undefined, run: AsyncChunkRunner): Promise<number> {
   if (!shouldChunk(prepared, batchSize)) return scalarLoss(await run(prepared.args));
+  prepared = snapshotPrepared(prepared);
   const c = new Combiner(prepared, 1);
   for (const [args, start, end] of chunkArgs(prepared, batchSize, 1)) c.add(await run(args), start, end);
   return c.rawTotal();
@@ -344,8 +360,10 @@ function scalarLoss(r: ChunkResult): number {
   return typeof r.loss === 'number' ? r.loss : Number(r.loss.data[0]);
 }
 
-/** The async twin: chunks run one after the other on the libuv pool (memory stays bounded). */
+/** The async twin: chunks run one after the other on the libuv pool, over one snapshot of the
+ * inputs taken when the call starts (snapshotPrepared: one copy of the inputs, none per chunk). */
 export async function crossEntropyChunkedAsync(prepared: Prepared, batchSize: number, run: AsyncChunkRunner): Promise<ChunkedResult> {
+  prepared = snapshotPrepared(prepared);
   const D = prepared.reduction === 'mean' ? denominator(prepared) : 1;
   const c = new Combiner(prepared, D);
   for (const [args, start, end] of chunkArgs(prepared, batchSize, D)) c.add(await run(args), start, end);

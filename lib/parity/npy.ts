@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import type { DType, TensorData } from '../core/tensor';
-import { ERROR_CODES } from '../core/errors';
+import { ERROR_CODES, typeError } from '../core/errors';
 
 const MAGIC = Buffer.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 
@@ -197,6 +197,8 @@ function finish(l: Layout, data: NpyArray['data']): NpyArray {
 
 /** Parses the bytes of a .npy file. The result owns fresh, aligned memory. */
 export function parseNpy(bytes: Uint8Array, file?: string): NpyArray {
+  if (!(bytes instanceof Uint8Array)) throw typeError('bytes', 'a Uint8Array (or Buffer) holding a .npy file', bytes);
+  if (file !== undefined && typeof file !== 'string') throw typeError('file', 'a file name (a string) for the messages', file);
   const { major, start, headerLen } = preamble(bytes.subarray(0, 12), bytes.length, file);
   const l = layout(bytes.subarray(start, start + headerLen), major, start, bytes.length, file);
   const data = allocate(l, file);
@@ -232,6 +234,8 @@ const DESCR_OF: Readonly<Record<string, string>> = {
  * is written as <f4 (also for bfloat16/float16 tensors), BigInt64Array as <i8, etc.
  */
 export function formatNpy(data: TensorData, shape: readonly number[]): Buffer {
+  if (!ArrayBuffer.isView(data)) throw typeError('data', 'a Float32Array, Float64Array, BigInt64Array, Int32Array or Uint8Array', data);
+  if (!Array.isArray(shape)) throw typeError('shape', 'an array of dimensions', shape);
   const name = Object.getPrototypeOf(data)?.constructor?.name as string;
   const descr = DESCR_OF[name];
   if (descr === undefined) throw new NpyError(`cannot write a ${name} to .npy`);

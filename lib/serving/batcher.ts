@@ -18,7 +18,7 @@ import { prepare, readOptions, type Device, type Prepared, type Reduction } from
 import { denominator, lossDType, roundTo, wrappedIgnoreError, wrappedIgnoreTarget } from '../loss/batch';
 import { checkDevice, isDeviceTensor, type HostTensorInput } from '../core/device';
 import { codedError, ERROR_CODES, rangeError, rangeErrorMessage, typeError, typeErrorMessage } from '../core/errors';
-import { numel, tensor, type FloatArray, type Tensor, type TensorData } from '../core/tensor';
+import { numel, sharedArray, tensor, type FloatArray, type Tensor } from '../core/tensor';
 
 export interface BatcherOptions {
   /** Most rows (dim 0; a 1-D input is one row) in one native call. Default 256. */
@@ -27,6 +27,9 @@ export interface BatcherOptions {
   maxDelayMs?: number;
   /** Most rows pending (queued or being computed); beyond it score() rejects. Default 1,048,576. */
   maxQueue?: number;
+  /** Most bytes of request data (inputs and targets, as score() copies them) pending; beyond
+   * it score() rejects with ERR_SMOOTHCE_QUEUE_FULL. Default 268,435,456 (256 MiB). */
+  maxQueueBytes?: number;
   /** Native calls in flight at once. Default 2. */
   concurrency?: number;
   /** 'cpu' (default), 'cuda' or 'cuda:N'. */
@@ -59,14 +62,23 @@ export interface BatcherStats {
   rows: number;
   /** Rows queued or in flight now. */
   pending: number;
+  /** Bytes of request data queued or in flight now. */
+  pendingBytes: number;
 }
 
+/** Default for BatcherOptions.maxQueueBytes. */
+export const DEFAULT_MAX_QUEUE_BYTES = 256 * 1024 * 1024;
+/** The longest maxDelayMs: a timer past 2^31 - 1 ms fires at once (Node's TimeoutOverflowWarning). */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+
 const LOSS_NAMES = ['labelSmoothing', 'reduction', 'weight', 'ignoreIndex', 'grad', 'device'] as const;
-const NAMES = [...LOSS_NAMES, 'maxBatchSize', 'maxDelayMs', 'maxQueue', 'concurrency'];
+const NAMES = [...LOSS_NAMES, 'maxBatchSize', 'maxDelayMs', 'maxQueue', 'maxQueueBytes', 'concurrency'];
 
 interface Request {
   prepared: Prepared;
   rows: number;
+  /** Bytes of its copied input and target. */
+  bytes: number;
   /** Loss positions per row (d1·…·dk). */
   perRow: number;
   D: number;
@@ -92,10 +104,14 @@ function positiveInt(o: Record<string, unknown>, name: string, dflt: number, all
   return v;
 }
 
-/** A typed array of `n` elements in a SharedArrayBuffer: async native calls read it in place (no snapshot copy). */
-function sharedLike(data: TensorData, n: number): TensorData {
-  const Ctor = data.constructor as { new (buffer: SharedArrayBuffer): TensorData; BYTES_PER_ELEMENT: number };
-  return new Ctor(new SharedArrayBuffer(Math.max(1, n) * Ctor.BYTES_PER_ELEMENT)).subarray(0, n) as TensorData;
+
+/** The prepared request over copies of the caller's input and target (read at score(), never later). */
+function snapshot(p: Prepared): Prepared {
+  const a = p.args;
+  return {
+    ...p,
+    args: { ...a, input: { ...a.input, data: a.input.data.slice() }, target: { ...a.target, data: a.target.data.slice() } },
+  };
 }
 
 export class Batcher {
@@ -105,11 +121,13 @@ export class Batcher {
   private readonly maxBatchSize: number;
   private readonly maxDelayMs: number;
   private readonly maxQueue: number;
+  private readonly maxQueueBytes: number;
   private readonly concurrency: number;
   /** The device the calls run on, as ATen names it. */
   readonly device: string;
   private readonly queues = new Map<string, Queue>();
   private pendingRows = 0;
+  private pendingBytes = 0;
   private inFlight = 0;
   private closed = false;
   private draining = false;
@@ -120,10 +138,11 @@ export class Batcher {
     const o = readOptions(options, NAMES, 'Batcher');
     this.maxBatchSize = positiveInt(o, 'maxBatchSize', 256);
     this.maxQueue = positiveInt(o, 'maxQueue', 1 << 20, true);
+    this.maxQueueBytes = positiveInt(o, 'maxQueueBytes', DEFAULT_MAX_QUEUE_BYTES, true);
     this.concurrency = positiveInt(o, 'concurrency', 2);
     const delay = o.maxDelayMs ?? 1;
     if (typeof delay !== 'number') throw typeError('maxDelayMs', 'a number of milliseconds >= 0', delay);
-    if (!(delay >= 0 && Number.isFinite(delay))) throw rangeError('maxDelayMs', 'a finite number of milliseconds >= 0', delay);
+    if (!(delay >= 0 && delay <= MAX_DELAY_MS)) throw rangeError('maxDelayMs', `a number of milliseconds in [0, ${MAX_DELAY_MS}]`, delay);
     this.maxDelayMs = delay;
     const loss: Record<string, unknown> = {};
     for (const k of LOSS_NAMES) if (o[k] !== undefined) loss[k] = o[k];
@@ -147,12 +166,14 @@ export class Batcher {
   }
 
   get stats(): BatcherStats {
-    return { ...this.counters, pending: this.pendingRows };
+    return { ...this.counters, pending: this.pendingRows, pendingBytes: this.pendingBytes };
   }
 
   /**
    * The loss of one request, as crossEntropy(input, target, options) would give it alone,
-   * computed together with the requests that arrive with it.
+   * computed together with the requests that arrive with it. The request's input and target
+   * are copied when score() is called: the caller may overwrite, transfer or drop its buffers
+   * at once, and a buffer that is already detached rejects this request only.
    */
   score(input: HostTensorInput, target: HostTensorInput): Promise<ScoreResult> {
     let req: Request;
@@ -165,7 +186,8 @@ export class Batcher {
             'a Batcher concatenates requests on the host: pass host tensors, or call crossEntropy directly with device tensors',
         );
       }
-      const prepared = prepare(input, target, this.lossOptions, 'Batcher.score');
+      const prepared = snapshot(prepare(input, target, this.lossOptions, 'Batcher.score'));
+      const bytes = prepared.args.input.data.byteLength + prepared.args.target.data.byteLength;
       const shape = prepared.args.input.shape;
       const rows = shape.length === 1 ? 1 : shape[0];
       if (rows > this.maxQueue) {
@@ -173,6 +195,20 @@ export class Batcher {
           `Expected at most maxQueue (${this.maxQueue}) rows for Batcher.score's input but received ${rows} rows; ` +
             'it can never be queued: split it, call crossEntropy directly, or raise maxQueue',
           ERROR_CODES.REQUEST_TOO_LARGE,
+        );
+      }
+      if (bytes > this.maxQueueBytes) {
+        throw rangeErrorMessage(
+          `Expected at most maxQueueBytes (${this.maxQueueBytes}) bytes of input and target for Batcher.score but received ${bytes} bytes; ` +
+            'it can never be queued: split it, call crossEntropy directly, or raise maxQueueBytes',
+          ERROR_CODES.REQUEST_TOO_LARGE,
+        );
+      }
+      if (this.pendingBytes + bytes > this.maxQueueBytes) {
+        throw rangeErrorMessage(
+          `Batcher queue is full: ${this.pendingBytes} bytes pending + ${bytes} requested > maxQueueBytes (${this.maxQueueBytes}); ` +
+            'retry later or raise maxQueueBytes',
+          ERROR_CODES.QUEUE_FULL,
         );
       }
       if (this.pendingRows + rows > this.maxQueue) {
@@ -190,7 +226,7 @@ export class Batcher {
         if (wrapped !== null) throw wrappedIgnoreError('Batcher.score', wrapped, prepared.args.ignoreIndex);
       }
       const D = this.reduction === 'mean' ? denominator(prepared) : 1;
-      req = { prepared, rows, perRow, D, arrived: Date.now(), resolve: () => {}, reject: () => {} };
+      req = { prepared, rows, bytes, perRow, D, arrived: Date.now(), resolve: () => {}, reject: () => {} };
     } catch (err) {
       return Promise.reject(err);
     }
@@ -206,6 +242,7 @@ export class Batcher {
     q.requests.push(req);
     q.rows += req.rows;
     this.pendingRows += req.rows;
+    this.pendingBytes += req.bytes;
     this.schedule();
     return promise;
   }
@@ -225,6 +262,7 @@ export class Batcher {
         if (q.timer) clearTimeout(q.timer);
         for (const r of q.requests) {
           this.pendingRows -= r.rows;
+          this.pendingBytes -= r.bytes;
           this.counters.requests++;
           r.reject(codedError(ERROR_CODES.CLOSED, 'Batcher was closed with { reject: true } before this request was computed; close() without it computes pending requests first'));
         }
@@ -282,6 +320,7 @@ export class Batcher {
       rows += r.rows;
     }
     q.rows -= rows;
+    const bytes = batch.reduce((a, r) => a + r.bytes, 0);
     if (q.timer) {
       clearTimeout(q.timer);
       q.timer = null;
@@ -291,6 +330,7 @@ export class Batcher {
     this.run(batch, rows).finally(() => {
       this.inFlight--;
       this.pendingRows -= rows;
+      this.pendingBytes -= bytes;
       this.counters.rows += rows;
       this.counters.requests += batch.length;
       this.schedule();
@@ -364,8 +404,8 @@ export class Batcher {
     const positions = batch.reduce((a, r) => a + r.rows * r.perRow, 0);
     const targetRow = first.probabilityTarget ? rowShape : rowShape.slice(1);
     const targetLen = rows * numel(targetRow);
-    const input = sharedLike(x0.data, inputLen);
-    const target = sharedLike(t0.data, targetLen);
+    const input = sharedArray(x0.data, inputLen, false);
+    const target = sharedArray(t0.data, targetLen, false);
     let gradOutput: NativeTensor | number | null = null;
     let g: Float64Array | null = null;
     if (this.grad) {

@@ -102,7 +102,7 @@ describe('smoothce demo', () => {
       expect(found[1].slice(row.label.length).trim(), row.label).toMatch(/^[+−]\d+\.\d+ ± \d+\.\d+( pts)?( \*)?$/);
     }
     expect(stdout).toMatch(/ε_noise = ηK\/\(K − 1\) = 0\.222; temperature fitted at ε = 0: \d\.\d\d/);
-    expect(stdout).toMatch(/^ε = 0\.1 against ε = 0, paired over 3 seeds: /m);
+    expect(stdout).toMatch(/^ε = 0\.1 against ε = 0, paired over 8 seeds: /m); // the default seeds
     expect(stdout).toMatch(/note: --quick/);
     // No TTY here: a line per 10% of the work on stderr, with the time left.
     expect(stderr).toMatch(/^demo 50% done, \d+ s elapsed, about \d+ s left$/m);

@@ -16,7 +16,8 @@ import { buildReport, type BinTable, type CalibrationReport, type Stats } from '
 import { computeStats, computeStatsAsync } from './compute';
 import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type CommonOptions, type Convention, type Resolved } from './options';
 import { batchWork } from './row-extras';
-import { curveFromGrid, gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
+import { gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
+import { curveFromGrid } from './smooth-curve';
 import { replaceState } from '../core/state';
 
 export interface AccumulatorOptions extends CommonOptions {
@@ -105,7 +106,8 @@ export class Accumulator {
 
   /** The batch's sums plus its top-label table and SmoothECE grids (from the native per-row values). */
   #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids | null }): Batch {
-    return { stats: { ...s, rows: undefined, topLabel: w.topLabel }, smooth: w.grids };
+    const { rows: _rows, ...sums } = s; // the per-row values are not kept
+    return { stats: { ...sums, topLabel: w.topLabel }, smooth: w.grids };
   }
 
   /**

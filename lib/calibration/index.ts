@@ -30,7 +30,8 @@ export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, 
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
 export { smoothEce, SmoothEceGrids, GRID_SIZES as SMOOTH_ECE_GRID_SIZES } from './smooth-ece';
-export type { SmoothEceResult, SmoothCurve } from './smooth-ece';
+export type { SmoothEceResult } from './smooth-ece';
+export type { SmoothCurve } from './smooth-curve';
 export type { RiskCoverage, SelectiveScore } from './selective';
 export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators/index';
 export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators/index';

@@ -8,7 +8,8 @@ import type { NativeBinSums, NativeCalibrationStats } from '../core/native';
 import type { Convention, Norm } from './options';
 import type { TopLabelRows } from './rows';
 import type { RiskCoverage } from './selective';
-import type { SmoothCurve, SmoothEceResult } from './smooth-ece';
+import type { SmoothEceResult } from './smooth-ece';
+import type { SmoothCurve } from './smooth-curve';
 
 /** Per-bin sums as plain arrays. For the torchmetrics convention count has one entry more
  * than edges has gaps: the extra bin for confidence exactly 1.0. Classwise tables hold K

@@ -8,7 +8,8 @@ import { topLabelTable, type BinTable, type RowExtras } from './metrics';
 import type { Convention } from './options';
 import type { TopLabelRows } from './rows';
 import { riskCoverage, type SelectiveScore } from './selective';
-import { ROWS_PER_STEP, SmoothEceGrids, smoothCurveSteps, smoothEceSteps, type Grid } from './smooth-ece';
+import { ROWS_PER_STEP, SmoothEceGrids, smoothEceSteps, type Grid } from './smooth-ece';
+import { smoothCurveSteps } from './smooth-curve';
 
 export interface RowWorkOptions {
   convention: Convention;

@@ -82,6 +82,8 @@ export interface NativeCalibrationArgs {
   convention: 0 | 1 | 2;
   classwise: boolean;
   adaptive: boolean;
+  /** Also return the per-row float64 top-label values (stats.rows). */
+  rows?: boolean;
   tolerance: number;
   device: string;
   /** Parameter name for error messages (default 'scores'). */
@@ -106,6 +108,17 @@ export interface NativeCalibrationStats {
   top: NativeBinSums;
   classwise?: NativeBinSums;
   adaptive?: NativeBinSums;
+  /** Per-row top-label values in float64 (args.rows): see binding/calibration.h. */
+  rows?: {
+    confidence: NativeTensor;
+    correct: NativeTensor;
+    predicted: NativeTensor;
+    /** Rows by confidence descending, ties in row order (int32). */
+    order: NativeTensor;
+    normalizedMaxLogit?: NativeTensor;
+    /** Rows by normalised max logit descending, ties in row order (int32). */
+    orderNormalized?: NativeTensor;
+  };
 }
 
 export interface NativeTemperatureResult {

@@ -6,7 +6,9 @@
  * (wasm backend) and a memory-bandwidth floor, on the same machine and thread count.
  *
  *   node --expose-gc bench/run.js [--quick] [--json] [--out bench/RESULTS.md] [--sizes 32x10,4096x1000]
- *                                 [--threads 1,2] [--reps N] [--rounds N] [--no-torch] [--no-tfjs]
+ *                                 [--threads 1,2] [--reps N] [--rounds N] [--no-torch] [--no-tfjs] [--no-linear]
+ *
+ * Then the fused linear cross-entropy cases of bench/linear-ce.js (--quick passed on; --no-linear skips them).
  *
  * Every case runs in its own process (so its peak RSS is its own): bench/node_case.js for
  * Node.js, bench/torch_case.py for PyTorch (timed inside Python). Forward = the mean loss
@@ -201,8 +203,18 @@ function main() {
   if (flag('--json')) {
     process.stdout.write(JSON.stringify({ meta, results, scaling, asyncFirst }, null, 2) + '\n');
   }
-  const md = markdown(meta, results, scaling, asyncFirst);
+  let md = markdown(meta, results, scaling, asyncFirst);
   if (!flag('--json')) process.stdout.write(md);
+  // The fused linear cross-entropy cases (issue 28): bench/linear-ce.js, each case in fresh processes.
+  if (!flag('--no-linear') && !flag('--json')) {
+    const linear = execFileSync(process.execPath, [path.join(__dirname, 'linear-ce.js'), ...(quick ? ['--quick'] : []), ...(flag('--no-torch') ? ['--no-torch'] : [])], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+      maxBuffer: 1 << 24,
+    });
+    process.stdout.write('\n' + linear);
+    md += '\n' + linear;
+  }
   const outFile = opt('--out', quick ? null : path.join(__dirname, 'RESULTS.md'));
   if (outFile) fs.writeFileSync(outFile, md);
 }

@@ -63,6 +63,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   InitDistributed(env, exports);
   InitCalibration(env, exports);
   InitFused(env, exports);
+  InitLinearCrossEntropy(env, exports);
 #ifdef SMOOTHCE_TESTING
   // The test addon only (CMakeLists.txt, smoothce_testing): test and benchmark hooks.
   InitTesting(env, exports);

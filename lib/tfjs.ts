@@ -16,6 +16,7 @@
  */
 import type * as TF from '@tensorflow/tfjs-core';
 import { crossEntropy } from './loss/cross-entropy';
+import { linearCrossEntropy, type LinearCrossEntropyOptions, type LinearCrossEntropyResult } from './loss/linear-cross-entropy';
 import { codedError, ERROR_CODES, inconsistent, rangeError, typeError } from './core/errors';
 import { readOptions, type Reduction } from './core/options';
 import { numel, type Tensor } from './core/tensor';
@@ -243,4 +244,101 @@ export function tileLabels(indices: TF.Tensor, numClasses: number, classAxis: 1 
     const reps = e.shape.map((_, i) => (i === axis ? numClasses : 1));
     return tf.tile(e, reps);
   });
+}
+
+export interface LinearCrossEntropyLossOptions {
+  /** ε in [0, 1] (default 0). */
+  labelSmoothing?: number;
+  /** Per-class weights, length C (an array, a Float32Array/Float64Array, or a 1-D tfjs tensor, read once). */
+  weight?: readonly number[] | Float32Array | Float64Array | TF.Tensor1D;
+  /** Class-index labels equal to it are ignored (default -100). */
+  ignoreIndex?: number;
+  /** 'mean' (default), 'sum', or 'none' (one loss per row). */
+  reduction?: Reduction;
+  /** Bound on the working buffers in bytes (default 16 MiB, or 64 rows' worth when more), as linearCrossEntropy's workingMemory. */
+  workingMemory?: number;
+}
+
+/** (labels, input, linearWeight, linearBias?) => the loss: a scalar for 'mean' and 'sum', one per row for 'none'. */
+export type TfjsLinearLoss = (labels: TF.Tensor, input: TF.Tensor, linearWeight: TF.Tensor, linearBias?: TF.Tensor) => TF.Tensor;
+
+const LINEAR_LOSS_OPTION_NAMES = ['labelSmoothing', 'weight', 'ignoreIndex', 'reduction', 'workingMemory'] as const;
+
+/**
+ * A TensorFlow.js loss for a model's output layer: PyTorch's
+ * cross_entropy(linear(input, linearWeight, linearBias), labels, ...) computed by smoothce's
+ * linearCrossEntropy, which never forms the (N, C) logits; its gradients for input,
+ * linearWeight and linearBias are wired into tfjs's autodiff with tf.customGrad. input is
+ * (N, H) or (H), linearWeight (C, H) (the transpose of a tfjs Dense kernel), linearBias (C);
+ * labels are int32 class indices (N) (float32 integers are accepted) or float32 probabilities (N, C).
+ */
+export function linearCrossEntropyLoss(options: LinearCrossEntropyLossOptions = {}): TfjsLinearLoss {
+  const opts = readOptions(options, LINEAR_LOSS_OPTION_NAMES, 'linearCrossEntropyLoss') as LinearCrossEntropyLossOptions;
+  const reduction = opts.reduction ?? 'mean';
+  const weight = opts.weight instanceof tf.Tensor ? readWeight(opts.weight) : opts.weight;
+  const lossOptions: LinearCrossEntropyOptions = {
+    labelSmoothing: opts.labelSmoothing,
+    weight: weight as LinearCrossEntropyOptions['weight'],
+    ignoreIndex: opts.ignoreIndex,
+    reduction,
+    workingMemory: opts.workingMemory,
+  };
+  for (const k of Object.keys(lossOptions) as (keyof LinearCrossEntropyOptions)[]) if (lossOptions[k] === undefined) delete lossOptions[k];
+  // Checks the options now, with a stand-in call (C = the weights' length, or 3).
+  {
+    const C = weight !== undefined && weight !== null && typeof (weight as { length?: unknown }).length === 'number' ? Math.max((weight as { length: number }).length, 1) : 3;
+    linearCrossEntropy({ data: new Float32Array(1), shape: [1, 1], dtype: 'float32' }, { data: new Float32Array(C), shape: [C, 1], dtype: 'float32' }, { data: new Int32Array(1), shape: [1], dtype: 'int32' }, lossOptions);
+  }
+
+  const host = (t: TF.Tensor, name: string): Tensor => {
+    if (t.dtype !== 'float32') throw typeError(`${name}.dtype`, 'float32', t.dtype);
+    return { data: t.dataSync() as Float32Array, shape: t.shape.slice(), dtype: 'float32' };
+  };
+  const readLabels = (labels: TF.Tensor, x: Tensor, C: number): Tensor => {
+    if (labels.dtype !== 'float32' && labels.dtype !== 'int32') throw typeError('labels.dtype', 'float32 or int32', labels.dtype);
+    const raw = labels.dataSync() as Float32Array | Int32Array;
+    const probShape = x.shape.length === 1 ? [C] : [x.shape[0], C];
+    const isProb = labels.shape.length === probShape.length && labels.shape.every((d, i) => d === probShape[i]) && labels.dtype === 'float32';
+    if (isProb) return { data: raw, shape: labels.shape.slice(), dtype: 'float32' };
+    return { data: indicesFrom(raw, 'labels'), shape: labels.shape.slice(), dtype: 'int32' };
+  };
+  const make = (withBias: boolean) =>
+    tf.customGrad(((...args: TF.Tensor[]) => {
+      const [labels, input, linearWeight, linearBias] = args;
+      const x = host(input, 'input');
+      const w = host(linearWeight, 'linearWeight');
+      const C = w.shape[0] ?? 0;
+      const t = readLabels(labels, x, C);
+      const call: LinearCrossEntropyOptions = { ...lossOptions };
+      if (withBias) call.linearBias = host(linearBias, 'linearBias');
+      const grads = (r: LinearCrossEntropyResult): TF.Tensor[] => {
+        const g = r.grad!;
+        const out = [tf.zerosLike(labels), tf.tensor(g.input.data as Float32Array, input.shape, 'float32'), tf.tensor(g.linearWeight.data as Float32Array, linearWeight.shape, 'float32')];
+        if (withBias) out.push(tf.tensor(g.linearBias!.data as Float32Array, linearBias.shape, 'float32'));
+        return out;
+      };
+      if (reduction === 'none') {
+        const r = linearCrossEntropy(x, w, t, { ...call, reduction: 'none' });
+        const lossShape = (r.loss as Tensor).shape;
+        const value = tf.tensor(r.loss.data as Float32Array, lossShape, 'float32');
+        const gradFunc = (dy: TF.Tensor): TF.Tensor[] =>
+          grads(linearCrossEntropy(x, w, t, { ...call, reduction: 'none', grad: true, gradOutput: { data: dy.dataSync() as Float32Array, shape: lossShape, dtype: 'float32' } }));
+        return { value, gradFunc };
+      }
+      const r = linearCrossEntropy(x, w, t, { ...call, reduction, grad: true });
+      const value = tf.scalar(r.loss as number, 'float32');
+      const gradFunc = (dy: TF.Tensor): TF.Tensor[] => tf.tidy(() => grads(r).map((g, i) => (i === 0 ? g : tf.mul(g, dy))));
+      return { value, gradFunc };
+    }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  const plain = make(false);
+  const biased = make(true);
+
+  return (labels, input, linearWeight, linearBias) => {
+    for (const [name, v] of [['labels', labels], ['input', input], ['linearWeight', linearWeight]] as const) {
+      if (!(v instanceof tf.Tensor)) throw typeError(name, 'a TensorFlow.js tensor', v);
+    }
+    if (linearBias === undefined) return plain(labels, input, linearWeight);
+    if (!(linearBias instanceof tf.Tensor)) throw typeError('linearBias', 'a TensorFlow.js tensor (or undefined)', linearBias);
+    return (biased as unknown as (...a: TF.Tensor[]) => TF.Tensor)(labels, input, linearWeight, linearBias);
+  };
 }

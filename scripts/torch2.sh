@@ -35,7 +35,7 @@ SUITES=(
   test/oracle.test.ts test/golden.test.ts test/fused-golden.test.ts test/fused.test.ts
   test/parity-cases.test.ts test/parity-cli.test.ts test/aten-fast.test.ts test/reference.test.ts
   test/distributed.test.ts test/async.test.ts test/lifetime.test.ts test/threads.test.ts
-  test/validation.test.ts test/smoke.test.ts test/soak.test.ts
+  test/validation.test.ts test/smoke.test.ts test/soak.test.ts test/linear-cross-entropy.test.ts
 )
 MODE=suites
 case "${1:-}" in

@@ -82,6 +82,28 @@ const y = (): Tensor => labels(N, C, 12);
 const w = (): Float32Array => Float32Array.from([1, 0.5, 2, 1.5, 0.25]);
 
 const CASES: Case[] = [
+  ...(['mean', 'none'] as const).map(
+    (reduction): Case => ({
+      entry: 'linearCrossEntropyAsync',
+      label: `${reduction}, grad, linearBias, class weights and a gradOutput tensor`,
+      start: () => {
+        const [input, lw, target] = [logits(N, 4, 11), logits(C, 4, 13), y()];
+        const [bias, weight] = [Float64Array.from([0.1, -0.2, 0.3, 0, 0.5]), w()];
+        const gradOutput = tensor(Float64Array.from({ length: reduction === 'none' ? N : 1 }, (_, i) => 1 + i / 10), reduction === 'none' ? [N] : []);
+        const promise = smoothce.linearCrossEntropyAsync(input, lw, target, { reduction, grad: true, labelSmoothing: 0.1, linearBias: bias, weight, gradOutput });
+        return { promise, arrays: [input.data, lw.data, target.data, bias, weight, gradOutput.data] };
+      },
+      expected: () =>
+        smoothce.linearCrossEntropy(logits(N, 4, 11), logits(C, 4, 13), y(), {
+          reduction,
+          grad: true,
+          labelSmoothing: 0.1,
+          linearBias: Float64Array.from([0.1, -0.2, 0.3, 0, 0.5]),
+          weight: w(),
+          gradOutput: tensor(Float64Array.from({ length: reduction === 'none' ? N : 1 }, (_, i) => 1 + i / 10), reduction === 'none' ? [N] : []),
+        }),
+    }),
+  ),
   ...(
     [
       ['mean', {}],

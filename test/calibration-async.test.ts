@@ -86,7 +86,9 @@ describe('calibration.reportAsync', () => {
       const async = await calibration.reportAsync(c.scores, c.labels, c.options);
       expectSameBits(async, sync, `case ${seed}`);
     }
-  });
+    // Each report includes SmoothECE's bandwidth search, a constant of about 10-20 ms on a free
+    // core (eleven grid smoothings): 240 reports need more than the default timeout on a loaded machine.
+  }, 600_000);
 
   it('runs 40 concurrent calls, each equal to its sync result', async () => {
     const cases = Array.from({ length: 40 }, (_, i) => makeCase(1000 + i));

@@ -83,7 +83,7 @@ function expectSvg(file: string): void {
   expect(new Resvg(svg).width).toBeGreaterThan(400);
 }
 
-const TINY = ['--epochs', '2', '--hidden', '8', '--no-progress'];
+const TINY = ['--epochs', '2', '--hidden', '8', '--seeds', '3', '--no-progress'];
 
 describe('smoothce demo', () => {
   it('--quick prints means ± sd per ε, paired differences and findings, and writes the report and the plots', async () => {
@@ -102,7 +102,7 @@ describe('smoothce demo', () => {
       expect(found[1].slice(row.label.length).trim(), row.label).toMatch(/^[+−]\d+\.\d+ ± \d+\.\d+( pts)?( \*)?$/);
     }
     expect(stdout).toMatch(/ε_noise = ηK\/\(K − 1\) = 0\.222; temperature fitted at ε = 0: \d\.\d\d/);
-    expect(stdout).toMatch(/^ε = 0\.1 against ε = 0, paired over 3 seeds: /m);
+    expect(stdout).toMatch(/^ε = 0\.1 against ε = 0, paired over 8 seeds: /m); // the default seeds
     expect(stdout).toMatch(/note: --quick/);
     // No TTY here: a line per 10% of the work on stderr, with the time left.
     expect(stderr).toMatch(/^demo 50% done, \d+ s elapsed, about \d+ s left$/m);
@@ -173,7 +173,7 @@ describe('smoothce demo', () => {
 
   it('--study --quick --json has the four regimes, each with every ε and seed and the temperature with atBound', async () => {
     const dir = tmp();
-    const { stdout } = await cli('demo', '--study', '--quick', '--json', '--no-progress', '--out', dir);
+    const { stdout } = await cli('demo', '--study', '--quick', '--seeds', '3', '--json', '--no-progress', '--out', dir);
     const study = JSON.parse(stdout) as StudyReport;
     expect(study.regimes.map((r) => r.name)).toEqual(['robustness', 'calibration', 'over-correction', 'binary']);
     study.regimes.forEach((r, i) => {
@@ -184,6 +184,8 @@ describe('smoothce demo', () => {
       for (const eps of r.settings.eps) expect(r.runs.filter((x) => x.eps === eps).map((x) => x.seed)).toEqual([1, 2, 3]);
       for (const run of r.runs) {
         expect(run.temperature.temperature).toBeGreaterThan(0);
+        expect(run.test.aurc).toBeGreaterThanOrEqual(0);
+        expect(run.test.aurcNormalized).toBeGreaterThanOrEqual(0);
         expect(typeof run.temperature.atBound).toBe('boolean');
       }
       expect(r.differences.map((d) => d.eps)).toEqual(r.settings.eps.slice(1));
@@ -235,7 +237,7 @@ describe('demo statistics and table', () => {
     };
     const run = (seed: number, eps: number, atBound: boolean, t: number): SeedRun => ({
       seed, eps,
-      test: { accuracy: 0.9, nll: 0.3, brier: 0.1, ece: 0.05, mce: 0.2, mceAllBins: 0.4, rmsce: 0.06, adaptiveEce: 0.05, classwiseEce: 0.01 },
+      test: { accuracy: 0.9, nll: 0.3, brier: 0.1, ece: 0.05, mce: 0.2, mceAllBins: 0.4, rmsce: 0.06, adaptiveEce: 0.05, classwiseEce: 0.01, smoothEce: 0.04, aurc: 0.02, aurcNormalized: 0.018 },
       temperature: { temperature: t, atBound, validationNllBefore: 0.3, validationNllAfter: atBound ? 0 : 0.25, testNll: atBound ? 7620 : 0.28, testEce: 0.04 },
       train: { noisyAccuracy: 0.8, cleanAccuracy: 0.95, memorized: 0.1, finalLoss: 0.5 },
       gap: 0.05,

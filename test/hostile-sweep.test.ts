@@ -17,6 +17,8 @@ import {
   distributed,
   ERROR_CODES,
   formatNpy,
+  linearCrossEntropy,
+  linearCrossEntropyAsync,
   LossAccumulator,
   parseCaseFile,
   parseNpy,
@@ -87,6 +89,8 @@ const POOL: [string, () => unknown][] = [
 
 const x = () => tensor(Float64Array.from([1, 2, 3, -1, 0, 0.5]), [2, 3]);
 const y = () => tensor([0, 2], [2], 'int64');
+/** A (C, H) = (3, 3) linear weight for linearCrossEntropy with x() as (N, H) = (2, 3) hidden states. */
+const wl = () => tensor(Float64Array.from([0.5, -1, 0, 1, 0.25, -0.5, 0, 0.75, 1]), [3, 3]);
 const p = () => tensor(Float64Array.from([0.2, 0.3, 0.5, 0.6, 0.3, 0.1]), [2, 3]);
 
 /** Public entry points with valid arguments; each argument position is replaced in turn. */
@@ -94,6 +98,8 @@ const ENTRIES: [string, (...args: unknown[]) => unknown, () => unknown[]][] = [
   ['tensor', (...a) => tensor(...(a as Parameters<typeof tensor>)), () => [new Float64Array(6), [2, 3], 'float64']],
   ['crossEntropy', (...a) => crossEntropy(...(a as [never, never, never])), () => [x(), y(), { labelSmoothing: 0.1 }]],
   ['crossEntropyAsync', (...a) => crossEntropyAsync(...(a as [never, never, never])), () => [x(), y(), { batchSize: 1 }]],
+  ['linearCrossEntropy', (...a) => linearCrossEntropy(...(a as [never, never, never, never])), () => [x(), wl(), y(), { labelSmoothing: 0.1, grad: true, linearBias: Float64Array.from([0.1, 0.2, 0.3]) }]],
+  ['linearCrossEntropyAsync', (...a) => linearCrossEntropyAsync(...(a as [never, never, never, never])), () => [x(), wl(), y(), { grad: true, weight: [1, 2, 3] }]],
   ['new LossAccumulator', (o) => new LossAccumulator(o as never), () => [{ labelSmoothing: 0.1 }]],
   ['LossAccumulator#update', (a, b) => new LossAccumulator().update(a as never, b as never), () => [x(), y()]],
   ['LossAccumulator#updateAsync', (a, b) => new LossAccumulator({ batchSize: 1 }).updateAsync(a as never, b as never), () => [x(), y()]],

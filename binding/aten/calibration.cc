@@ -274,6 +274,30 @@ CalibrationStats calibration_stats(const CalibrationArgs& args) {
     st.classwise.acc_sum = s.acc_sum.view({K, cw.total});
   }
   if (args.adaptive) st.adaptive = adaptive_bins(conf, correct, B, args.convention);
+  if (args.rows) {
+    // float64 throughout, as numpy computes from float64 logits; argmax gives the first index
+    // of the largest probability.
+    at::Tensor p64;
+    if (args.from_logits) {
+      at::Tensor z64 = scores.to(at::kDouble);
+      p64 = at::softmax(args.temperature == 1.0 ? z64 : z64 / args.temperature, 1);
+      at::Tensor zc = z64 - z64.mean(1, /*keepdim=*/true);
+      at::Tensor norm = zc.pow(2).sum(1).sqrt();
+      at::Tensor top = std::get<0>(zc.max(1));
+      at::Tensor nml = at::where(norm > 0, top / norm, at::zeros_like(norm));
+      st.row_order_nml = std::get<1>(at::sort(nml, /*stable=*/true, /*dim=*/0, /*descending=*/true)).to(at::kInt).cpu().contiguous();
+      st.row_nml = nml.cpu().contiguous();
+    } else {
+      p64 = scores.to(at::kDouble);
+    }
+    at::Tensor rpred = p64.argmax(1);
+    at::Tensor rconf = p64.gather(1, rpred.unsqueeze(1)).squeeze(1);
+    // The AURC ranking: descending, ties in row order (a stable sort keeps equal values in order).
+    st.row_order = std::get<1>(at::sort(rconf, /*stable=*/true, /*dim=*/0, /*descending=*/true)).to(at::kInt).cpu().contiguous();
+    st.row_conf = rconf.cpu().contiguous();
+    st.row_correct = (rpred == labels).to(at::kByte).cpu().contiguous();
+    st.row_pred = rpred.to(at::kInt).cpu().contiguous();
+  }
   return st;
 }
 

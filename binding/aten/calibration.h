@@ -32,6 +32,7 @@ struct CalibrationArgs {
   bool classwise = true;   // per-class bins (classwise ECE)
   bool adaptive = true;    // equal-mass bins (adaptive ECE); needs all confidences at once
   double sum_tolerance = 1e-3;  // |row sum - 1| allowed for probabilities
+  bool rows = false;  // also return the per-row top-label values (row_conf ... row_nml below), in float64
   std::string device = "cpu";
   std::string scores_name = "scores";  // the parameter name used in error messages
 };
@@ -57,6 +58,15 @@ struct CalibrationStats {
   BinSums top;             // top-label, uniform bins
   BinSums classwise;       // count/conf_sum/acc_sum are (K, nb); undefined unless asked
   BinSums adaptive;        // top-label, equal-mass bins; undefined unless asked
+  // Per-row top-label values, computed in float64 whatever the input dtype (float32 is widened
+  // exactly first), CPU, contiguous; undefined unless args.rows. They feed SmoothECE, top-label
+  // ECE and AURC (lib/calibration/rows.ts):
+  at::Tensor row_conf;     // (N) float64: max_k p_k, p = softmax(z / T) of the float64 logits, or the probabilities
+  at::Tensor row_correct;  // (N) uint8: argmax (first index of the largest p) == label
+  at::Tensor row_pred;     // (N) int32: that argmax
+  at::Tensor row_nml;      // (N) float64, logits only: max_k (z_k - mean z) / ||z - mean z||_2 (0 for a constant row)
+  at::Tensor row_order;      // (N) int32: rows by row_conf descending, equal values in row order (stable sort)
+  at::Tensor row_order_nml;  // (N) int32, logits only: the same by row_nml
 };
 
 // Validates the data (probabilities in [0, 1] summing to 1, finite logits, labels in

@@ -52,6 +52,16 @@ Napi::Object stats_to_js(Napi::Env env, const CalibrationStats& st) {
   out.Set("top", sums_to_js(env, st.top));
   if (st.classwise.count.defined()) out.Set("classwise", sums_to_js(env, st.classwise));
   if (st.adaptive.count.defined()) out.Set("adaptive", sums_to_js(env, st.adaptive));
+  if (st.row_conf.defined()) {
+    Napi::Object rows = Napi::Object::New(env);
+    rows.Set("confidence", tensor_to_js(env, st.row_conf));
+    rows.Set("correct", tensor_to_js(env, st.row_correct));
+    rows.Set("predicted", tensor_to_js(env, st.row_pred));
+    rows.Set("order", tensor_to_js(env, st.row_order));
+    if (st.row_nml.defined()) rows.Set("normalizedMaxLogit", tensor_to_js(env, st.row_nml));
+    if (st.row_order_nml.defined()) rows.Set("orderNormalized", tensor_to_js(env, st.row_order_nml));
+    out.Set("rows", rows);
+  }
   return out;
 }
 
@@ -103,6 +113,7 @@ Napi::Value CalibrationStatsEntry(const Napi::CallbackInfo& info) {
   a.convention = static_cast<Convention>(static_cast<int64_t>(conv));
   a.classwise = o.Get("classwise").ToBoolean().Value();
   a.adaptive = o.Get("adaptive").ToBoolean().Value();
+  a.rows = o.Get("rows").ToBoolean().Value();
   a.sum_tolerance = number_or(env, o, "tolerance", 1e-3);
   a.device = string_or(o, "device", "cpu");
   a.scores_name = string_or(o, "scoresName", "scores");

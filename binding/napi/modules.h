@@ -14,4 +14,6 @@ void InitCalibration(Napi::Env env, Napi::Object exports);  // calibration_bindi
 
 void InitFused(Napi::Env env, Napi::Object exports);  // fused_binding.cc
 
+void InitLinearCrossEntropy(Napi::Env env, Napi::Object exports);  // linear_cross_entropy_binding.cc
+
 }  // namespace smoothce

@@ -14,22 +14,37 @@ import { inconsistent, rangeError, rangeErrorMessage, typeError } from '../core/
 import { readOptions, type Device } from '../core/options';
 import { buildReport, type BinTable, type CalibrationReport, type Stats } from './metrics';
 import { computeStats, computeStatsAsync } from './compute';
-import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type Convention, type Resolved, type ReportOptions } from './options';
+import { checkInputs, COMMON_OPTION_NAMES, CONVENTIONS, resolveCommon, type CommonOptions, type Convention, type Resolved } from './options';
+import { batchWork } from './row-extras';
+import { gridSize, runSliced, runSync, SmoothEceGrids } from './smooth-ece';
+import { curveFromGrid } from './smooth-curve';
 import { replaceState } from '../core/state';
 
-export type AccumulatorOptions = ReportOptions;
+export interface AccumulatorOptions extends CommonOptions {
+  /**
+   * Keep the SmoothECE grids (default true): report().smoothEce is then exact. They cost about
+   * 330 KB per accumulator (and in its JSON, base64) and ten grid updates per row; false drops
+   * them (smoothEce is then NaN), e.g. for many small sub-window accumulators.
+   */
+  smoothEce?: boolean;
+}
 
 /** The JSON form of an Accumulator (toJSON / fromJSON). */
 export interface AccumulatorState {
   format: 'smoothce.calibration.accumulator';
   version: 1;
-  options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string };
+  options: { from: 'logits' | 'probs'; bins: number; convention: Convention; temperature: number; tolerance: number; device: string; smoothEce?: boolean };
   stats: Stats | null;
+  /** SmoothECE grids (smooth-ece.ts SmoothEceGrids.toJSON); absent in states written before they existed. */
+  smooth?: ReturnType<SmoothEceGrids['toJSON']>;
 }
 
 const ADAPTIVE_NOTE =
   'adaptiveEce is omitted (null) in an Accumulator report: equal-mass bins need all confidences at once and ' +
-  'cannot be streamed exactly; use calibration.report on the full data for it.';
+  'cannot be streamed exactly; use calibration.report on the full data for it. aurc is omitted (null) for the same ' +
+  'reason (the risk–coverage ranking needs every row). smoothEce is exact (the accumulator keeps its grids); its ' +
+  'curve has no bootstrap band.';
+const NO_SMOOTH_NOTE = 'smoothEce is NaN: this accumulator keeps no SmoothECE grids (smoothEce: false, or a state written without them).';
 
 function addTables(a: BinTable, b: BinTable): BinTable {
   return {
@@ -44,17 +59,29 @@ function sameEdges(a: number[], b: number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
+const BATCH_WANT = { classwise: true, adaptive: false, rows: true } as const;
+
+interface Batch {
+  stats: Stats;
+  smooth: SmoothEceGrids | null;
+}
+
 export class Accumulator {
   readonly #options: Resolved;
+  readonly #keepSmooth: boolean;
   #stats: Stats | null = null;
+  #smooth: SmoothEceGrids | null = null;
 
   constructor(options?: AccumulatorOptions) {
-    this.#options = resolveCommon(readOptions(options, COMMON_OPTION_NAMES, 'calibration.Accumulator'));
+    const opts = readOptions(options, [...COMMON_OPTION_NAMES, 'smoothEce'], 'calibration.Accumulator');
+    this.#options = resolveCommon(opts);
+    if (opts.smoothEce !== undefined && typeof opts.smoothEce !== 'boolean') throw typeError('smoothEce', 'a boolean', opts.smoothEce);
+    this.#keepSmooth = opts.smoothEce !== false;
   }
 
   /** The options this accumulator bins with (a copy). */
-  get options(): Resolved {
-    return { ...this.#options };
+  get options(): Resolved & { smoothEce: boolean } {
+    return { ...this.#options, smoothEce: this.#keepSmooth };
   }
 
   /** Number of samples seen so far. */
@@ -68,9 +95,19 @@ export class Accumulator {
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
-    const s = computeStats(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false });
-    this.#add(s);
+    const s = computeStats(inp.scores, inp.labels, this.#options, BATCH_WANT);
+    this.#add(this.#batch(s, runSync(batchWork(s.rows!, this.#rowOptions(s)))));
     return this;
+  }
+
+  #rowOptions(s: Stats) {
+    return { convention: this.#options.convention, edges: s.top.edges, grids: this.#keepSmooth };
+  }
+
+  /** The batch's sums plus its top-label table and SmoothECE grids (from the native per-row values). */
+  #batch(s: Stats, w: { topLabel: BinTable; grids: SmoothEceGrids | null }): Batch {
+    const { rows: _rows, ...sums } = s; // the per-row values are not kept
+    return { stats: { ...sums, topLabel: w.topLabel }, smooth: w.grids };
   }
 
   /**
@@ -87,16 +124,18 @@ export class Accumulator {
     if (this.#stats && inp.k !== this.#stats.classes) {
       throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${inp.k}`);
     }
-    const computed = computeStatsAsync(inp.scores, inp.labels, this.#options, { classwise: true, adaptive: false }, 'scores', callSite);
+    const computed = computeStatsAsync(inp.scores, inp.labels, this.#options, BATCH_WANT, 'scores', callSite).then(async (s) =>
+      this.#batch(s, await runSliced(batchWork(s.rows!, this.#rowOptions(s)))),
+    );
     // Handled below once the earlier updates are added; mark it now so that an early
     // rejection is not reported as unhandled in the meantime.
     computed.catch(() => undefined);
     const previous = this.#chain;
-    const added = previous.then(() => computed).then((s) => {
-      if (this.#stats && s.classes !== this.#stats.classes) {
-        throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${s.classes}`);
+    const added = previous.then(() => computed).then((b) => {
+      if (this.#stats && b.stats.classes !== this.#stats.classes) {
+        throw inconsistent('scores', `this accumulator has K = ${this.#stats.classes} classes but the batch has K = ${b.stats.classes}`);
       }
-      this.#add(s);
+      this.#add(b);
       return this;
     });
     this.#chain = added.then(
@@ -118,19 +157,25 @@ export class Accumulator {
         throw inconsistent('other', `its ${key} is ${JSON.stringify(o[key])} but this accumulator's is ${JSON.stringify(m[key])}`);
       }
     }
-    if (other.#stats) this.#add(other.#stats);
+    if (other.#keepSmooth !== this.#keepSmooth) {
+      throw inconsistent('other', `its smoothEce is ${other.#keepSmooth} but this accumulator's is ${this.#keepSmooth}`);
+    }
+    if (other.#stats) this.#add({ stats: other.#stats, smooth: other.#smooth });
     return this;
   }
 
   /** @internal distributed.allReduce(): take `other`'s state (same options). */
   [replaceState](other: Accumulator): void {
     this.#stats = other.#stats ? structuredClone(other.#stats) : null;
+    this.#smooth = other.#smooth ? new SmoothEceGrids().merge(other.#smooth) : null;
   }
 
-  #add(s: Stats): void {
+  #add(batch: Batch): void {
+    const s = batch.stats;
     const t = this.#stats;
     if (!t) {
       this.#stats = structuredClone(s);
+      this.#smooth = batch.smooth ? new SmoothEceGrids().merge(batch.smooth) : null;
       return;
     }
     if (s.classes !== t.classes) {
@@ -146,13 +191,18 @@ export class Accumulator {
       nllClamped: t.nllClamped + s.nllClamped,
       top: addTables(t.top, s.top),
       classwise: t.classwise && s.classwise ? addTables(t.classwise, s.classwise) : undefined,
+      topLabel: t.topLabel && s.topLabel ? addTables(t.topLabel, s.topLabel) : undefined,
     };
+    this.#smooth = this.#smooth && batch.smooth ? this.#smooth.merge(batch.smooth) : null;
   }
 
   /** The report over everything added so far (adaptiveEce: null; see the class comment). */
   report(): CalibrationReport {
     if (!this.#stats) throw rangeErrorMessage('Invalid accumulator: it has no samples yet; call update() with at least one batch first');
-    return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE]);
+    const smooth = this.#smooth?.result();
+    if (!smooth) return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE, NO_SMOOTH_NOTE]);
+    const curve = { ...runSync(curveFromGrid(this.#smooth!.grid(gridSize(smooth.bandwidth)), smooth.bandwidth, this.#stats.n)), bandwidth: smooth.bandwidth, bootstrap: 0 };
+    return buildReport(this.#stats, this.#options.convention, this.#options.temperature, [ADAPTIVE_NOTE], { smooth, curve, selective: null });
   }
 
   toJSON(): AccumulatorState {
@@ -160,8 +210,9 @@ export class Accumulator {
     return {
       format: 'smoothce.calibration.accumulator',
       version: 1,
-      options: { from, bins, convention, temperature, tolerance, device },
+      options: { from, bins, convention, temperature, tolerance, device, ...(this.#keepSmooth ? {} : { smoothEce: false }) },
       stats: this.#stats ? structuredClone(this.#stats) : null,
+      ...(this.#smooth ? { smooth: this.#smooth.toJSON() } : {}),
     };
   }
 
@@ -185,11 +236,14 @@ export class Accumulator {
       if (
         !Number.isSafeInteger(s.n) || s.n < 1 || !Number.isSafeInteger(s.classes) || s.classes < 2 ||
         ![s.correct, s.nllSum, s.brierSum, s.nllClamped].every((x) => typeof x === 'number' && Number.isFinite(x)) ||
-        !tableOk(s.top, nb) || (s.classwise !== undefined && !tableOk(s.classwise, nb * s.classes))
+        !tableOk(s.top, nb) || (s.classwise !== undefined && !tableOk(s.classwise, nb * s.classes)) ||
+        (s.topLabel !== undefined && !tableOk(s.topLabel, nb * s.classes))
       ) {
         throw rangeError('state.stats', 'statistics written by Accumulator.toJSON()', s);
       }
       acc.#stats = structuredClone({ ...s, adaptive: undefined });
+      acc.#smooth = v.smooth === undefined || !acc.#keepSmooth ? null : SmoothEceGrids.fromJSON(v.smooth, 'state.smooth');
+      if (acc.#smooth && acc.#smooth.count !== s.n) throw rangeError('state.smooth.count', `the row count of state.stats (${s.n})`, acc.#smooth.count);
     }
     return acc;
   }

@@ -7,6 +7,8 @@ import { CONVENTION_CODES, type Resolved } from './options';
 export interface Want {
   classwise: boolean;
   adaptive: boolean;
+  /** Per-row float64 top-label values (Stats.rows), for SmoothECE, top-label ECE and AURC. */
+  rows?: boolean;
 }
 
 function nativeArgs(scores: Tensor, labels: Tensor, r: Resolved, want: Want, scoresName: string): NativeCalibrationArgs {
@@ -19,6 +21,7 @@ function nativeArgs(scores: Tensor, labels: Tensor, r: Resolved, want: Want, sco
     convention: CONVENTION_CODES[r.convention],
     classwise: want.classwise,
     adaptive: want.adaptive,
+    rows: want.rows === true,
     tolerance: r.tolerance,
     device: r.device,
     scoresName,

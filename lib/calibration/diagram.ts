@@ -21,6 +21,13 @@ export interface DiagramOptions {
   width?: number;
   /** PNG pixels per CSS pixel (default 2). */
   scale?: number;
+  /**
+   * 'binned' (default): Guo et al.'s bars. 'smooth': the SmoothECE curve (report.smoothCurve,
+   * relplot's kernel-smoothed E[correct | confidence]) drawn with a width that follows the density
+   * of the confidences, its bootstrap band when the report has one (report option smoothBand),
+   * the diagonal and the density underneath; SmoothECE and its bandwidth in the title.
+   */
+  kind?: 'binned' | 'smooth';
 }
 
 const FONT = 'DejaVu Sans, Helvetica, Arial, sans-serif';
@@ -43,12 +50,26 @@ function checkReport(report: unknown): CalibrationReport {
   return r;
 }
 
+function checkCurve(r: CalibrationReport): void {
+  const c = r.smoothCurve;
+  const arr = (a: unknown, len: number): boolean => Array.isArray(a) && a.length === len && a.every((v) => typeof v === 'number' && Number.isFinite(v));
+  if (!c || !Array.isArray(c.x) || c.x.length < 2 || !arr(c.y, c.x.length) || !arr(c.density, c.x.length) || typeof r.smoothEce !== 'number' || !Number.isFinite(r.smoothEce)) {
+    throw typeError('report.smoothCurve', "a smooth curve from calibration.report() or Accumulator.report() (kind: 'smooth')", c);
+  }
+  if ((c.lower !== undefined || c.upper !== undefined) && !(arr(c.lower, c.x.length) && arr(c.upper, c.x.length))) {
+    throw typeError('report.smoothCurve.lower', 'band arrays as long as x', c.lower);
+  }
+}
+
 /** Renders a report's bins as an SVG string, or a PNG Buffer with format: 'png'. */
 export function reliabilityDiagram(report: CalibrationReport, options?: DiagramOptions & { format?: 'svg' }): string;
 export function reliabilityDiagram(report: CalibrationReport, options: DiagramOptions & { format: 'png' }): Buffer;
 export function reliabilityDiagram(report: CalibrationReport, options?: DiagramOptions): string | Buffer;
 export function reliabilityDiagram(report: unknown, options?: DiagramOptions): string | Buffer {
-  const opts = readOptions(options, ['format', 'title', 'width', 'scale'], 'calibration.reliabilityDiagram');
+  const opts = readOptions(options, ['format', 'title', 'width', 'scale', 'kind'], 'calibration.reliabilityDiagram');
+  const kind = opts.kind ?? 'binned';
+  if (typeof kind !== 'string') throw typeError('kind', "'binned' or 'smooth'", kind);
+  if (kind !== 'binned' && kind !== 'smooth') throw rangeError('kind', "'binned' or 'smooth'", kind);
   const format = opts.format ?? 'svg';
   if (typeof format !== 'string') throw typeError('format', "'svg' or 'png'", format);
   if (format !== 'svg' && format !== 'png') throw rangeError('format', "'svg' or 'png'", format);
@@ -60,8 +81,9 @@ export function reliabilityDiagram(report: unknown, options?: DiagramOptions): s
   if (typeof scale !== 'number') throw typeError('scale', 'a number in (0, 8]', scale);
   if (!(scale > 0 && scale <= 8)) throw rangeError('scale', 'a number in (0, 8]', scale);
   const r = checkReport(report);
-  const title = (opts.title as string | undefined) ?? 'Reliability diagram';
-  const svg = renderSvg(r, title, width as number);
+  if (kind === 'smooth') checkCurve(r);
+  const title = (opts.title as string | undefined) ?? (kind === 'smooth' ? 'Smooth reliability diagram' : 'Reliability diagram');
+  const svg = kind === 'smooth' ? renderSmoothSvg(r, title, width as number) : renderSvg(r, title, width as number);
   if (format === 'svg') return svg;
   const { Resvg } = loadResvg();
   const png = new Resvg(svg, {
@@ -179,27 +201,94 @@ function axis(
   return `<g class="axis">${parts.join('')}</g>`;
 }
 
-function renderSvg(r: CalibrationReport, title: string, W: number): string {
+/** The layout both diagrams share: a square main panel over a lower panel histPx tall (at 560 px wide). */
+function frame(W: number, histPx: number) {
   const k = W / 560;
   const m = { top: 62 * k, right: 20 * k, bottom: 46 * k, left: 58 * k };
   const gap = 30 * k;
   const plotW = W - m.left - m.right;
   const mainH = plotW; // square reliability panel
-  const histH = 110 * k;
+  const histH = histPx * k;
   const H = Math.round(m.top + mainH + gap + histH + m.bottom);
   const fs = (px: number): string => `${(px * k).toFixed(1)}px`;
   const x = (v: number): number => v * plotW;
-  const y = (v: number): number => (1 - v) * mainH;
-  const out: string[] = [];
+  return { k, m, gap, plotW, mainH, histH, H, fs, x };
+}
 
-  out.push(el('rect', { width: W, height: H, fill: 'white' }));
-  out.push(el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, `${title} — ECE ${pct(r.ece)}`));
-  out.push(
-    el(
-      'text',
-      { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' },
-      `N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`,
-    ),
+/** White background, bold title and grey subtitle. */
+function heading(f: ReturnType<typeof frame>, W: number, title: string, subtitle: string): string[] {
+  const { k, fs } = f;
+  return [
+    el('rect', { width: W, height: f.H, fill: 'white' }),
+    el('text', { x: W / 2, y: 26 * k, 'text-anchor': 'middle', 'font-size': fs(17), 'font-weight': 'bold' }, title),
+    el('text', { x: W / 2, y: 46 * k, 'text-anchor': 'middle', 'font-size': fs(11.5), fill: '#333' }, subtitle),
+  ];
+}
+
+function svgDocument(W: number, H: number, body: string[]): string {
+  return (
+    '<?xml version="1.0" encoding="UTF-8"?>\n' +
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
+    `${body.join('')}</svg>\n`
+  );
+}
+
+/** The smooth diagram (relplot's style): curve width ∝ density, grey bootstrap band, density panel. */
+function renderSmoothSvg(r: CalibrationReport, title: string, W: number): string {
+  const c = r.smoothCurve;
+  const f = frame(W, 90);
+  const { k, m, gap, plotW, mainH, histH, H, fs, x } = f;
+  const y = (v: number): number => (1 - Math.min(1, Math.max(0, v))) * mainH;
+  const out = heading(
+    f,
+    W,
+    `${title} — SmoothECE ${pct(r.smoothEce)}`,
+    `N = ${r.n} · bandwidth ${c.bandwidth.toFixed(4)} · accuracy ${pct(r.accuracy)} · ECE ${pct(r.ece)}` +
+      (c.bootstrap > 0 ? ` · band: 95%, ${c.bootstrap} bootstrap resamples` : ' · no band (report option smoothBand)'),
+  );
+  const main: string[] = [];
+  main.push(el('rect', { width: plotW, height: mainH, fill: '#f7f7f7', stroke: '#ccc' }));
+  for (const v of [0.2, 0.4, 0.6, 0.8]) main.push(el('line', { class: 'grid', x1: 0, x2: plotW, y1: y(v), y2: y(v), stroke: '#e2e2e2' }));
+  if (c.lower && c.upper) {
+    const pts = c.x.map((xv, i) => `${num(x(xv))},${num(y(c.upper![i]))}`).concat(c.x.map((xv, i) => `${num(x(xv))},${num(y(c.lower![i]))}`).reverse());
+    main.push(el('polygon', { class: 'band', points: pts.join(' '), fill: '#888', 'fill-opacity': 0.3, stroke: 'none' }));
+  }
+  main.push(el('line', { class: 'diagonal', x1: x(0), y1: y(0), x2: x(1), y2: y(1), stroke: COLORS.diagonal, 'stroke-dasharray': `${num(6 * k)},${num(4 * k)}`, 'stroke-width': 1.5 * k }));
+  // The curve as segments whose width follows the density (0.6 px at none, 9 px at the densest point).
+  const dMax = Math.max(...c.density, 1e-12);
+  const segs: string[] = [];
+  for (let i = 0; i + 1 < c.x.length; i++) {
+    const d = (c.density[i] + c.density[i + 1]) / (2 * dMax);
+    segs.push(el('line', { x1: x(c.x[i]), y1: y(c.y[i]), x2: x(c.x[i + 1]), y2: y(c.y[i + 1]), 'stroke-width': (0.6 + 8.4 * Math.sqrt(d)) * k }));
+  }
+  main.push(`<g class="curve" stroke="${COLORS.gap}" stroke-linecap="round">${segs.join('')}</g>`);
+  const unit = ticks(1, 0.2);
+  main.push(axis('bottom', unit, x, (v) => v.toFixed(1), plotW, mainH, k, fs(11)));
+  main.push(axis('left', unit, y, (v) => v.toFixed(1), mainH, 0, k, fs(11)));
+  main.push(el('text', { transform: `translate(${num(-40 * k)},${num(mainH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'E[correct | confidence]'));
+  out.push(`<g transform="translate(${num(m.left)},${num(m.top)})">${main.join('')}</g>`);
+  // Density of the confidences.
+  const hist: string[] = [];
+  const yh = (v: number): number => (1 - v / dMax) * histH;
+  hist.push(el('rect', { width: plotW, height: histH, fill: '#f7f7f7', stroke: '#ccc' }));
+  const area = `M${num(x(0))},${num(histH)}` + c.x.map((xv, i) => `L${num(x(xv))},${num(yh(c.density[i]))}`).join('') + `L${num(x(1))},${num(histH)}Z`;
+  hist.push(el('path', { class: 'density', d: area, fill: COLORS.hist, 'fill-opacity': 0.7, stroke: COLORS.hist }));
+  hist.push(axis('bottom', unit, x, (v) => v.toFixed(1), plotW, histH, k, fs(11)));
+  hist.push(el('text', { transform: `translate(${num(-40 * k)},${num(histH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12) }, 'Density'));
+  hist.push(el('text', { x: plotW / 2, y: histH + 36 * k, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Confidence (top-label probability)'));
+  out.push(`<g transform="translate(${num(m.left)},${num(m.top + mainH + gap)})">${hist.join('')}</g>`);
+  return svgDocument(W, H, out);
+}
+
+function renderSvg(r: CalibrationReport, title: string, W: number): string {
+  const f = frame(W, 110);
+  const { k, m, gap, plotW, mainH, histH, H, fs, x } = f;
+  const y = (v: number): number => (1 - v) * mainH;
+  const out = heading(
+    f,
+    W,
+    `${title} — ECE ${pct(r.ece)}`,
+    `N = ${r.n}, K = ${r.classes} · accuracy ${pct(r.accuracy)} · MCE ${pct(r.mce)} · NLL ${r.nll.toFixed(4)} · ${r.convention} bins`,
   );
 
   // Reliability panel: accuracy per bin, the gap to its mean confidence, the diagonal.
@@ -283,10 +372,5 @@ function renderSvg(r: CalibrationReport, title: string, W: number): string {
   hist.push(el('text', { transform: `translate(${num(-40 * k)},${num(histH / 2)}) rotate(-90)`, 'text-anchor': 'middle', 'font-size': fs(12) }, 'Samples'));
   hist.push(el('text', { x: plotW / 2, y: histH + 36 * k, 'text-anchor': 'middle', 'font-size': fs(12.5) }, 'Confidence (top-label probability)'));
   out.push(`<g transform="translate(${num(m.left)},${num(m.top + mainH + gap)})">${hist.join('')}</g>`);
-
-  return (
-    '<?xml version="1.0" encoding="UTF-8"?>\n' +
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="${esc(FONT)}">` +
-    `${out.join('')}</svg>\n`
-  );
+  return svgDocument(W, H, out);
 }

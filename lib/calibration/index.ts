@@ -8,8 +8,10 @@
 import type { TensorInput } from '../core/device';
 import { Accumulator } from './accumulator';
 import { computeStats, computeStatsAsync } from './compute';
-import { binError, buildReport, type CalibrationReport } from './metrics';
-import { checkInputs, resolveEce, resolveReport, type EceOptions, type ReportOptions } from './options';
+import { binError, buildReport, type BinTable, type CalibrationReport, type RowExtras, type Stats } from './metrics';
+import { checkInputs, resolveEce, resolveReport, type EceOptions, type ReportOptions, type ResolvedReport } from './options';
+import { rowWork, type RowWorkOptions } from './row-extras';
+import { runSliced, runSync } from './smooth-ece';
 import { reliabilityDiagram } from './diagram';
 
 export { Accumulator, reliabilityDiagram };
@@ -27,6 +29,10 @@ export type { CalibrationReport, ReliabilityBin } from './metrics';
 export type { Convention, Norm, Strategy, ScoreKind, EceOptions, ReportOptions, CommonOptions } from './options';
 export type { DiagramOptions } from './diagram';
 export { DEFAULT_BINS, DEFAULT_TOLERANCE } from './options';
+export { smoothEce, SmoothEceGrids, GRID_SIZES as SMOOTH_ECE_GRID_SIZES } from './smooth-ece';
+export type { SmoothEceResult } from './smooth-ece';
+export type { SmoothCurve } from './smooth-curve';
+export type { RiskCoverage, SelectiveScore } from './selective';
 export { Calibrator, fitCalibrator, fitCalibratorAsync, RECALIBRATION_METHODS } from './recalibrators/index';
 export type { ApplyOptions, CalibratorJSON, FitCalibratorOptions, FitInfo, Method as RecalibrationMethod } from './recalibrators/index';
 
@@ -42,13 +48,32 @@ export function ece(probs: TensorInput, labels: TensorInput, options?: EceOption
   return binError(quantile ? s.adaptive! : s.top, s.n, r.norm, r.debias);
 }
 
-/** Every metric at once, plus the bins of a reliability diagram. */
+function rowOptions(r: ResolvedReport, s: Stats): RowWorkOptions {
+  return {
+    convention: r.convention,
+    edges: s.top.edges,
+    selectiveScore: r.selectiveScore,
+    smoothBand: r.smoothBand,
+  };
+}
+
+function finish(s: Stats, r: ResolvedReport, extras: RowExtras & { topLabel: BinTable }): CalibrationReport {
+  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
+  return buildReport({ ...s, rows: undefined, topLabel: extras.topLabel }, r.convention, r.temperature, notes, extras);
+}
+
+const REPORT_WANT = { classwise: true, adaptive: true, rows: true } as const;
+
+/**
+ * Every metric at once, plus the bins of a reliability diagram. The binned metrics come from
+ * the native (ATen) pass; topLabelEce, smoothEce (with smoothCurve) and aurc from float64
+ * top-label values computed here (lib/calibration/rows.ts).
+ */
 export function report(scores: TensorInput, labels: TensorInput, options?: ReportOptions): CalibrationReport {
   const r = resolveReport(options, 'calibration.report');
   const inp = checkInputs(scores, labels);
-  const s = computeStats(inp.scores, inp.labels, r, { classwise: true, adaptive: true });
-  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
-  return buildReport(s, r.convention, r.temperature, notes);
+  const s = computeStats(inp.scores, inp.labels, r, REPORT_WANT);
+  return finish(s, r, runSync(rowWork(s.rows!, rowOptions(r, s))));
 }
 
 /**
@@ -63,7 +88,7 @@ export async function reportAsync(scores: TensorInput, labels: TensorInput, opti
   const callSite = new Error();
   const r = resolveReport(options, 'calibration.reportAsync');
   const inp = checkInputs(scores, labels);
-  const s = await computeStatsAsync(inp.scores, inp.labels, r, { classwise: true, adaptive: true }, 'scores', callSite);
-  const notes = r.temperature !== 1 ? [`Logits were divided by temperature ${r.temperature} before the softmax.`] : [];
-  return buildReport(s, r.convention, r.temperature, notes);
+  const s = await computeStatsAsync(inp.scores, inp.labels, r, REPORT_WANT, 'scores', callSite);
+  // The per-row work (grids, bandwidth search, ranking) runs here in slices of a few ms.
+  return finish(s, r, await runSliced(rowWork(s.rows!, rowOptions(r, s))));
 }

@@ -6,6 +6,10 @@
  */
 import type { NativeBinSums, NativeCalibrationStats } from '../core/native';
 import type { Convention, Norm } from './options';
+import type { TopLabelRows } from './rows';
+import type { RiskCoverage } from './selective';
+import type { SmoothEceResult } from './smooth-ece';
+import type { SmoothCurve } from './smooth-curve';
 
 /** Per-bin sums as plain arrays. For the torchmetrics convention count has one entry more
  * than edges has gaps: the extra bin for confidence exactly 1.0. Classwise tables hold K
@@ -27,6 +31,10 @@ export interface Stats {
   top: BinTable;
   classwise?: BinTable;
   adaptive?: BinTable;
+  /** Top-label bins within each predicted class (K rows of the uniform bins), from the float64 confidences. */
+  topLabel?: BinTable;
+  /** Per-row float64 top-label values, when asked for (never kept in an Accumulator's state). */
+  rows?: TopLabelRows;
 }
 
 /** One bin of a reliability diagram: edges, size, mean confidence and accuracy (null when empty). */
@@ -59,6 +67,18 @@ export function fromNative(s: NativeCalibrationStats): Stats {
   };
   if (s.classwise) out.classwise = table(s.classwise);
   if (s.adaptive) out.adaptive = table(s.adaptive);
+  if (s.rows) {
+    out.rows = {
+      n: s.n,
+      classes: s.classes,
+      confidence: s.rows.confidence.data as Float64Array,
+      correct: s.rows.correct.data as Uint8Array,
+      predicted: s.rows.predicted.data as Int32Array,
+      normalizedMaxLogit: s.rows.normalizedMaxLogit ? (s.rows.normalizedMaxLogit.data as Float64Array) : null,
+      order: s.rows.order.data as Int32Array,
+      orderNormalized: s.rows.orderNormalized ? (s.rows.orderNormalized.data as Int32Array) : null,
+    };
+  }
   return out;
 }
 
@@ -96,6 +116,45 @@ export function classwiseEce(t: BinTable, n: number, classes: number): number {
   let sum = 0;
   for (let k = 0; k < classes; k++) sum += binError(t, n, 'l1', false, k * per, per);
   return sum / classes;
+}
+
+/**
+ * Index of the uniform bin a confidence falls in under a convention, with the edges the
+ * native pass compared against: guo (lo, hi] (0 is dropped: −1), torchmetrics [lo, hi) with
+ * 1.0 in an extra bin B, netcal [lo, hi) with the last bin closed.
+ */
+export function uniformBin(c: number, edges: number[], convention: Convention): number {
+  const b = edges.length - 1;
+  // count of edges below c (guo) or at most c (the others), by binary search
+  let lo = 0;
+  let hi = edges.length;
+  const below = convention === 'guo' ? (e: number) => e < c : (e: number) => e <= c;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (below(edges[mid])) lo = mid + 1;
+    else hi = mid;
+  }
+  const i = lo - 1;
+  if (convention === 'guo') return i < 0 ? -1 : Math.min(i, b - 1);
+  if (convention === 'torchmetrics') return Math.min(Math.max(i, 0), b);
+  return Math.min(Math.max(i, 0), b - 1);
+}
+
+/** Top-label bins per predicted class: K rows of the uniform bins (torchmetrics: B + 1 per row). */
+export function* topLabelTable(rows: TopLabelRows, edges: number[], convention: Convention): Generator<void, BinTable> {
+  const per = edges.length - 1 + (convention === 'torchmetrics' ? 1 : 0);
+  const size = per * rows.classes;
+  const t: BinTable = { edges: edges.slice(), count: new Array(size).fill(0), confSum: new Array(size).fill(0), accSum: new Array(size).fill(0) };
+  for (let i = 0; i < rows.n; i++) {
+    if ((i & 0x3fff) === 0x3fff) yield;
+    const b = uniformBin(rows.confidence[i], edges, convention);
+    if (b < 0) continue;
+    const j = rows.predicted[i] * per + b;
+    t.count[j]++;
+    t.confSum[j] += rows.confidence[i];
+    t.accSum[j] += rows.correct[i];
+  }
+  return t;
 }
 
 /** The bins of a table as reliability-diagram rows (the torchmetrics extra bin is [1, 1]). */
@@ -136,6 +195,28 @@ export interface CalibrationReport {
   adaptiveEce: number | null;
   /** Classwise ECE (Kull et al.). */
   classwiseEce: number;
+  /**
+   * Top-label ECE (Gupta & Ramdas, ICLR 2022): the uniform-bin ECE of the top confidence within
+   * each predicted class, weighted by the class's share of rows: Σ_k Σ_b (n_kb/N)|acc_kb − conf_kb|.
+   * Bins the float64 confidences (see smoothEce) with this report's bins and convention.
+   */
+  topLabelEce: number;
+  /**
+   * SmoothECE (Błasiok & Nakkiran, ICLR 2024) of (top probability, correct), as Apple's relplot
+   * 1.0.3 smECE computes it with its defaults; exact in an Accumulator too.
+   */
+  smoothEce: number;
+  /** The bandwidth σ relplot's fixed-point search chose (a multiple of 1/1024). */
+  smoothEceBandwidth: number;
+  /** The smooth reliability curve at that bandwidth (for reliabilityDiagram kind: 'smooth'). */
+  smoothCurve: SmoothCurve;
+  /**
+   * Area under the risk–coverage curve, rows ranked by `selective.score` (stable: equal scores
+   * keep input order); null in an Accumulator report (a ranking cannot be streamed).
+   */
+  aurc: number | null;
+  /** The risk–coverage curve and the score that ranked it; null in an Accumulator report. */
+  selective: RiskCoverage | null;
   /** Top-label uniform bins, for a reliability diagram. */
   bins: ReliabilityBin[];
   /** Things worth knowing about this report (binary task, clamped probabilities, ...). */
@@ -145,7 +226,14 @@ export interface CalibrationReport {
   temperature: number;
 }
 
-export function buildReport(s: Stats, convention: Convention, temperature: number, extraNotes: string[] = []): CalibrationReport {
+/** What report() adds from the per-row pass (smooth-ece.ts, selective.ts). */
+export interface RowExtras {
+  smooth: SmoothEceResult;
+  curve: SmoothCurve;
+  selective: RiskCoverage | null;
+}
+
+export function buildReport(s: Stats, convention: Convention, temperature: number, extraNotes: string[] = [], extras?: RowExtras): CalibrationReport {
   const notes: string[] = [];
   if (s.classes === 2) {
     notes.push(
@@ -183,6 +271,12 @@ export function buildReport(s: Stats, convention: Convention, temperature: numbe
     rmsce: binError(s.top, s.n, 'l2'),
     adaptiveEce: s.adaptive ? binError(s.adaptive, s.n, 'l1') : null,
     classwiseEce: s.classwise ? classwiseEce(s.classwise, s.n, s.classes) : NaN,
+    topLabelEce: s.topLabel ? binError(s.topLabel, s.n, 'l1') : NaN,
+    smoothEce: extras ? extras.smooth.value : NaN,
+    smoothEceBandwidth: extras ? extras.smooth.bandwidth : NaN,
+    smoothCurve: extras ? extras.curve : { x: [], y: [], density: [], bandwidth: NaN, bootstrap: 0 },
+    aurc: extras?.selective ? extras.selective.aurc : null,
+    selective: extras?.selective ?? null,
     bins: reliabilityBins(s.top),
     notes,
     convention,

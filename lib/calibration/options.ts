@@ -6,6 +6,7 @@
 import { rangeError, typeError, inconsistent } from '../core/errors';
 import { parseDevice, readOptions, type Device } from '../core/options';
 import { checkTensor, type Tensor } from '../core/tensor';
+import { SELECTIVE_SCORES, type SelectiveScore } from './selective';
 
 export type Convention = 'guo' | 'torchmetrics' | 'netcal';
 export type Norm = 'l1' | 'l2' | 'max';
@@ -49,9 +50,18 @@ export interface EceOptions extends CommonOptions {
   debias?: boolean;
 }
 
-export type ReportOptions = CommonOptions;
+export interface ReportOptions extends CommonOptions {
+  /**
+   * What ranks rows for aurc: 'msp' (default; the top probability) or 'normalized-max-logit'
+   * (Xia et al., ICLR 2025: max_k (z_k − mean z)/‖z − mean z‖₂; from: 'logits' only).
+   */
+  selectiveScore?: SelectiveScore;
+  /** Bootstrap resamples for the smooth curve's 95% band (report.smoothCurve); default 0 (no band). At most 1000. */
+  smoothBand?: number;
+}
 
 export const COMMON_OPTION_NAMES = ['from', 'bins', 'convention', 'temperature', 'tolerance', 'device'] as const;
+export const REPORT_OPTION_NAMES = [...COMMON_OPTION_NAMES, 'selectiveScore', 'smoothBand'] as const;
 export const ECE_OPTION_NAMES = [...COMMON_OPTION_NAMES, 'norm', 'strategy', 'debias'] as const;
 
 export interface Resolved {
@@ -113,8 +123,22 @@ export function resolveEce(options: unknown, fn: string): Resolved & { norm: Nor
   return { ...common, norm, strategy, debias };
 }
 
-export function resolveReport(options: unknown, fn: string): Resolved {
-  return resolveCommon(readOptions(options, COMMON_OPTION_NAMES, fn));
+export interface ResolvedReport extends Resolved {
+  selectiveScore: SelectiveScore;
+  smoothBand: number;
+}
+
+export function resolveReport(options: unknown, fn: string): ResolvedReport {
+  const opts = readOptions(options, REPORT_OPTION_NAMES, fn);
+  const common = resolveCommon(opts);
+  const selectiveScore = oneOf(opts.selectiveScore, SELECTIVE_SCORES, 'selectiveScore', 'msp');
+  if (selectiveScore === 'normalized-max-logit' && common.from !== 'logits') {
+    throw rangeError('selectiveScore', "'msp' unless from: 'logits' (the normalised max logit needs logits)", selectiveScore);
+  }
+  const band = opts.smoothBand ?? 0;
+  if (typeof band !== 'number') throw typeError('smoothBand', 'an integer in [0, 1000]', band);
+  if (!Number.isInteger(band) || band < 0 || band > 1000) throw rangeError('smoothBand', 'an integer in [0, 1000]', band);
+  return { ...common, selectiveScore, smoothBand: band };
 }
 
 /** Checks scores (N, K) float32/float64 and labels (N) int32/int64/uint8 (uint8 widened to int32); returns them and their sizes. */

@@ -1,6 +1,7 @@
 /**
  * npx smoothce calibrate --scores x.npy --labels y.npy [--from logits] [--bins 15]
  *   [--convention guo] [--temperature T] [--fit-temperature] [--plot out.svg|out.png] [--json]
+ *   [--diagram binned|smooth] [--band N] [--selective-score msp|normalized-max-logit]
  *   [--fit METHOD --out calibrator.json] [--calibrator calibrator.json]
  * Prints a calibration report as a table (or JSON) and writes a reliability diagram.
  * --fit fits a recalibrator (calibration.fitCalibrator) on the scores and labels, saves it
@@ -17,7 +18,7 @@ import { readNpy } from '../parity/npy';
 import { readJsonText } from '../parity/untrusted-json';
 import type { Tensor } from '../core/tensor';
 import type { Device } from '../core/options';
-import type { CalibrationReport, Convention, ScoreKind } from '../calibration';
+import type { CalibrationReport, Convention, ScoreKind, SelectiveScore } from '../calibration';
 
 export interface CalibrateOptions {
   scores: string;
@@ -28,6 +29,12 @@ export interface CalibrateOptions {
   temperature?: number;
   fitTemperature?: boolean;
   plot?: string;
+  /** Which reliability diagram --plot draws: 'binned' (default) or 'smooth' (SmoothECE curve). */
+  diagram?: 'binned' | 'smooth';
+  /** Bootstrap resamples for the smooth diagram's band (default 100 with --diagram smooth, else 0). */
+  band?: number;
+  /** What ranks rows for AURC: 'msp' (default) or 'normalized-max-logit' (--from logits). */
+  selectiveScore?: SelectiveScore;
   title?: string;
   json?: boolean;
   device?: Device;
@@ -65,6 +72,9 @@ const FLAGS = {
   temperature: '--temperature',
   device: '--device',
   title: '--title',
+  smoothBand: '--band',
+  selectiveScore: '--selective-score',
+  kind: '--diagram',
   method: '--fit',
 };
 
@@ -84,6 +94,9 @@ export function formatReport(r: CalibrationReport, from: ScoreKind): string[] {
     `  RMSCE          ${pct(r.rmsce)}`,
     `  adaptive ECE   ${pct(r.adaptiveEce)}   (equal-mass bins)`,
     `  classwise ECE  ${pct(r.classwiseEce)}`,
+    `  top-label ECE  ${pct(r.topLabelEce)}   (per predicted class, share-weighted)`,
+    `  SmoothECE      ${pct(r.smoothEce)}   (relplot 1.0.3; bandwidth ${fix(r.smoothEceBandwidth)})`,
+    `  AURC           ${fix(r.aurc)}   (risk-coverage area, ranked by ${r.selective ? r.selective.score : '-'})`,
     '',
     '        lo        hi     count  confidence  accuracy       gap',
   ];
@@ -136,12 +149,14 @@ function calibrate(opts: CalibrateOptions, io: Output): number {
     convention: opts.convention,
     device: opts.device,
     ...(temperature !== undefined ? { temperature } : {}),
+    ...(opts.selectiveScore !== undefined ? { selectiveScore: opts.selectiveScore } : {}),
+    smoothBand: opts.band ?? (opts.diagram === 'smooth' && opts.plot ? 100 : 0),
   });
   let plotted: string | undefined;
   if (opts.plot) {
     const ext = path.extname(opts.plot).toLowerCase();
     if (ext !== '.svg' && ext !== '.png') throw rangeErrorMessage(`Expected a file name ending in .svg or .png for --plot but received ${JSON.stringify(opts.plot)}`);
-    const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title });
+    const image = calibration.reliabilityDiagram(report, { format: ext === '.png' ? 'png' : 'svg', title: opts.title, kind: opts.diagram });
     fs.writeFileSync(opts.plot, image);
     plotted = opts.plot;
   }
@@ -215,6 +230,12 @@ function integer(value: string): number {
   return n;
 }
 
+function nonNegative(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer >= 0, received ${JSON.stringify(value)}`);
+  return n;
+}
+
 function positive(value: string): number {
   const n = Number(value);
   if (!(Number.isFinite(n) && n > 0)) throw new InvalidArgumentError(`expected a positive number, received ${JSON.stringify(value)}`);
@@ -233,6 +254,9 @@ export function register(program: Command): void {
     .option('--temperature <T>', 'divide logits by T first (--from logits)', positive)
     .option('--fit-temperature', 'fit the NLL-optimal temperature first and report at it (--from logits)')
     .option('--plot <file>', 'write a reliability diagram (.svg or .png)')
+    .addOption(new Option('--diagram <kind>', "what --plot draws: 'binned' (default) or 'smooth' (the SmoothECE curve with a bootstrap band)").choices(['binned', 'smooth']))
+    .option('--band <n>', 'bootstrap resamples for the smooth diagram band (default 100 with --diagram smooth; 0: none)', nonNegative)
+    .addOption(new Option('--selective-score <score>', "what ranks rows for AURC: 'msp' (default) or 'normalized-max-logit' (--from logits)").choices(['msp', 'normalized-max-logit']))
     .option('--title <text>', 'title of the diagram')
     .option('--device <device>', "'cpu' (default), 'cuda' or 'cuda:N'", deviceFlag)
     .addOption(new Option('--fit <method>', 'fit a recalibrator on these scores and labels, save it (--out) and report the calibrated scores').choices([...calibration.RECALIBRATION_METHODS]))

@@ -1,6 +1,6 @@
 /**
  * npx smoothce demo: trains a small MLP on the handwritten digits with 20% of the training
- * labels flipped, at ε = 0 and 0.1 over 3 seeds, with loss and gradients from crossEntropy,
+ * labels flipped, at ε = 0 and 0.1 over 8 seeds, with loss and gradients from crossEntropy,
  * and compares accuracy and calibration on the clean test labels (means, paired differences
  * and whether they exceed the seed noise). `--study` runs the four regimes of docs/demo.md.
  * `npx smoothce study` is the same as `npx smoothce demo --study`.

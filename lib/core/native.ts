@@ -48,6 +48,15 @@ export interface NativeArgs {
   gradOnDevice?: boolean;
 }
 
+export interface NativeLinearResult {
+  /** A number for mean/sum, a tensor for 'none'. */
+  loss: number | NativeTensor;
+  /** Parts written into gradInto are absent. */
+  grad?: { input?: NativeTensor; linearWeight?: NativeTensor; linearBias?: NativeTensor };
+  /** Rows per block the call used. */
+  blockRows: number;
+}
+
 export interface NativeFusedResult {
   /** A number for mean/sum, a tensor for 'none'. */
   loss: number | NativeTensor;
@@ -75,6 +84,8 @@ export interface NativeCalibrationArgs {
   convention: 0 | 1 | 2;
   classwise: boolean;
   adaptive: boolean;
+  /** Also return the per-row float64 top-label values (stats.rows). */
+  rows?: boolean;
   tolerance: number;
   device: string;
   /** Parameter name for error messages (default 'scores'). */
@@ -99,6 +110,17 @@ export interface NativeCalibrationStats {
   top: NativeBinSums;
   classwise?: NativeBinSums;
   adaptive?: NativeBinSums;
+  /** Per-row top-label values in float64 (args.rows): see binding/calibration.h. */
+  rows?: {
+    confidence: NativeTensor;
+    correct: NativeTensor;
+    predicted: NativeTensor;
+    /** Rows by confidence descending, ties in row order (int32). */
+    order: NativeTensor;
+    normalizedMaxLogit?: NativeTensor;
+    /** Rows by normalised max logit descending, ties in row order (int32). */
+    orderNormalized?: NativeTensor;
+  };
 }
 
 export interface NativeTemperatureResult {
@@ -135,6 +157,10 @@ export interface NativeBinding extends Partial<TestingHooks> {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  /** binding/napi/linear_cross_entropy_binding.cc (arguments built by lib/loss/linear-cross-entropy.ts) */
+  linearCrossEntropy(args: Record<string, unknown>, async: false): NativeLinearResult;
+  linearCrossEntropy(args: Record<string, unknown>, async: true): Promise<NativeLinearResult>;
+  linearCrossEntropyInfo(): { blas: string; poolFreeBuffers: number; poolFreeBytes: number; poolAllocations: number; defaultWorkingMemory: number };
   /** binding/napi/fused_binding.cc */
   crossEntropyFused(args: NativeArgs, async: false): NativeFusedResult;
   crossEntropyFused(args: NativeArgs, async: true): Promise<NativeFusedResult>;

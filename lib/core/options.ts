@@ -74,7 +74,7 @@ export const OPTION_NAMES: readonly string[] = [
   'gradInto',
 ];
 
-const REDUCTIONS: Record<Reduction, 0 | 1 | 2> = { none: 0, mean: 1, sum: 2 };
+export const REDUCTIONS: Record<Reduction, 0 | 1 | 2> = { none: 0, mean: 1, sum: 2 };
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 const LITTLE_ENDIAN = os.endianness() === 'LE';
@@ -137,11 +137,11 @@ export interface Prepared {
   impl: Impl;
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
+export function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
-function fmt(shape: readonly number[]): string {
+export function fmt(shape: readonly number[]): string {
   return `[${shape.join(', ')}]`;
 }
 
@@ -162,7 +162,7 @@ function badTarget(position: number, shape: readonly number[], value: bigint | n
 }
 
 /** Every class index must be in [0, C) or equal ignoreIndex (PyTorch raises IndexError otherwise). */
-function checkClassIndices(target: Tensor, classes: number, ignore: bigint): void {
+export function checkClassIndices(target: Tensor, classes: number, ignore: bigint): void {
   const { data, shape } = target;
   if (data instanceof BigInt64Array) {
     const n = data.length;
@@ -197,7 +197,7 @@ function checkClassIndices(target: Tensor, classes: number, ignore: bigint): voi
   }
 }
 
-function parseWeight(value: unknown, classes: number, inputDType: DType): NativeTensor {
+export function parseWeight(value: unknown, classes: number, inputDType: DType): NativeTensor {
   const floatDType: DType = inputDType === 'float64' ? 'float64' : 'float32';
   if (value instanceof Float32Array || value instanceof Float64Array) {
     if (value.length !== classes) {
@@ -218,7 +218,7 @@ function parseWeight(value: unknown, classes: number, inputDType: DType): Native
   return { data, shape: [classes], dtype: floatDType };
 }
 
-function parseIgnoreIndex(value: unknown): bigint {
+export function parseIgnoreIndex(value: unknown): bigint {
   if (value === undefined) return -100n;
   if (typeof value === 'bigint') {
     if (value < INT64_MIN || value > INT64_MAX) throw rangeError('ignoreIndex', 'an integer in the int64 range', value);
@@ -227,6 +227,38 @@ function parseIgnoreIndex(value: unknown): bigint {
   if (typeof value !== 'number') throw typeError('ignoreIndex', 'an integer (number or bigint)', value);
   if (!Number.isSafeInteger(value)) throw rangeError('ignoreIndex', 'an integer (use a bigint beyond 2^53)', value);
   return BigInt(value);
+}
+
+/** labelSmoothing, reduction, grad and ignoreIndex, as every loss entry point reads them. */
+export function parseLossOptions(opts: Record<string, unknown>): { eps: number; reduction: Reduction; grad: boolean; ignore: bigint } {
+  const eps = opts.labelSmoothing ?? 0;
+  if (typeof eps !== 'number') throw typeError('labelSmoothing', 'a number between 0 and 1', eps);
+  if (!(eps >= 0 && eps <= 1)) throw rangeError('labelSmoothing', 'a finite number between 0 and 1', eps);
+
+  const reduction = opts.reduction ?? 'mean';
+  if (typeof reduction !== 'string' || !Object.prototype.hasOwnProperty.call(REDUCTIONS, reduction)) {
+    throw typeError('reduction', "one of 'mean', 'sum', 'none'", reduction);
+  }
+
+  const grad = opts.grad ?? false;
+  if (typeof grad !== 'boolean') throw typeError('grad', 'a boolean', grad);
+
+  return { eps, reduction: reduction as Reduction, grad, ignore: parseIgnoreIndex(opts.ignoreIndex) };
+}
+
+/** The gradOutput option: a number, or a float tensor shaped like the `reduction` loss (lossShape for 'none'). */
+export function parseGradOutput(opts: Record<string, unknown>, grad: boolean, red: Reduction, lossShape: readonly number[]): number | NativeTensor | null {
+  if (opts.gradOutput === undefined) return null;
+  if (!grad) throw rangeErrorMessage(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
+  const g = opts.gradOutput;
+  if (typeof g === 'number') return g;
+  const gt = checkTensor(g, 'gradOutput');
+  if (gt.dtype !== 'float32' && gt.dtype !== 'float64') throw typeError('gradOutput.dtype', 'float32 or float64', gt.dtype);
+  const expected = red === 'none' ? lossShape : [];
+  if (!sameShape(gt.shape, expected)) {
+    throw inconsistent('gradOutput', `expected shape ${fmt(expected)} (the ${red} loss) but received ${fmt(gt.shape)}`);
+  }
+  return gt;
 }
 
 let binaryWarned = false;
@@ -244,20 +276,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
   const t = tensorArg(target, 'target');
 
   // Options first that do not depend on the shapes.
-  const eps = opts.labelSmoothing ?? 0;
-  if (typeof eps !== 'number') throw typeError('labelSmoothing', 'a number between 0 and 1', eps);
-  if (!(eps >= 0 && eps <= 1)) throw rangeError('labelSmoothing', 'a finite number between 0 and 1', eps);
-
-  const reduction = opts.reduction ?? 'mean';
-  if (typeof reduction !== 'string' || !Object.prototype.hasOwnProperty.call(REDUCTIONS, reduction)) {
-    throw typeError('reduction', "one of 'mean', 'sum', 'none'", reduction);
-  }
-  const red = reduction as Reduction;
-
-  const grad = opts.grad ?? false;
-  if (typeof grad !== 'boolean') throw typeError('grad', 'a boolean', grad);
-
-  const ignore = parseIgnoreIndex(opts.ignoreIndex);
+  const { eps, reduction: red, grad, ignore } = parseLossOptions(opts);
   const device = resolveDevice(opts.device === undefined ? undefined : parseDevice(opts.device), [
     ['input', x],
     ['target', t],
@@ -315,22 +334,7 @@ export function prepare(input: unknown, target: unknown, options: unknown, fn = 
     if (opts.batchSize !== undefined) throw inconsistent('gradOnDevice', 'it cannot be combined with batchSize (chunks are joined in host memory)');
   }
 
-  let gradOutput: number | NativeTensor | null = null;
-  if (opts.gradOutput !== undefined) {
-    if (!grad) throw rangeErrorMessage(`gradOutput was given but grad is ${describe(opts.grad)}: pass grad: true to use it`);
-    const g = opts.gradOutput;
-    if (typeof g === 'number') {
-      gradOutput = g;
-    } else {
-      const gt = checkTensor(g, 'gradOutput');
-      if (gt.dtype !== 'float32' && gt.dtype !== 'float64') throw typeError('gradOutput.dtype', 'float32 or float64', gt.dtype);
-      const expected = red === 'none' ? lossShape : [];
-      if (!sameShape(gt.shape, expected)) {
-        throw inconsistent('gradOutput', `expected shape ${fmt(expected)} (the ${red} loss) but received ${fmt(gt.shape)}`);
-      }
-      gradOutput = gt;
-    }
-  }
+  let gradOutput = parseGradOutput(opts, grad, red, lossShape);
   let gradInto: Float32Array | Float64Array | null = null;
   if (opts.gradInto !== undefined) {
     const value: unknown = opts.gradInto;

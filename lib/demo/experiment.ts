@@ -49,6 +49,12 @@ export interface SeedRun {
     rmsce: number;
     adaptiveEce: number | null;
     classwiseEce: number;
+    /** SmoothECE (relplot 1.0.3's smECE) of the test set. */
+    smoothEce: number;
+    /** Area under the risk–coverage curve, rows ranked by the top probability (lower is better). */
+    aurc: number;
+    /** The same, ranked by Xia et al.'s normalised max logit (logit normalisation). */
+    aurcNormalized: number;
   };
   /** Temperature scaling fitted on the (clean) validation set, and the test set rescaled by it. */
   temperature: {
@@ -160,6 +166,7 @@ export function runJob(spec: JobSpec, onEpoch?: (info: EpochInfo) => void, valid
   const report = calibration.report(testT, labels(test.y), { from: 'logits', bins: spec.bins });
   const fit = calibration.fitTemperature(tensor(valLogits, [validation.n, k], 'float64'), labels(validation.y));
   const after = calibration.report(testT, labels(test.y), { from: 'logits', bins: spec.bins, temperature: fit.temperature });
+  const normalized = calibration.report(testT, labels(test.y), { from: 'logits', bins: spec.bins, selectiveScore: 'normalized-max-logit' });
   const bins = report.bins.map((b) => ({ lo: b.lo, hi: b.hi, count: b.count, confidence: b.confidence, accuracy: b.accuracy }));
   const cleanAccuracy = agreement(trainPred, trainSet.y);
   return {
@@ -175,6 +182,9 @@ export function runJob(spec: JobSpec, onEpoch?: (info: EpochInfo) => void, valid
       rmsce: report.rmsce,
       adaptiveEce: report.adaptiveEce,
       classwiseEce: report.classwiseEce,
+      smoothEce: report.smoothEce,
+      aurc: report.aurc!,
+      aurcNormalized: normalized.aurc!,
     },
     temperature: {
       temperature: fit.temperature,
@@ -202,6 +212,11 @@ export const METRICS = {
   brier: (r: SeedRun) => r.test.brier,
   ece: (r: SeedRun) => r.test.ece,
   mce: (r: SeedRun) => r.test.mce,
+  smoothEce: (r: SeedRun) => r.test.smoothEce,
+  aurc: (r: SeedRun) => r.test.aurc,
+  aurcNormalized: (r: SeedRun) => r.test.aurcNormalized,
+  /** AURC(top probability) − AURC(normalised max logit): > 0 where logit normalisation ranks errors better. */
+  aurcNormalizationGain: (r: SeedRun) => r.test.aurc - r.test.aurcNormalized,
   /** The three temperature metrics are null for a seed whose fit ended at the bound. */
   temperature: (r: SeedRun) => (r.temperature.atBound ? null : r.temperature.temperature),
   nllAfterTemperature: (r: SeedRun) => (r.temperature.atBound ? null : r.temperature.testNll),
@@ -314,6 +329,8 @@ const FINDING_METRICS: [MetricKey, string, (v: number) => string][] = [
   ['brier', 'test Brier', dec],
   ['memorized', 'memorisation of flipped labels', pts],
   ['eceAfterTemperature', 'test ECE after temperature scaling', dec],
+  ['aurc', 'test AURC (ranked by top probability)', dec],
+  ['aurcNormalized', 'test AURC (ranked by normalised max logit)', dec],
 ];
 
 /** Assembles a sweep's report from its runs (in jobsOf order). */

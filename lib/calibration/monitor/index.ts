@@ -17,9 +17,10 @@ import { readOptions } from '../../core/options';
 import { replaceState } from '../../core/state';
 import { checkTensor } from '../../core/tensor';
 import type { TensorInput } from '../../core/device';
+import type { AccumulatorOptions } from '../accumulator';
 import type { CalibrationReport } from '../metrics';
 import { registerMonitorMetrics, type MetricsOptions } from '../prometheus';
-import { COMMON_OPTION_NAMES, resolveCommon, type CommonOptions, type Resolved } from '../options';
+import { COMMON_OPTION_NAMES, resolveCommon, type Resolved } from '../options';
 import { fitTemperature, fitTemperatureAsync, type TemperatureFit } from '../temperature';
 import { fitCalibrator, fitCalibratorAsync, type CalibratorLike, type MonitorFitOptions } from './calibrator';
 import { readCheckpoint, writeFileAtomic, writeFileAtomicAsync } from './file';
@@ -27,15 +28,13 @@ import { checkId, type Pending } from './pending';
 import { checkSegment, DEFAULT_MAX_SEGMENTS, OVERFLOW_SEGMENT, Segments, zeroSegmentCounts, type Segment } from './segments';
 import { asStateError, checkInvariants, checkState, parseState } from './state';
 import { evaluate, readThreshold, type Threshold } from './thresholds';
-import { type MonitorCounts, type MonitorOptions, type MonitorState, type PendingState, type SegmentCounts, type ThresholdEvent, type ThresholdSpec, type WindowSpec } from './types';
+import { type CountKey, type MonitorCounts, type MonitorOptions, type MonitorState, type PendingState, type SegmentCounts, type ThresholdEvent, type ThresholdSpec, type WindowSpec } from './types';
 import { positiveInt, readWindows, WindowSet, type Row, type Shared, type Window } from './windows';
 
 export type { CalibratorLike, MonitorFitOptions } from './calibrator';
 export type * from './types';
 
-const MONITOR_OPTION_NAMES = [...COMMON_OPTION_NAMES.filter((n) => n !== 'device'), 'windows', 'ttlMs', 'maxPending', 'flushRows', 'maxSegments', 'clock'];
-
-type CountKey = 'observed' | 'labelled' | 'expired' | 'dropped' | 'unmatched' | 'late' | 'overflow';
+const MONITOR_OPTION_NAMES = [...COMMON_OPTION_NAMES.filter((n) => n !== 'device'), 'windows', 'ttlMs', 'maxPending', 'flushRows', 'maxSegments', 'smoothEce', 'clock'];
 
 export class Monitor {
   readonly #options: Resolved;
@@ -64,8 +63,9 @@ export class Monitor {
     const maxSegments = o.maxSegments === undefined ? DEFAULT_MAX_SEGMENTS : positiveInt(o.maxSegments, 'maxSegments', 100_000);
     if (o.clock !== undefined && typeof o.clock !== 'function') throw typeError('clock', 'a function returning milliseconds', o.clock);
     this.#clock = (o.clock as (() => number) | undefined) ?? Date.now;
-    const { from, bins, convention, temperature, tolerance } = this.#options;
-    const accOptions: CommonOptions = { from, bins, convention, temperature, tolerance };
+    if (o.smoothEce !== undefined && typeof o.smoothEce !== 'boolean') throw typeError('smoothEce', 'a boolean', o.smoothEce);
+    const { from, bins, convention, temperature, tolerance } = this.#options; // SmoothECE grids (~330 KB a sub-window): opt-in
+    const accOptions: AccumulatorOptions = { from, bins, convention, temperature, tolerance, smoothEce: o.smoothEce === true };
     this.#shared = { classes: null, dtype: null, accOptions, flushRows };
     this.#all = new WindowSet(this.#specs, this.#shared);
     this.#segments = new Segments(this.#specs, this.#shared, maxSegments);
@@ -359,7 +359,7 @@ export class Monitor {
 
   #optionsState(): MonitorState['options'] {
     const { from, bins, convention, temperature, tolerance } = this.#options;
-    return { from, bins, convention, temperature, tolerance, windows: this.windows, ttlMs: this.#ttlMs, maxPending: this.#maxPending, flushRows: this.#shared.flushRows, maxSegments: this.#segments.max };
+    return { from, bins, convention, temperature, tolerance, windows: this.windows, ttlMs: this.#ttlMs, maxPending: this.#maxPending, flushRows: this.#shared.flushRows, maxSegments: this.#segments.max, ...(this.#shared.accOptions.smoothEce ? { smoothEce: true } : {}) };
   }
 
   #state(withPending: boolean): MonitorState {

@@ -11,7 +11,7 @@ import Ajv, { type ValidateFunction } from 'ajv';
 import { describe, ERROR_CODES, rangeErrorMessage, typeErrorMessage, withCode } from '../../core/errors';
 import { tensor } from '../../core/tensor';
 import { schemaProblem } from '../../parity/case-validate';
-import { Accumulator, type AccumulatorState } from '../accumulator';
+import { Accumulator, type AccumulatorOptions, type AccumulatorState } from '../accumulator';
 import type { BinTable, Stats } from '../metrics';
 import type { CommonOptions } from '../options';
 import { checkSegment, OVERFLOW_SEGMENT } from './segments';
@@ -58,7 +58,7 @@ const accumulator = {
       type: 'object',
       required: ['from', 'bins', 'convention', 'temperature', 'tolerance', 'device'],
       additionalProperties: false,
-      properties: { from: { type: 'string' }, bins: { type: 'integer' }, convention: { type: 'string' }, temperature: finite, tolerance: finite, device: { type: 'string' } },
+      properties: { from: { type: 'string' }, bins: { type: 'integer' }, convention: { type: 'string' }, temperature: finite, tolerance: finite, device: { type: 'string' }, smoothEce: { type: 'boolean' } },
     },
     stats: {
       type: 'object',
@@ -125,6 +125,7 @@ const STATE_SCHEMA = {
         ttlMs: { type: 'integer' },
         maxPending: { type: 'integer' },
         flushRows: { type: 'integer' },
+        smoothEce: { type: 'boolean' },
         maxSegments: { type: 'integer' },
       },
     },
@@ -193,7 +194,7 @@ export function parseState(state: unknown): unknown {
 /** What the state's options resolved to, which the rest of the state is checked against. */
 export interface StateContext {
   specs: readonly Window['spec'][];
-  accOptions: CommonOptions;
+  accOptions: AccumulatorOptions;
   maxPending: number;
   maxSegments: number;
 }

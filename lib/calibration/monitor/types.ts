@@ -58,6 +58,9 @@ export interface MonitorOptions extends CommonOptions {
   /** At most this many segments get windows of their own; rows of further segments go to the
    * overflow segment ('__overflow__') and are counted in counts.overflow. Default 100. */
   maxSegments?: number;
+  /** Keep SmoothECE's grids in every sub-window, so snapshot().smoothEce is exact (about 330 KB per
+   * sub-window and segment). Default false: snapshot().smoothEce is then NaN. */
+  smoothEce?: boolean;
   /** Milliseconds since the epoch; default Date.now. Tests inject their own. A clock that goes
    * back is read as standing still. */
   clock?: () => number;
@@ -135,3 +138,6 @@ export interface MonitorState {
   segments?: SegmentState[];
   pending?: PendingState[];
 }
+
+/** The Monitor's counters that observe/label/expire bump (internal). */
+export type CountKey = 'observed' | 'labelled' | 'expired' | 'dropped' | 'unmatched' | 'late' | 'overflow';

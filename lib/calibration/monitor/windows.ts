@@ -10,7 +10,7 @@
 import { rangeError, typeError } from '../../core/errors';
 import { readOptions } from '../../core/options';
 import { tensor, type Tensor } from '../../core/tensor';
-import { Accumulator } from '../accumulator';
+import { Accumulator, type AccumulatorOptions } from '../accumulator';
 import type { CalibrationReport } from '../metrics';
 import type { CommonOptions } from '../options';
 import type { BucketState, WindowSpec, WindowState } from './types';
@@ -44,7 +44,7 @@ export interface Window {
 export interface Shared {
   classes: number | null;
   dtype: 'float32' | 'float64' | null;
-  accOptions: CommonOptions;
+  accOptions: AccumulatorOptions;
   flushRows: number;
 }
 

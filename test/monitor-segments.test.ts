@@ -4,11 +4,10 @@
  * overflow is counted, per-segment snapshots, Prometheus `segment` labels, merge and
  * distributed allReduce by segment, thresholds per segment, and fitCalibrator(window, method).
  */
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { calibration, distributed, tensor } from '../lib/index';
 import { freePort } from './helpers/free-port';
+import { runMonitorRanks } from './helpers/monitor-ranks';
 import { rng } from './helpers/rng';
 import { thrown } from './helpers/thrown';
 
@@ -217,20 +216,7 @@ describe('Monitor segments', () => {
       return { m, rows: feed(m, 20 + rank, 200, clock, rank === 0 ? ['a', 'b'] : ['b', 'c']) };
     });
     const expected = calibration.Monitor.fromJSON(fed[0].m.toJSON(), { clock: () => clock.now }).merge(fed[1].m);
-    const script = path.join(__dirname, 'helpers', 'monitor-rank.js');
-    const outs = await Promise.all(
-      fed.map(
-        ({ m }, rank) =>
-          new Promise<{ segments: Record<string, Report> }>((resolve, reject) => {
-            const child = spawn(process.execPath, [script, JSON.stringify({ rank, worldSize: 2, store, state: m.toJSON(), now: clock.now })], { stdio: ['ignore', 'pipe', 'pipe'] });
-            let out = '';
-            let err = '';
-            child.stdout.on('data', (d) => (out += d));
-            child.stderr.on('data', (d) => (err += d));
-            child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rank ${rank} exited ${code}: ${err}`))));
-          }),
-      ),
-    );
+    const outs = await runMonitorRanks<{ segments: Record<string, Report> }>(fed.map(({ m }) => m), store, clock.now);
     for (const o of outs) {
       expect(Object.keys(o.segments).sort()).toEqual(['a', 'b', 'c']);
       for (const s of ['a', 'b', 'c']) expectClose(o.segments[s], expected.snapshot('1m', s)!, `allReduce ${s}`);

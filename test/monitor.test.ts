@@ -3,11 +3,10 @@
  * predictions whose labels arrive later; TTL and cap counted; thresholds; JSON, merge and
  * distributed allReduce of the windows.
  */
-import { spawn } from 'node:child_process';
-import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { calibration, distributed, tensor, type Tensor } from '../lib/index';
 import { freePort } from './helpers/free-port';
+import { runMonitorRanks } from './helpers/monitor-ranks';
 import { rng } from './helpers/rng';
 
 type Report = calibration.CalibrationReport;
@@ -282,20 +281,7 @@ describe('calibration.Monitor JSON, merge, distributed', () => {
       return m;
     });
     const expected = calibration.Monitor.fromJSON(states[0].toJSON(), { clock: () => clock.now }).merge(states[1]);
-    const script = path.join(__dirname, 'helpers', 'monitor-rank.js');
-    const outs = await Promise.all(
-      states.map(
-        (m, rank) =>
-          new Promise<Record<string, unknown>>((resolve, reject) => {
-            const child = spawn(process.execPath, [script, JSON.stringify({ rank, worldSize: 2, store, state: m.toJSON(), now: clock.now })], { stdio: ['ignore', 'pipe', 'pipe'] });
-            let out = '';
-            let err = '';
-            child.stdout.on('data', (d) => (out += d));
-            child.stderr.on('data', (d) => (err += d));
-            child.on('close', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop()!)) : reject(new Error(`rank ${rank} exited ${code}: ${err}`))));
-          }),
-      ),
-    );
+    const outs = await runMonitorRanks<Record<string, unknown>>(states, store, clock.now);
     for (const o of outs) {
       expectReportClose(o['1m'] as Report, expected.snapshot('1m')!, `rank ${o.rank} 1m`);
       expect((o.counts as { labelled: number }).labelled).toBe(400);

@@ -25,8 +25,9 @@ function code(p: string): string {
 }
 
 describe('the install script', () => {
-  // The install hook and the local modules it requires (the source build and the LibTorch search).
-  const installFiles = ['scripts/install.js', 'scripts/build.js', 'scripts/libtorch.js'];
+  // The install hook and the local modules it requires (the source build, the LibTorch search and the choice
+  // of a prebuild by the LibTorch found).
+  const installFiles = ['scripts/install.js', 'scripts/build.js', 'scripts/libtorch.js', 'scripts/prebuilds.js'];
 
   it('is scripts/install.js, and neither it nor what it requires loads a network module', () => {
     expect(pkg.scripts.install).toBe('node scripts/install.js');

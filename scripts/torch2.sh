@@ -113,13 +113,13 @@ else
     # shellcheck source=scripts/apt-mirror.sh
     . "$SRC/scripts/apt-mirror.sh"
     MIRROR=${SMOOTHCE_TRIXIE_MIRROR:-$(apt_mirror /etc/apt)}
-    ok "debootstrap --variant=minbase trixie from $MIRROR (about 4 min)"
+    ok "debootstrap --variant=minbase trixie from $MIRROR"
     debootstrap --variant=minbase trixie "$R" "$MIRROR" >"$R.debootstrap.log" 2>&1 ||
       { tail -30 "$R.debootstrap.log"; die "debootstrap failed (log: $R.debootstrap.log)"; }
   fi
   mount_all
   if ! probe; then
-    ok "apt-get install ${PACKAGES[*]} (about 7 min)"
+    ok "apt-get install ${PACKAGES[*]}"
     in_chroot apt-get update -qq
     in_chroot env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
   fi

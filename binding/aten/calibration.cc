@@ -352,17 +352,18 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
     r.iterations = evals;
     return r;
   }
+  // The minimum lies past a bound of the search: report the bound's temperature and NLL.
+  auto at_bound = [&](double beta) {
+    r.temperature = 1.0 / beta;
+    r.nll_after = eval_nll(d, beta).f;
+    r.at_bound = true;
+    r.iterations = evals + 1;
+    return r;
+  };
   if (negative(at1)) {  // the minimum is at a larger beta (smaller T)
     while (true) {
       hi = lo * 2.0;
-      if (hi > kMax) {
-        NllEval e = eval_nll(d, kMax);
-        r.temperature = 1.0 / kMax;
-        r.nll_after = e.f;
-        r.at_bound = true;
-        r.iterations = evals + 1;
-        return r;
-      }
+      if (hi > kMax) return at_bound(kMax);
       NllEval e = eval_nll(d, hi);
       ++evals;
       if (!negative(e)) break;
@@ -371,14 +372,7 @@ TemperatureResult fit_temperature(const RawTensor& logits_raw, const RawTensor& 
   } else {
     while (true) {
       lo = hi / 2.0;
-      if (lo < kMin) {
-        NllEval e = eval_nll(d, kMin);
-        r.temperature = 1.0 / kMin;
-        r.nll_after = e.f;
-        r.at_bound = true;
-        r.iterations = evals + 1;
-        return r;
-      }
+      if (lo < kMin) return at_bound(kMin);
       NllEval e = eval_nll(d, lo);
       ++evals;
       if (negative(e) || e.g == 0) break;

@@ -32,21 +32,13 @@ Call read_call(Napi::Env env, const Napi::Value& value, bool async) {
   if (auto handle = device_tensor_of(env, in, "input")) {
     SMOOTHCE_THROW_TYPE_IF(env, !at::isFloatingType(handle->tensor.scalar_type()),
                            "Expected a floating-point DeviceTensor for input");
-    call.args.input_tensor = handle->tensor;
-    call.args.input.storage = handle->host_dtype;
-    call.args.input.compute = handle->tensor.scalar_type();
-    call.args.input.shape = handle->tensor.sizes().vec();
-    call.args.input.present = true;
+    take_device_tensor(*handle, call.args.input_tensor, call.args.input);
   } else {
     call.args.input = r.tensor(in, "input", Role::Input);
   }
   Napi::Value tg = r.get(Prop::Target);
   if (auto handle = device_tensor_of(env, tg, "target")) {
-    call.args.target_tensor = handle->tensor;
-    call.args.target.storage = handle->host_dtype;
-    call.args.target.compute = handle->tensor.scalar_type();
-    call.args.target.shape = handle->tensor.sizes().vec();
-    call.args.target.present = true;
+    take_device_tensor(*handle, call.args.target_tensor, call.args.target);
   } else {
     call.args.target = r.tensor(tg, "target", Role::Target);
   }

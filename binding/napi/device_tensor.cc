@@ -232,4 +232,12 @@ void InitDeviceTensor(Napi::Env env, Napi::Object exports) {
   exports.Set("workerNumThreads", Napi::Function::New(env, WorkerNumThreads, "workerNumThreads"));
 }
 
+void take_device_tensor(const DeviceTensorRef& handle, at::Tensor& tensor, RawTensor& raw) {
+  tensor = handle.tensor;
+  raw.storage = handle.host_dtype;
+  raw.compute = handle.tensor.scalar_type();
+  raw.shape = handle.tensor.sizes().vec();
+  raw.present = true;
+}
+
 }  // namespace smoothce

@@ -5,6 +5,8 @@
 
 #include <napi.h>
 
+#include "aten/cross_entropy.h"
+
 #include <ATen/ATen.h>
 
 #include <optional>
@@ -23,6 +25,10 @@ struct DeviceTensorRef {
 // an Error naming `name`. Anything else: std::nullopt (the caller reads it as a plain
 // { data, shape, dtype } tensor).
 std::optional<DeviceTensorRef> device_tensor_of(Napi::Env env, const Napi::Value& value, const char* name);
+
+// Takes a handle's tensor as an op's argument, in place (no copy): `tensor` holds it, and
+// `raw` describes it (its host dtype, compute dtype and shape) as a host tensor would be.
+void take_device_tensor(const DeviceTensorRef& handle, at::Tensor& tensor, RawTensor& raw);
 
 // A new handle that owns `tensor` (no copy): how a result computed natively, such as a
 // gradient left on its device, goes back to JavaScript. Its dtype is the tensor's

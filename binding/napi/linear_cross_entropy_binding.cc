@@ -38,11 +38,7 @@ struct LinearCall {
 void read_maybe_device(ArgReader& r, const char* name, Role role, RawTensor& raw, at::Tensor& device_tensor) {
   Napi::Value v = r.get(name);
   if (auto handle = device_tensor_of(r.env(), v, name)) {
-    device_tensor = handle->tensor;
-    raw.storage = handle->host_dtype;
-    raw.compute = handle->tensor.scalar_type();
-    raw.shape = handle->tensor.sizes().vec();
-    raw.present = true;
+    take_device_tensor(*handle, device_tensor, raw);
     return;
   }
   raw = r.tensor(v, name, role);

@@ -6,7 +6,7 @@ export { crossEntropy, crossEntropyAsync } from './loss/cross-entropy';
 export type { CrossEntropyResult, CrossEntropyGradResult, FloatOf, DeviceGradOptions, DeviceGradResult, NoneOptions, ScalarOptions } from './loss/cross-entropy';
 export type { CrossEntropyOptions, Reduction, Device } from './core/options';
 export { linearCrossEntropy, linearCrossEntropyAsync } from './loss/linear-cross-entropy';
-export type { LinearCrossEntropyOptions, LinearCrossEntropyResult, LinearCrossEntropyGrad, LinearGradInto } from './loss/linear-cross-entropy';
+export type { LinearCrossEntropyOptions, LinearCrossEntropyResult, LinearCrossEntropyGradResult, LinearCrossEntropyGrad, LinearGradInto } from './loss/linear-cross-entropy';
 import { native, preloadNative } from './core/native';
 
 /** The LibTorch version the addon was built against, e.g. "1.13.0". */

@@ -11,6 +11,8 @@ import {
   checkDevice,
   crossEntropy,
   crossEntropyAsync,
+  linearCrossEntropy,
+  linearCrossEntropyAsync,
   LossAccumulator,
   tensor,
   toDevice,
@@ -34,6 +36,19 @@ describe('crossEntropy result types', () => {
     expectTypeOf(none.loss).toEqualTypeOf<Tensor<Float64Array>>();
     const plain = crossEntropy(x64, y, { labelSmoothing: 0.1 });
     expectTypeOf(plain.grad).toEqualTypeOf<Tensor<Float64Array> | undefined>();
+    expect(plain.grad).toBeUndefined();
+  });
+
+  it('linearCrossEntropy: grad: true makes grad non-optional, in the input dtype', async () => {
+    const w64 = tensor(new Float64Array([0.1, 0.2, 0.3, -0.1, 0, 0.5, 0.2, 0.1, -0.3]), [3, 3]);
+    const r = linearCrossEntropy(x64, w64, y, { grad: true, labelSmoothing: 0.1 });
+    expectTypeOf(r.loss).toEqualTypeOf<number>();
+    expectTypeOf(r.grad.linearWeight).toEqualTypeOf<Tensor<Float64Array>>();
+    expect(r.grad.input.shape).toEqual([2, 3]);
+    const none = await linearCrossEntropyAsync(x64, w64, y, { grad: true, reduction: 'none' });
+    expectTypeOf(none.loss).toEqualTypeOf<Tensor<Float64Array>>();
+    expectTypeOf(none.grad.input).toEqualTypeOf<Tensor<Float64Array>>();
+    const plain = linearCrossEntropy(x64, w64, y);
     expect(plain.grad).toBeUndefined();
   });
 

@@ -63,6 +63,9 @@ export interface LinearCrossEntropyResult<L = number | Tensor<FloatArray>, F ext
   grad?: LinearCrossEntropyGrad<F>;
 }
 
+/** The result of a call with grad: true: `grad` is always there. */
+export type LinearCrossEntropyGradResult<L = number | Tensor<FloatArray>, F extends FloatArray = FloatArray> = LinearCrossEntropyResult<L, F> & { grad: LinearCrossEntropyGrad<F> };
+
 export const LINEAR_OPTION_NAMES: readonly string[] = [
   'linearBias',
   'weight',
@@ -259,6 +262,18 @@ export function linearCrossEntropy<I extends TensorInput>(
   input: I,
   linearWeight: TensorInput,
   target: TensorInput,
+  options: LinearCrossEntropyOptions & { reduction: 'none'; grad: true },
+): LinearCrossEntropyGradResult<Tensor<FloatOfInput<I>>, FloatOfInput<I>>;
+export function linearCrossEntropy<I extends TensorInput>(
+  input: I,
+  linearWeight: TensorInput,
+  target: TensorInput,
+  options: LinearCrossEntropyOptions & { reduction?: 'mean' | 'sum'; grad: true },
+): LinearCrossEntropyGradResult<number, FloatOfInput<I>>;
+export function linearCrossEntropy<I extends TensorInput>(
+  input: I,
+  linearWeight: TensorInput,
+  target: TensorInput,
   options: LinearCrossEntropyOptions & { reduction: 'none' },
 ): LinearCrossEntropyResult<Tensor<FloatOfInput<I>>, FloatOfInput<I>>;
 export function linearCrossEntropy<I extends TensorInput>(
@@ -278,6 +293,18 @@ export function linearCrossEntropy(input: TensorInput, linearWeight: TensorInput
  * backed by an ordinary ArrayBuffer are copied when the call starts (the caller may then change
  * or transfer them); gradInto buffers are written while the promise is pending.
  */
+export async function linearCrossEntropyAsync<I extends TensorInput>(
+  input: I,
+  linearWeight: TensorInput,
+  target: TensorInput,
+  options: LinearCrossEntropyOptions & { reduction: 'none'; grad: true },
+): Promise<LinearCrossEntropyGradResult<Tensor<FloatOfInput<I>>, FloatOfInput<I>>>;
+export async function linearCrossEntropyAsync<I extends TensorInput>(
+  input: I,
+  linearWeight: TensorInput,
+  target: TensorInput,
+  options: LinearCrossEntropyOptions & { reduction?: 'mean' | 'sum'; grad: true },
+): Promise<LinearCrossEntropyGradResult<number, FloatOfInput<I>>>;
 export async function linearCrossEntropyAsync<I extends TensorInput>(
   input: I,
   linearWeight: TensorInput,
